@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * hybridmem_uapi.h - the ioctl interface of hybridmem_test.ko (/dev/devKex).
+ *
+ * The single source of truth shared by the kernel module and by user space
+ * (the N-API addon includes this file directly), in the spirit of the
+ * kernel's lib/test_hmm_uapi.h.  Every struct has a fixed layout made of
+ * __u32/__s32/__u64 fields only, so 32- and 64-bit user space agree.
+ */
+#ifndef _HYBRIDMEM_UAPI_H
+#define _HYBRIDMEM_UAPI_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define HYBRIDMEM_UAPI_VERSION	1
+#define HYBRIDMEM_CHRDEV_NAME	"kex"		/* as in /proc/devices */
+#define HYBRIDMEM_NODE_PATH	"/dev/devKex"	/* the notes' node */
+#define HYBRIDMEM_SYSFS_DIR	"/sys/kernel/hybridmem_test"
+
+/* How the mmap handler maps its pages; the map_mode parameter's names. */
+enum hybridmem_map_mode {
+	HYBRIDMEM_MODE_REMAP_PFN = 0,	/* "remap_pfn": one remap_pfn_range per page (test2) */
+	HYBRIDMEM_MODE_INSERT_PAGE = 1,	/* "insert_page": vm_insert_page per page */
+	HYBRIDMEM_MODE_INSERT_PAGES = 2,	/* "insert_pages": one vm_insert_pages batch */
+	HYBRIDMEM_MODE_REMAP_CONTIG = 3,	/* "remap_contig": high-order blocks, one remap each */
+	HYBRIDMEM_MODE_FAULT = 4,	/* "fault": lazy, from vm_ops->fault */
+	HYBRIDMEM_MODE_MIXED = 5,	/* "mixed": remap page 0, insert page 1: the notes' BUG */
+	HYBRIDMEM_MODE_COUNT
+};
+
+/* HYBRIDMEM_IOC_GET_INFO: what this module is and how this fd maps. */
+struct hybridmem_info {
+	__u32 version;		/* HYBRIDMEM_UAPI_VERSION */
+	__u32 page_size;	/* PAGE_SIZE */
+	__u32 map_mode;		/* enum hybridmem_map_mode, this fd */
+	__u32 zap_after_map;	/* 0/1, this fd */
+	__s32 fail_at;		/* page index to fail at, -1 = off, this fd */
+	__u32 allow_bug;	/* module parameter, read-only after load */
+	__u64 max_pages;	/* cap per mapping */
+	__u64 max_total_pages;	/* cap on live pages, all mappings together */
+	__u32 log_pages;	/* per-page log lines one mmap prints at most */
+	__u32 reserved;		/* zero */
+};
+
+/*
+ * HYBRIDMEM_IOC_SET_MODE: per-fd override of the module parameters, used by
+ * every later mmap of this fd.  All three fields are applied; read the
+ * current values with GET_INFO first to change just one.
+ */
+struct hybridmem_mode {
+	__u32 map_mode;		/* enum hybridmem_map_mode */
+	__u32 zap_after_map;	/* 0/1 */
+	__s32 fail_at;		/* -1 = off */
+	__u32 reserved;		/* must be zero */
+};
+
+/*
+ * HYBRIDMEM_IOC_ZAP / HYBRIDMEM_IOC_REMAP: act on [addr, addr + length) of a
+ * live mapping of this fd in the caller's address space (the hdcdrv
+ * pattern: the kernel takes pages away from, and gives them back to, a
+ * mapping the user still holds).  addr and length are page aligned and the
+ * range lies inside one vma of this device.
+ */
+struct hybridmem_range {
+	__u64 addr;		/* in: user address */
+	__u64 length;		/* in: bytes */
+	__u64 pages;		/* out: pages acted on */
+	__u32 flags;		/* out: HYBRIDMEM_RANGE_* */
+	__u32 reserved;		/* in: must be zero */
+};
+
+/* ZAP out flag: the vma is not VM_PFNMAP, so zap_vma_ptes() did nothing. */
+#define HYBRIDMEM_RANGE_NOOP	(1U << 0)
+
+/* HYBRIDMEM_IOC_GET_STATS: module-wide counters, as in sysfs. */
+struct hybridmem_stats {
+	__u64 live_pages;	/* pages allocated now */
+	__u64 live_mappings;	/* mapping objects alive now */
+	__u64 maps;		/* successful mmaps */
+	__u64 map_failures;	/* mmaps that failed (and cleaned up) */
+	__u64 zaps;		/* pages passed to zap_vma_ptes */
+	__u64 faults;		/* pages mapped from the fault handler */
+	__u64 remaps;		/* pages mapped again by REMAP */
+	__u64 frees;		/* pages freed */
+};
+
+#define HYBRIDMEM_IOC_MAGIC	0xB6
+
+#define HYBRIDMEM_IOC_GET_INFO	_IOR(HYBRIDMEM_IOC_MAGIC, 0x00, struct hybridmem_info)
+#define HYBRIDMEM_IOC_SET_MODE	_IOW(HYBRIDMEM_IOC_MAGIC, 0x01, struct hybridmem_mode)
+#define HYBRIDMEM_IOC_GET_STATS	_IOR(HYBRIDMEM_IOC_MAGIC, 0x02, struct hybridmem_stats)
+#define HYBRIDMEM_IOC_ZAP	_IOWR(HYBRIDMEM_IOC_MAGIC, 0x03, struct hybridmem_range)
+#define HYBRIDMEM_IOC_REMAP	_IOWR(HYBRIDMEM_IOC_MAGIC, 0x04, struct hybridmem_range)
+
+#endif /* _HYBRIDMEM_UAPI_H */
