@@ -1,0 +1,107 @@
+// Builds the guest's initramfs: busybox-static, the init script, and the
+// chosen kernel's own modules for virtio, 9p and overlayfs, decompressed and
+// numbered in dependency order.  The result is cached under a key made of
+// everything that goes into it, so a kernel update or a new init script
+// rebuilds it and nothing else does.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { cacheDir, hashKey, writeAtomic } from './cache.js';
+import { writeCpio, type CpioEntry } from './cpio.js';
+import { GUEST_INIT } from './guest-init.js';
+import type { KernelInfo } from './kernels.js';
+
+/** What the guest needs; their dependencies are added by modinfo. */
+export const GUEST_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay'];
+
+const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
+
+export interface ResolvedModule {
+	name: string;
+	/** Path of the .ko, .ko.xz, .ko.zst or .ko.gz file. */
+	file: string;
+}
+
+export function findBusybox(): string {
+	for (const p of BUSYBOX_CANDIDATES) if (existsSync(p)) return p;
+	throw Object.assign(new Error('busybox not found: apt-get install busybox-static (or run scripts/bootstrap.sh)'), {
+		code: 'ERR_NO_BUSYBOX',
+	});
+}
+
+async function modinfo(version: string, field: string, name: string): Promise<string> {
+	const r = await execa('modinfo', ['-k', version, '-F', field, name], { reject: false });
+	if (r.exitCode !== 0) throw new Error(`modinfo cannot find module ${name} for kernel ${version}: ${r.stderr.trim()}`);
+	return r.stdout.trim();
+}
+
+/**
+ * The modules to load for `wanted`, dependencies first, skipping modules
+ * built into the kernel.
+ */
+export async function resolveModules(version: string, wanted = GUEST_MODULES): Promise<ResolvedModule[]> {
+	const order: ResolvedModule[] = [];
+	const seen = new Set<string>();
+	const visit = async (name: string): Promise<void> => {
+		if (seen.has(name)) return;
+		seen.add(name);
+		const file = await modinfo(version, 'filename', name);
+		if (file === '(builtin)' || file === '') return;
+		const depends = (await modinfo(version, 'depends', name)).split(',').filter(Boolean);
+		for (const d of depends) await visit(d);
+		order.push({ name, file });
+	};
+	for (const w of wanted) await visit(w);
+	return order;
+}
+
+const DECOMPRESSORS: Record<string, string[]> = {
+	'.xz': ['xz', '-dc'],
+	'.zst': ['zstd', '-dcq'],
+	'.gz': ['gzip', '-dc'],
+};
+
+/** A module file's bytes, decompressed: busybox insmod takes plain ELF only. */
+export async function readModule(file: string): Promise<Buffer> {
+	const cmd = DECOMPRESSORS[path.extname(file)];
+	if (!cmd) return readFileSync(file);
+	const [bin, ...args] = cmd as [string, ...string[]];
+	const r = await execa(bin, [...args, file], { encoding: 'buffer', maxBuffer: 1 << 28 });
+	return Buffer.from(r.stdout as Uint8Array);
+}
+
+function stamp(file: string): string {
+	const st = statSync(file);
+	return `${file}:${st.size}:${st.mtimeMs}`;
+}
+
+/** Cache key: busybox, the init script, and the kernel's module index. */
+export function initramfsKey(kernel: KernelInfo, busybox: string): string {
+	const depFile = path.join(kernel.modulesDir, 'modules.dep');
+	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, GUEST_MODULES.join(','));
+}
+
+export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox()): Promise<Buffer> {
+	const modules = await resolveModules(kernel.version);
+	const entries: CpioEntry[] = [
+		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', 'lower', 'rw', 'newroot'].map((name) => ({ type: 'dir' as const, name })),
+		// The kernel opens /dev/console for init before anything is mounted.
+		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
+		{ type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
+		{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
+		{ type: 'file', name: 'init', data: Buffer.from(GUEST_INIT), mode: 0o755 },
+	];
+	for (const [i, m] of modules.entries()) {
+		const n = String(i).padStart(2, '0');
+		entries.push({ type: 'file', name: `lib/modules/${n}-${m.name}.ko`, data: await readModule(m.file) });
+	}
+	return writeCpio(entries);
+}
+
+/** Path of a cached initramfs for `kernel`, building it when missing or stale. */
+export async function initramfsFor(kernel: KernelInfo): Promise<string> {
+	const busybox = findBusybox();
+	const file = path.join(cacheDir(), `initramfs-${kernel.version}-${initramfsKey(kernel, busybox)}.cpio`);
+	if (!existsSync(file)) writeAtomic(file, await buildInitramfsImage(kernel, busybox));
+	return file;
+}

@@ -1,0 +1,235 @@
+// Runs one command as root in a throwaway VM and reports how it ended.
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { chooseAccel, KVM_PROBE_TIMEOUT_MS, type AccelRequest } from './accel.js';
+import { initramfsFor } from './initramfs.js';
+import { chooseKernel, type KernelInfo } from './kernels.js';
+import { qemuArgs, type Accel } from './qemu-args.js';
+import { writeSpec } from './spec.js';
+import { uncompressedKernel } from './vmlinux.js';
+import { INIT_FAILED_STATUS } from './guest-init.js';
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG'];
+export const DEFAULT_TIMEOUT_MS = 600_000;
+export const EXIT_TIMEOUT = 124;
+export const EXIT_CRASH = 125;
+export const EXIT_ABORTED = 130;
+
+export interface VmOptions {
+	command: string[];
+	/** Kernel release to boot; default: the newest with headers installed. */
+	kernel?: string;
+	cwd?: string;
+	/** Extra variables; PATH, HOME, TERM, CI and LANG pass from this process. */
+	env?: Record<string, string>;
+	/** Host directories shared writable at the same path. */
+	rw?: string[];
+	memMiB?: number;
+	cpus?: number;
+	timeoutMs?: number;
+	accel?: AccelRequest;
+	/** Where to save the kernel console; default: a new file under the temp dir. */
+	consoleLog?: string;
+	/** 'inherit': the command's output goes to this process's stdout/stderr, live. */
+	stdout?: 'inherit' | 'pipe';
+	stderr?: 'inherit' | 'pipe';
+	onConsoleLine?: (line: string) => void;
+	/** Ends the VM as soon as a console line matches (e.g. the end of an oops). */
+	stopWhen?: RegExp;
+	signal?: AbortSignal;
+	extraKernelArgs?: string[];
+	/** The runner's own progress messages (kernel, accelerator); never the command's. */
+	onNotice?: (message: string) => void;
+}
+
+export type VmOutcome = 'exited' | 'timeout' | 'crashed' | 'stopped' | 'aborted';
+
+export interface VmResult {
+	/** The command's exit status, or 124 (timeout), 125 (no status: crash), 130 (aborted). */
+	exitCode: number;
+	outcome: VmOutcome;
+	kernel: string;
+	accel: Accel;
+	consoleLog: string;
+	/** The last console lines, for a crash message. */
+	consoleTail: string[];
+	/** The console line that matched `stopWhen`. */
+	matchedLine?: string;
+	durationMs: number;
+	stdout?: string;
+	stderr?: string;
+}
+
+export interface BootAssets {
+	kernel: KernelInfo;
+	vmlinux: string;
+	initramfs: string;
+}
+
+/** The kernel, its uncompressed image and the initramfs, from the cache when fresh. */
+export async function prepareBoot(kernel?: string): Promise<BootAssets> {
+	const k = chooseKernel(kernel);
+	const [vmlinux, initramfs] = await Promise.all([uncompressedKernel(k.image), initramfsFor(k)]);
+	return { kernel: k, vmlinux, initramfs };
+}
+
+function pickEnv(extra: Record<string, string> = {}): Record<string, string> {
+	const env: Record<string, string> = {};
+	for (const k of DEFAULT_PASS_ENV) {
+		const v = process.env[k];
+		if (v !== undefined) env[k] = v;
+	}
+	return { ...env, ...extra };
+}
+
+/** Boots a guest with KVM that only reports back; true when it did in time. */
+async function probeKvm(assets: BootAssets): Promise<boolean> {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-kvm-'));
+	const statusFile = path.join(dir, 'status');
+	try {
+		const args = qemuArgs({
+			kernelImage: assets.vmlinux,
+			initramfs: assets.initramfs,
+			accel: 'kvm',
+			memMiB: 256,
+			cpus: 1,
+			stdoutFd: 3,
+			stderrFd: 4,
+			statusFile,
+			shares: [],
+			probe: true,
+		});
+		const r = await execa(QEMU_BINARY, args, {
+			stdio: ['ignore', 'ignore', 'ignore', 'ignore', 'ignore'],
+			timeout: KVM_PROBE_TIMEOUT_MS,
+			forceKillAfterDelay: 1000,
+			killSignal: 'SIGKILL',
+			reject: false,
+		});
+		return !r.timedOut && readFileSync(statusFile, 'utf8').trim() === '0';
+	} catch {
+		return false;
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+const TAIL_LINES = 40;
+
+export async function runInVm(opts: VmOptions): Promise<VmResult> {
+	const started = Date.now();
+	const assets = await prepareBoot(opts.kernel);
+	const { accel, reason } = await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
+	opts.onNotice?.(`kernel ${assets.kernel.version}, ${reason}`);
+
+	const shares = (opts.rw ?? []).map((dir, i) => ({ tag: `hmrw${i}`, dir: path.resolve(dir) }));
+	const specDir = writeSpec({
+		argv: opts.command,
+		cwd: path.resolve(opts.cwd ?? process.cwd()),
+		env: pickEnv(opts.env),
+		shares,
+	});
+	const statusFile = path.join(specDir, 'status');
+	const consoleLog = opts.consoleLog ?? path.join(os.tmpdir(), `hybridmem-console-${started}-${process.pid}.log`);
+	const logStream = createWriteStream(consoleLog);
+	const args = qemuArgs({
+		kernelImage: assets.vmlinux,
+		initramfs: assets.initramfs,
+		accel,
+		memMiB: opts.memMiB ?? 2048,
+		cpus: opts.cpus ?? 2,
+		stdoutFd: 3,
+		stderrFd: 4,
+		statusFile,
+		specDir,
+		shares,
+		...(opts.extraKernelArgs ? { extraKernelArgs: opts.extraKernelArgs } : {}),
+	});
+	// fd 3 and 4 of QEMU receive the command's stdout and stderr; QEMU's own
+	// stdout carries the kernel console, its stderr QEMU's own complaints.
+	const out = opts.stdout === 'inherit' ? 1 : 'pipe';
+	const err = opts.stderr === 'inherit' ? 2 : 'pipe';
+	const child = execa(QEMU_BINARY, args, {
+		stdio: ['ignore', 'pipe', 'pipe', out, err],
+		reject: false,
+		encoding: 'utf8',
+		stripFinalNewline: false,
+		buffer: { stdout: false, stderr: true },
+	});
+
+	let outcome: VmOutcome | undefined;
+	let matchedLine: string | undefined;
+	const tail: string[] = [];
+	const kill = (why: VmOutcome) => {
+		outcome ??= why;
+		child.kill('SIGKILL');
+	};
+	let partial = '';
+	child.stdout?.on('data', (chunk: Buffer) => {
+		logStream.write(chunk);
+		const text = partial + chunk.toString('utf8');
+		const lines = text.split('\n');
+		partial = lines.pop() ?? '';
+		for (const raw of lines) {
+			const line = raw.replace(/\r$/, '');
+			tail.push(line);
+			if (tail.length > TAIL_LINES) tail.shift();
+			opts.onConsoleLine?.(line);
+			if (opts.stopWhen && matchedLine === undefined && opts.stopWhen.test(line)) {
+				matchedLine = line;
+				kill('stopped');
+			}
+		}
+	});
+	const timer = setTimeout(() => kill('timeout'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+	const onAbort = () => kill('aborted');
+	opts.signal?.addEventListener('abort', onAbort, { once: true });
+	if (opts.signal?.aborted) onAbort();
+
+	const r = await child;
+	clearTimeout(timer);
+	opts.signal?.removeEventListener('abort', onAbort);
+	if (partial) tail.push(partial);
+	await new Promise<void>((resolve) => logStream.end(resolve));
+
+	let status: number | undefined;
+	try {
+		const text = readFileSync(statusFile, 'utf8').trim();
+		if (/^\d+$/.test(text)) status = Number(text);
+	} catch {
+		/* no status: the guest never got that far */
+	}
+	rmSync(specDir, { recursive: true, force: true });
+
+	let exitCode: number;
+	if (outcome === 'timeout') exitCode = EXIT_TIMEOUT;
+	else if (outcome === 'aborted') exitCode = EXIT_ABORTED;
+	else if (outcome === 'stopped') exitCode = 0;
+	else if (status !== undefined) {
+		outcome = 'exited';
+		exitCode = status;
+	} else {
+		outcome = 'crashed';
+		exitCode = EXIT_CRASH;
+		const qemuErr = String(r.stderr ?? '').trim();
+		if (qemuErr) tail.push(`[qemu] ${qemuErr}`);
+	}
+	const stdio = r.stdio as unknown[];
+	return {
+		exitCode,
+		outcome,
+		kernel: assets.kernel.version,
+		accel,
+		consoleLog,
+		consoleTail: tail,
+		...(matchedLine !== undefined ? { matchedLine } : {}),
+		durationMs: Date.now() - started,
+		...(out === 'pipe' ? { stdout: String(stdio[3] ?? '') } : {}),
+		...(err === 'pipe' ? { stderr: String(stdio[4] ?? '') } : {}),
+	};
+}
+
+export { INIT_FAILED_STATUS };

@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects, by where a test can run:
+//  host:   anywhere; parsers, argument handling, the addon on /dev/zero and memfd.
+//  vm:     on the host, booting real VMs through the runner (QEMU must be installed).
+//  device: only where hybridmem_test.ko is loaded (inside the VM runner or a
+//          machine that set HYBRIDMEM_NATIVE=1); scripts/test.mjs arranges that.
+// forks, not threads: a native addon that maps device memory belongs in its
+// own process (vitest's own advice for native code).
+export default defineConfig({
+	test: {
+		pool: 'forks',
+		projects: [
+			{ extends: true, test: { name: 'host', include: ['test/host/**/*.test.ts'] } },
+			{
+				extends: true,
+				test: { name: 'vm', include: ['test/vm/**/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false },
+			},
+			{
+				extends: true,
+				test: { name: 'device', include: ['test/device/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false },
+			},
+		],
+	},
+});
