@@ -12,9 +12,9 @@ export interface QemuConfig {
 	accel: Accel;
 	memMiB: number;
 	cpus: number;
-	/** Host fds (in QEMU's own fd table) receiving the command's stdout and stderr. */
-	stdoutFd: number;
-	stderrFd: number;
+	/** Unix sockets (listened on by the host) receiving the command's stdout and stderr. */
+	stdoutSocket?: string;
+	stderrSocket?: string;
 	statusFile: string;
 	specDir?: string;
 	shares: { tag: string; dir: string }[];
@@ -40,6 +40,12 @@ export const BASE_KERNEL_ARGS = [
 	'nokaslr',
 ];
 
+/** A virtio-serial port whose host side is a Unix socket, or nothing. */
+function port(id: string, name: string, socket: string | undefined): string[] {
+	const backend = socket ? `socket,id=${id},path=${socket}` : `null,id=${id}`;
+	return ['-chardev', backend, '-device', `virtserialport,bus=vser.0,chardev=${id},name=${name}`];
+}
+
 export function qemuArgs(c: QemuConfig): string[] {
 	const append = [...BASE_KERNEL_ARGS, ...(c.extraKernelArgs ?? [])];
 	if (c.probe) append.push(PROBE_PARAM);
@@ -59,10 +65,8 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-chardev', 'stdio,id=con,signal=off',
 		'-serial', 'chardev:con',
 		'-device', 'virtio-serial-pci,id=vser',
-		'-chardev', `file,id=hmout,path=/proc/self/fd/${c.stdoutFd},append=on`,
-		'-device', `virtserialport,bus=vser.0,chardev=hmout,name=${PORTS.stdout}`,
-		'-chardev', `file,id=hmerr,path=/proc/self/fd/${c.stderrFd},append=on`,
-		'-device', `virtserialport,bus=vser.0,chardev=hmerr,name=${PORTS.stderr}`,
+		...port('hmout', PORTS.stdout, c.stdoutSocket),
+		...port('hmerr', PORTS.stderr, c.stderrSocket),
 		'-chardev', `file,id=hmst,path=${c.statusFile}`,
 		'-device', `virtserialport,bus=vser.0,chardev=hmst,name=${PORTS.status}`,
 		'-fsdev', `local,id=${ROOT_TAG},path=/,security_model=none,readonly=on,multidevs=remap`,

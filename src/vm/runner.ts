@@ -1,5 +1,6 @@
 // Runs one command as root in a throwaway VM and reports how it ended.
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -96,14 +97,12 @@ async function probeKvm(assets: BootAssets): Promise<boolean> {
 			accel: 'kvm',
 			memMiB: 256,
 			cpus: 1,
-			stdoutFd: 3,
-			stderrFd: 4,
 			statusFile,
 			shares: [],
 			probe: true,
 		});
 		const r = await execa(QEMU_BINARY, args, {
-			stdio: ['ignore', 'ignore', 'ignore', 'ignore', 'ignore'],
+			stdio: 'ignore',
 			timeout: KVM_PROBE_TIMEOUT_MS,
 			forceKillAfterDelay: 1000,
 			killSignal: 'SIGKILL',
@@ -118,6 +117,43 @@ async function probeKvm(assets: BootAssets): Promise<boolean> {
 }
 
 const TAIL_LINES = 40;
+
+interface Sink {
+	/** Resolves with what was collected (empty when relayed) once QEMU's side closed. */
+	done(): Promise<string>;
+}
+
+/**
+ * Listens on a Unix socket for QEMU's connection and relays what arrives to
+ * `relay`, or collects it.  QEMU connects once at start and closes at exit,
+ * so the end of the connection means every byte has arrived.
+ */
+function openSink(socketPath: string, relay?: NodeJS.WritableStream): Promise<Sink> {
+	const chunks: Buffer[] = [];
+	let connected = false;
+	let finished: () => void = () => {};
+	const ended = new Promise<void>((resolve) => (finished = resolve));
+	const server = net.createServer((conn) => {
+		connected = true;
+		server.close();
+		conn.on('data', (chunk: Buffer) => (relay ? relay.write(chunk) : chunks.push(chunk)));
+		conn.on('close', () => finished());
+		conn.on('error', () => finished());
+	});
+	return new Promise((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(socketPath, () =>
+			resolve({
+				async done() {
+					// QEMU has exited: if it never connected there is nothing to wait for.
+					if (!connected) server.close();
+					else await ended;
+					return Buffer.concat(chunks).toString('utf8');
+				},
+			}),
+		);
+	});
+}
 
 export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const started = Date.now();
@@ -141,25 +177,25 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		accel,
 		memMiB: opts.memMiB ?? 2048,
 		cpus: opts.cpus ?? 2,
-		stdoutFd: 3,
-		stderrFd: 4,
+		stdoutSocket: path.join(specDir, 'out.sock'),
+		stderrSocket: path.join(specDir, 'err.sock'),
 		statusFile,
 		specDir,
 		shares,
 		...(opts.extraKernelArgs ? { extraKernelArgs: opts.extraKernelArgs } : {}),
 	});
-	// fd 3 and 4 of QEMU receive the command's stdout and stderr; QEMU's own
-	// stdout carries the kernel console, its stderr QEMU's own complaints.
-	const out = opts.stdout === 'inherit' ? 1 : 'pipe';
-	const err = opts.stderr === 'inherit' ? 2 : 'pipe';
+	// The command's stdout and stderr reach us over Unix sockets that QEMU
+	// connects to at start (a pipe from our side would be a socketpair, which
+	// QEMU cannot open by path).  QEMU's own stdout carries the kernel
+	// console, its stderr QEMU's own complaints.
+	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined);
+	const errSink = await openSink(path.join(specDir, 'err.sock'), opts.stderr === 'inherit' ? process.stderr : undefined);
 	const child = execa(QEMU_BINARY, args, {
-		stdio: ['ignore', 'pipe', 'pipe', out, err],
+		stdio: ['ignore', 'pipe', 'pipe'],
 		reject: false,
 		encoding: 'utf8',
-		stripFinalNewline: false,
 		buffer: { stdout: false, stderr: true },
 	});
-
 	let outcome: VmOutcome | undefined;
 	let matchedLine: string | undefined;
 	const tail: string[] = [];
@@ -191,6 +227,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 
 	const r = await child;
 	clearTimeout(timer);
+	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);
 	await new Promise<void>((resolve) => logStream.end(resolve));
@@ -217,7 +254,6 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		const qemuErr = String(r.stderr ?? '').trim();
 		if (qemuErr) tail.push(`[qemu] ${qemuErr}`);
 	}
-	const stdio = r.stdio as unknown[];
 	return {
 		exitCode,
 		outcome,
@@ -227,8 +263,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		consoleTail: tail,
 		...(matchedLine !== undefined ? { matchedLine } : {}),
 		durationMs: Date.now() - started,
-		...(out === 'pipe' ? { stdout: String(stdio[3] ?? '') } : {}),
-		...(err === 'pipe' ? { stderr: String(stdio[4] ?? '') } : {}),
+		...(opts.stdout !== 'inherit' ? { stdout: stdoutText } : {}),
+		...(opts.stderr !== 'inherit' ? { stderr: stderrText } : {}),
 	};
 }
 

@@ -1,0 +1,84 @@
+// hybridmem vm [options] -- CMD [ARGS...]
+import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
+import { abortOnSignals, keyValues, parse, positiveNumber } from '../options.js';
+import { runInVm, DEFAULT_TIMEOUT_MS } from '../../vm/runner.js';
+import type { AccelRequest } from '../../vm/accel.js';
+
+export const summary = 'run a command as root in a throwaway VM booting a real Debian kernel';
+
+export const help = `Usage: hybridmem vm [options] -- CMD [ARGS...]
+
+Runs CMD as root in a fresh QEMU virtual machine that boots a Debian kernel
+from /boot.  The host's root filesystem is visible read-only at the same paths
+(writes land in a tmpfs overlay and vanish with the VM), and the working
+directory is the current one.  CMD's stdout and stderr stream here live; the
+kernel console goes to a log file.
+
+Options:
+  --kernel VER        kernel release to boot (default: newest with headers; see 'hybridmem kernels')
+  --rw DIR            share DIR writable at the same path (repeatable)
+  --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG pass by default
+  --mem MIB           guest memory in MiB (default 2048)
+  --cpus N            virtual CPUs (default 2)
+  --timeout SECONDS   kill the VM after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --accel auto|kvm|tcg  accelerator (default auto: KVM only if a test guest boots with it)
+  --console-log FILE  save the kernel console here (default: a file in the temp dir, named on failure)
+  --show-console      also copy the kernel console to stderr, live
+  --verbose           say which kernel and accelerator were used
+
+Exit status: CMD's own; 124 when the timeout fired; 125 when the guest kernel
+crashed or gave no exit status; 130/143 when interrupted.`;
+
+export async function main(argv: string[]): Promise<number> {
+	const dash = argv.indexOf('--');
+	const own = dash === -1 ? argv : argv.slice(0, dash);
+	const command = dash === -1 ? [] : argv.slice(dash + 1);
+	const { values } = parse('vm', () => parseArgs({ args: own, strict: true, options: {
+		kernel: { type: 'string' },
+		rw: { type: 'string', multiple: true },
+		env: { type: 'string', multiple: true },
+		mem: { type: 'string' },
+		cpus: { type: 'string' },
+		timeout: { type: 'string' },
+		accel: { type: 'string' },
+		'console-log': { type: 'string' },
+		'show-console': { type: 'boolean' },
+		verbose: { type: 'boolean' },
+	} }));
+	if (command.length === 0) throw new CliError("vm: no command given; usage: hybridmem vm [options] -- CMD [ARGS...]", 2);
+	const accel = values.accel ?? 'auto';
+	if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CliError(`vm: --accel must be auto, kvm or tcg, not '${accel}'`, 2);
+	const signals = abortOnSignals();
+	try {
+		const result = await runInVm({
+			command,
+			...(values.kernel ? { kernel: values.kernel } : {}),
+			rw: values.rw ?? [],
+			env: keyValues(values.env, '--env'),
+			memMiB: positiveNumber(values.mem, '--mem', 2048),
+			cpus: positiveNumber(values.cpus, '--cpus', 2),
+			timeoutMs: positiveNumber(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS / 1000) * 1000,
+			accel: accel as AccelRequest,
+			...(values['console-log'] ? { consoleLog: values['console-log'] } : {}),
+			stdout: 'inherit',
+			stderr: 'inherit',
+			signal: signals.signal,
+			...(values['show-console'] ? { onConsoleLine: (l: string) => process.stderr.write(`[console] ${l}\n`) } : {}),
+			onNotice: (m) => {
+				if (values.verbose || process.stderr.isTTY) process.stderr.write(`hybridmem vm: ${m}\n`);
+			},
+		});
+		if (result.outcome === 'timeout')
+			process.stderr.write(`hybridmem vm: timed out; the VM was killed (console log: ${result.consoleLog})\n`);
+		else if (result.outcome === 'crashed')
+			process.stderr.write(
+				`hybridmem vm: the guest kernel crashed or gave no exit status. Last console lines:\n` +
+					result.consoleTail.map((l) => `  ${l}\n`).join('') +
+					`console log: ${result.consoleLog}\n`,
+			);
+		return signals.exitCodeFor() ?? result.exitCode;
+	} finally {
+		signals.dispose();
+	}
+}
