@@ -1,0 +1,28 @@
+{
+	"targets": [
+		{
+			"target_name": "hybridmem",
+			"sources": [
+				"native/addon.cc",
+				"native/args.cc",
+				"native/errors.cc",
+				"native/guard.cc",
+				"native/mapping.cc",
+				"native/patterns.cc"
+			],
+			"include_dirs": [
+				"<!@(node -p \"require('node-addon-api').include\")",
+				"kmod"
+			],
+			"defines": [
+				"NAPI_VERSION=8",
+				"NAPI_CPP_EXCEPTIONS",
+				"NODE_ADDON_API_DISABLE_DEPRECATED"
+			],
+			"cflags!": ["-fno-exceptions", "-O2"],
+			"cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],
+			"cflags": ["-O3"],
+			"cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra"]
+		}
+	]
+}

@@ -1,0 +1,190 @@
+#include "patterns.h"
+
+#include <time.h>
+
+#include <cstring>
+
+#include "guard.h"
+
+namespace hybridmem {
+
+namespace {
+
+constexpr uint64_t kChunk = 64 * 1024;
+// A reference window for byte patterns: one chunk plus one period (256), so
+// any chunk starting at any offset finds its expected bytes at ref + (off & 255).
+constexpr uint64_t kRefSize = kChunk + 256;
+
+uint64_t NowNs() {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+inline uint64_t Mix(uint64_t z) {
+	// splitmix64's output function: a stateless, reproducible stream keyed on
+	// the word index, so any sub-range can be generated on its own.
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+inline uint64_t RandomAt(uint64_t seed, uint64_t index) { return Mix(seed + (index + 1) * 0x9e3779b97f4a7c15ull); }
+
+inline uint64_t ExpectedWord(const PatternSpec& spec, uint64_t off) {
+	return spec.pattern == Pattern::AddressTag ? off + spec.seed : RandomAt(spec.seed, off >> 3);
+}
+
+void BuildReference(const PatternSpec& spec, uint8_t* ref) {
+	if (spec.pattern == Pattern::Constant) {
+		memset(ref, spec.value, kRefSize);
+		return;
+	}
+	for (uint64_t i = 0; i < kRefSize; i++) ref[i] = static_cast<uint8_t>((i + spec.seed) & 0xff);
+}
+
+struct Context {
+	PatternSpec spec;
+	const uint8_t* ref = nullptr;
+	uint64_t bytes = 0;
+	uint64_t saved_bytes = 0;
+	// verify only: fixed storage, so nothing allocates inside a guarded chunk
+	Mismatch* mismatches = nullptr;
+	uint32_t capacity = 0;
+	uint32_t stored = 0;
+	uint64_t count = 0;
+	uint32_t saved_stored = 0;
+	uint64_t saved_count = 0;
+};
+
+void Save(void* c) {
+	Context* ctx = static_cast<Context*>(c);
+	ctx->saved_bytes = ctx->bytes;
+	ctx->saved_stored = ctx->stored;
+	ctx->saved_count = ctx->count;
+}
+
+void Restore(void* c) {
+	Context* ctx = static_cast<Context*>(c);
+	ctx->bytes = ctx->saved_bytes;
+	ctx->stored = ctx->saved_stored;
+	ctx->count = ctx->saved_count;
+}
+
+inline void Record(Context* ctx, uint64_t off, uint64_t expected, uint64_t actual) {
+	if (ctx->stored < ctx->capacity) ctx->mismatches[ctx->stored++] = Mismatch{off, expected, actual};
+	ctx->count++;
+}
+
+__attribute__((target_clones("avx2", "default"))) void FillWords(uint64_t* p, uint64_t off, uint64_t n,
+	Pattern pattern, uint64_t seed) {
+	if (pattern == Pattern::AddressTag) {
+		for (uint64_t i = 0; i < n; i++) p[i] = off + i * 8 + seed;
+	} else {
+		for (uint64_t i = 0; i < n; i++) p[i] = RandomAt(seed, (off >> 3) + i);
+	}
+}
+
+// Returns the OR of all differences: zero when the words match.
+__attribute__((target_clones("avx2", "default"))) uint64_t DiffAddressTag(const uint64_t* p, uint64_t off, uint64_t n,
+	uint64_t seed) {
+	uint64_t diff = 0;
+	uint64_t base = off + seed;
+	for (uint64_t i = 0; i < n; i++) diff |= p[i] ^ (base + i * 8);
+	return diff;
+}
+
+__attribute__((target_clones("avx2", "default"))) uint64_t DiffRandom(const uint64_t* p, uint64_t off, uint64_t n,
+	uint64_t seed) {
+	uint64_t diff = 0;
+	uint64_t first = off >> 3;
+	for (uint64_t i = 0; i < n; i++) diff |= p[i] ^ RandomAt(seed, first + i);
+	return diff;
+}
+
+void FillChunk(void* c, uint8_t* base, uint64_t off, uint64_t len) {
+	Context* ctx = static_cast<Context*>(c);
+	uint8_t* p = base + off;
+	switch (ctx->spec.pattern) {
+		case Pattern::Constant:
+			memset(p, ctx->spec.value, len);
+			break;
+		case Pattern::Counter:
+			memcpy(p, ctx->ref + (off & 0xff), len);
+			break;
+		default:
+			FillWords(reinterpret_cast<uint64_t*>(p), off, len >> 3, ctx->spec.pattern, ctx->spec.seed);
+	}
+	ctx->bytes += len;
+}
+
+void VerifyChunk(void* c, uint8_t* base, uint64_t off, uint64_t len) {
+	Context* ctx = static_cast<Context*>(c);
+	const uint8_t* p = base + off;
+	const PatternSpec& spec = ctx->spec;
+	if (!IsWordPattern(spec.pattern)) {
+		const uint8_t* expected = ctx->ref + (spec.pattern == Pattern::Counter ? (off & 0xff) : 0);
+		if (memcmp(p, expected, len) != 0) {
+			for (uint64_t i = 0; i < len; i++)
+				if (p[i] != expected[i]) Record(ctx, off + i, expected[i], p[i]);
+		}
+	} else {
+		const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+		uint64_t n = len >> 3;
+		uint64_t diff = spec.pattern == Pattern::AddressTag ? DiffAddressTag(w, off, n, spec.seed)
+		                                                    : DiffRandom(w, off, n, spec.seed);
+		if (diff != 0) {
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t e = ExpectedWord(spec, off + i * 8);
+				if (w[i] != e) Record(ctx, off + i * 8, e, w[i]);
+			}
+		}
+	}
+	ctx->bytes += len;
+}
+
+}  // namespace
+
+uint64_t RandomWord(uint64_t seed, uint64_t index) { return RandomAt(seed, index); }
+
+void FillRegion(uint8_t* base, uint64_t offset, uint64_t length, uint64_t page_size, const PatternSpec& spec,
+	RegionResult* out) {
+	uint64_t t0 = NowNs();
+	std::vector<uint8_t> ref;
+	Context ctx;
+	ctx.spec = spec;
+	if (spec.pattern == Pattern::Counter) {
+		ref.resize(kRefSize);
+		BuildReference(spec, ref.data());
+		ctx.ref = ref.data();
+	}
+	// A refilled chunk is idempotent, so only the byte count needs rolling back.
+	WalkOps ops{FillChunk, Save, Restore};
+	out->error = GuardedWalk(base, offset, offset + length, page_size, kChunk, ops, &ctx, &out->faulting_pages);
+	out->bytes = ctx.bytes;
+	out->ns = NowNs() - t0;
+}
+
+void VerifyRegion(uint8_t* base, uint64_t offset, uint64_t length, uint64_t page_size, const PatternSpec& spec,
+	uint32_t max_mismatches, VerifyResult* out) {
+	uint64_t t0 = NowNs();
+	std::vector<uint8_t> ref;
+	Context ctx;
+	ctx.spec = spec;
+	if (!IsWordPattern(spec.pattern)) {
+		ref.resize(kRefSize);
+		BuildReference(spec, ref.data());
+		ctx.ref = ref.data();
+	}
+	out->mismatches.resize(max_mismatches);
+	ctx.mismatches = out->mismatches.data();
+	ctx.capacity = max_mismatches;
+	WalkOps ops{VerifyChunk, Save, Restore};
+	out->error = GuardedWalk(base, offset, offset + length, page_size, kChunk, ops, &ctx, &out->faulting_pages);
+	out->mismatches.resize(ctx.stored);
+	out->mismatch_count = ctx.count;
+	out->bytes = ctx.bytes;
+	out->ns = NowNs() - t0;
+}
+
+}  // namespace hybridmem
