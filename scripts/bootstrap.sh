@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what hybridmem needs on a fresh Debian 12 machine, and nothing when
+# it is all there already (about a second: one dpkg-query and one stat).
+#   - Debian packages: QEMU, Debian's 6.1 and 6.12 kernels with their headers
+#     (the VM runner boots them, the module is built against them), busybox
+#     (the guest's initramfs), kmod, the compilers, the decompressors.
+#   - npm ci, when node_modules is missing or older than package-lock.json.
+# Usage: scripts/bootstrap.sh [--no-npm]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	qemu-system-x86
+	linux-image-amd64 linux-headers-amd64
+	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	busybox-static cpio kmod build-essential python3 cmake
+	xz-utils zstd
+)
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		if command -v sudo >/dev/null; then sudo=(sudo); else
+			log "missing packages: ${missing[*]}"
+			log "run as root: apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+			exit 1
+		fi
+	fi
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# The VM runner brings its own initramfs: skip Debian's, which costs
+	# tens of seconds per kernel.
+	export INITRD=No
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env INITRD=No DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "packages installed"
+fi
+
+if [ "${1:-}" != "--no-npm" ]; then
+	stamp=node_modules/.hybridmem-lock
+	lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+		log "npm ci"
+		npm ci --no-audit --no-fund --loglevel=error
+		echo "$lock_sum" > "$stamp"
+	fi
+fi
