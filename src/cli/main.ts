@@ -2,7 +2,7 @@
 // The hybridmem command: dispatches to one module per command, loaded on
 // demand so that a command's dependencies (the native addon, QEMU) are only
 // needed by the commands that use them.
-import { errorMessage } from './errors.js';
+import { CliError, errorMessage } from './errors.js';
 
 interface CommandModule {
 	help: string;
@@ -64,6 +64,6 @@ main(process.argv.slice(2)).then(
 	},
 	(err: unknown) => {
 		console.error(`hybridmem: ${errorMessage(err)}`);
-		process.exitCode = 1;
+		process.exitCode = err instanceof CliError ? err.exitCode : 1;
 	},
 );

@@ -1,0 +1,131 @@
+// The VM runner's pieces that need no VM: kernel choice, the cpio writer,
+// module ordering, quoting of the guest's run script, QEMU's arguments.
+import { execa } from 'execa';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { writeCpio } from '../../src/vm/cpio.js';
+import { buildInitramfsImage, resolveModules } from '../../src/vm/initramfs.js';
+import { chooseKernel, compareKernelVersions, listKernels } from '../../src/vm/kernels.js';
+import { qemuArgs } from '../../src/vm/qemu-args.js';
+import { shellQuote } from '../../src/vm/shell-quote.js';
+import { mountsFile, runScript } from '../../src/vm/spec.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-parts-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('kernel choice', () => {
+	test('orders releases numerically, newest first', () => {
+		expect(compareKernelVersions('6.12.117+deb12-amd64', '6.1.0-56-amd64')).toBeGreaterThan(0);
+		expect(compareKernelVersions('6.1.0-9-amd64', '6.1.0-10-amd64')).toBeLessThan(0);
+		expect(compareKernelVersions('6.1.0-56-amd64', '6.1.0-56-amd64')).toBe(0);
+	});
+
+	test('a kernel without headers is listed with the reason and never the default', () => {
+		const boot = path.join(tmp, 'boot');
+		const mods = path.join(tmp, 'modules');
+		for (const v of ['6.1.0-1-amd64', '6.9.0-1-amd64']) {
+			mkdirSync(path.join(mods, v, 'kernel'), { recursive: true });
+			mkdirSync(boot, { recursive: true });
+			writeFileSync(path.join(boot, `vmlinuz-${v}`), '');
+		}
+		mkdirSync(path.join(mods, '6.1.0-1-amd64', 'build'), { recursive: true });
+		writeFileSync(path.join(mods, '6.1.0-1-amd64', 'build', 'Makefile'), '');
+		const list = listKernels(boot, mods);
+		expect(list.map((k) => [k.version, k.usable])).toEqual([
+			['6.9.0-1-amd64', false],
+			['6.1.0-1-amd64', true],
+		]);
+		expect(list[0]?.reason).toContain('apt-get install linux-headers-6.9.0-1-amd64');
+		expect(chooseKernel(undefined, boot, mods).version).toBe('6.1.0-1-amd64');
+		expect(() => chooseKernel('6.9.0-1-amd64', boot, mods)).toThrow(/cannot be used: no headers/);
+	});
+});
+
+describe('initramfs', () => {
+	test('the cpio writer produces an archive cpio(1) reads back, with modes and contents', async () => {
+		const image = writeCpio([
+			{ type: 'dir', name: 'bin' },
+			{ type: 'file', name: 'bin/tool', data: Buffer.from('#!/bin/sh\necho hi\n'), mode: 0o755 },
+			{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
+			{ type: 'file', name: 'odd', data: Buffer.from('x') },
+		]);
+		const file = path.join(tmp, 'a.cpio');
+		writeFileSync(file, image);
+		const list = await execa('cpio', ['-itv', '-F', file]);
+		expect(list.stdout).toMatch(/^drwxr-xr-x .* bin$/m);
+		expect(list.stdout).toMatch(/^-rwxr-xr-x .* 18 .* bin\/tool$/m);
+		expect(list.stdout).toMatch(/^lrwxrwxrwx .* bin\/sh -> busybox$/m);
+		const out = path.join(tmp, 'x');
+		mkdirSync(out);
+		await execa('cpio', ['-idm', '-F', file], { cwd: out });
+		expect(readFileSync(path.join(out, 'bin/tool'), 'utf8')).toBe('#!/bin/sh\necho hi\n');
+		expect(readFileSync(path.join(out, 'odd'), 'utf8')).toBe('x');
+	});
+
+	const kernels = listKernels().filter((k) => k.usable);
+	test.each(kernels.map((k) => [k.version]))('modules for %s come dependencies first, builtins skipped', async (version) => {
+		const mods = await resolveModules(version);
+		const names = mods.map((m) => m.name);
+		expect(names).toContain('9p');
+		expect(names).toContain('overlay');
+		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9pnet_virtio'));
+		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9p'));
+		expect(names.indexOf('netfs')).toBeLessThan(names.indexOf('9p'));
+		for (const m of mods) expect(m.file).toMatch(/\.ko(\.xz|\.zst|\.gz)?$/);
+		expect(new Set(names).size).toBe(names.length);
+	});
+
+	test.each(kernels.map((k) => [k.version]))('the initramfs for %s holds busybox, init and plain ELF modules in order', async (version) => {
+		const image = await buildInitramfsImage(chooseKernel(version));
+		const file = path.join(tmp, `${version}.cpio`);
+		writeFileSync(file, image);
+		const names = (await execa('cpio', ['-it', '-F', file])).stdout.split('\n');
+		expect(names).toContain('init');
+		expect(names).toContain('bin/busybox');
+		expect(names).toContain('dev/console');
+		const modules = names.filter((n) => n.startsWith('lib/modules/') && n.endsWith('.ko'));
+		expect(modules.length).toBeGreaterThan(2);
+		expect([...modules].sort()).toEqual(modules);
+		const out = path.join(tmp, `x-${version}`);
+		mkdirSync(out);
+		await execa('cpio', ['-idm', '-F', file, modules[0]!], { cwd: out });
+		expect(readFileSync(path.join(out, modules[0]!)).subarray(0, 4)).toEqual(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+	});
+});
+
+describe('the guest run script', () => {
+	test('quotes every argument so sh passes it through byte for byte', async () => {
+		const words = ['plain', "it's", 'two words', '$HOME', '`id`', '"q"', '\\back', 'new\nline', '*', ''];
+		const script = runScript({ argv: ['printf', '%s\\0', ...words], cwd: tmp, env: { A_B: "x'y" }, shares: [] });
+		const file = path.join(tmp, 'run.sh');
+		writeFileSync(file, script);
+		const r = await execa('sh', [file], { env: {}, extendEnv: false });
+		expect(r.stdout.split('\0').slice(0, -1)).toEqual(words);
+		expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+		expect(() => runScript({ argv: ['true'], cwd: '/', env: { 'BAD-NAME': '1' }, shares: [] })).toThrow(/invalid environment variable name/);
+		expect(() => runScript({ argv: [], cwd: '/', env: {}, shares: [] })).toThrow(/no command/);
+	});
+
+	test('mounts lists each writable share by tag and refuses relative paths', () => {
+		expect(mountsFile({ argv: ['x'], cwd: '/', env: {}, shares: [{ tag: 'hmrw0', dir: '/tmp/a b' }] })).toBe('hmrw0 /tmp/a b\n');
+		expect(() => mountsFile({ argv: ['x'], cwd: '/', env: {}, shares: [{ tag: 't', dir: 'rel' }] })).toThrow(/absolute path/);
+	});
+
+	test('QEMU arguments: console on the serial port, command I/O on virtio ports, root read-only', () => {
+		const args = qemuArgs({
+			kernelImage: '/k', initramfs: '/i', accel: 'tcg', memMiB: 512, cpus: 1, statusFile: '/s',
+			stdoutSocket: '/o.sock', stderrSocket: '/e.sock', specDir: '/tmp/spec', shares: [{ tag: 'hmrw0', dir: '/data' }],
+		});
+		const joined = args.join(' ');
+		expect(joined).toContain('-kernel /k -initrd /i');
+		expect(joined).toContain('-serial chardev:con');
+		expect(joined).toContain('socket,id=hmout,path=/o.sock');
+		expect(joined).toContain('name=hm.stdout');
+		expect(joined).toContain('path=/,security_model=none,readonly=on');
+		expect(joined).toContain('local,id=hmrw0,path=/data,security_model=none');
+		expect(args[args.indexOf('-append') + 1]).toMatch(/console=ttyS0 .*panic=-1 .*hm\.spec=\/tmp\/spec$/);
+		expect(() => qemuArgs({ kernelImage: '/k', initramfs: '/i', accel: 'tcg', memMiB: 1, cpus: 1, statusFile: '/s', shares: [{ tag: 't', dir: '/a,b' }] })).toThrow(/commas/);
+	});
+});

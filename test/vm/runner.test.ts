@@ -1,0 +1,101 @@
+// The VM runner, end to end: each test boots a real Debian kernel under QEMU
+// through the CLI, as a user would.  Kept to a handful of boots.
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { chooseKernel } from '../../src/vm/kernels.js';
+
+const CLI = path.resolve('dist/cli/main.js');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-vmtest-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function hm(args: string[], opts: { timeout?: number } = {}) {
+	return execa('node', [CLI, 'vm', ...args], { reject: false, timeout: opts.timeout ?? 120_000 });
+}
+
+async function qemuPids(): Promise<string[]> {
+	const r = await execa('pgrep', ['-f', 'qemu-system-x86_64'], { reject: false });
+	return r.stdout.split('\n').filter(Boolean);
+}
+
+describe('hybridmem vm', () => {
+	test('runs the command in the guest kernel, exits with its status, keeps stdout, stderr and kernel messages apart', async () => {
+		const log = path.join(tmp, 'console-1.log');
+		const r = await hm([
+			'--console-log', log, '--env', 'HM_GREETING=hello world', '--',
+			'sh', '-c',
+			// A kernel message at error level reaches the console while the command runs.
+			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; echo err-line >&2; exit 7',
+		]);
+		expect(r.exitCode).toBe(7);
+		const [release, greeting, cwd, ...rest] = r.stdout.split('\n');
+		expect(release).toBe(chooseKernel().version);
+		expect(release).not.toBe(os.release());
+		expect(greeting).toBe('out:hello world');
+		expect(cwd).toBe(process.cwd());
+		expect(rest).toEqual([]);
+		expect(r.stderr).toBe('err-line');
+		expect(readFileSync(log, 'utf8')).toContain('hm-console-marker');
+		expect(r.stdout + r.stderr).not.toContain('hm-console-marker');
+	});
+
+	test('--kernel boots the other installed kernel; --rw shares a directory writable, other writes stay in the VM', async () => {
+		const other = (await import('../../src/vm/kernels.js')).listKernels().filter((k) => k.usable).at(-1);
+		expect(other, 'needs at least one usable kernel').toBeDefined();
+		const shared = mkdtempSync(path.join(tmp, 'rw-'));
+		const outside = path.join(os.tmpdir(), `hybridmem-must-not-exist-${process.pid}`);
+		const r = await hm([
+			'--kernel', other!.version, '--rw', shared, '--',
+			'sh', '-c', `uname -r > ${shared}/release && touch ${outside} && ls ${outside}`,
+		]);
+		expect(r.exitCode).toBe(0);
+		expect(readFileSync(path.join(shared, 'release'), 'utf8').trim()).toBe(other!.version);
+		expect(r.stdout).toBe(outside); // it existed inside the VM...
+		expect(existsSync(outside)).toBe(false); // ...and not on the host
+	});
+
+	test('a guest kernel crash gives exit 125, the last console lines and a console log with the panic', async () => {
+		const log = path.join(tmp, 'console-crash.log');
+		const r = await hm(['--console-log', log, '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger']);
+		expect(r.exitCode).toBe(125);
+		expect(r.stderr).toContain('the guest kernel crashed or gave no exit status');
+		expect(r.stderr).toContain(`console log: ${log}`);
+		expect(readFileSync(log, 'utf8')).toMatch(/Kernel panic - not syncing: sysrq triggered crash/);
+	});
+
+	test('a timeout gives exit 124 and leaves no QEMU process behind', async () => {
+		const before = await qemuPids();
+		const started = Date.now();
+		const r = await hm(['--timeout', '3', '--', 'sleep', '600']);
+		expect(r.exitCode).toBe(124);
+		expect(r.stderr).toContain('timed out');
+		expect(Date.now() - started).toBeLessThan(60_000);
+		expect(await qemuPids()).toEqual(before);
+	});
+
+	test('SIGTERM to hybridmem vm kills QEMU and exits 143', async () => {
+		const before = await qemuPids();
+		const child = execa('node', [CLI, 'vm', '--', 'sleep', '600'], { reject: false });
+		// Wait until QEMU is running, then stop the CLI.
+		for (let i = 0; i < 100 && (await qemuPids()).length === before.length; i++) await new Promise((r) => setTimeout(r, 100));
+		expect((await qemuPids()).length).toBeGreaterThan(before.length);
+		child.kill('SIGTERM');
+		const r = await child;
+		expect(r.exitCode).toBe(143);
+		expect(await qemuPids()).toEqual(before);
+	});
+
+	test('usage errors say what to do', async () => {
+		const r = await hm(['--mem', 'lots', '--', 'true']);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toContain("--mem expects a positive number, got 'lots'");
+		const none = await hm([]);
+		expect(none.exitCode).toBe(2);
+		expect(none.stderr).toContain('no command given');
+		const bad = await hm(['--kernel', '0.0-none', '--', 'true']);
+		expect(bad.exitCode).toBe(1);
+		expect(bad.stderr).toContain('kernel 0.0-none cannot be used: no kernel image /boot/vmlinuz-0.0-none');
+	});
+});
