@@ -1,0 +1,134 @@
+// Loads the native addon (build/Release/hybridmem.node, built by node-gyp or
+// cmake-js) and describes its surface. Everything above this file talks to
+// the kernel only through these functions.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeRegionOptions {
+	pattern: number;
+	seed: bigint;
+	value: number;
+	offset: number;
+	length: number;
+	maxMismatches?: number;
+}
+
+export interface NativeFillResult {
+	bytes: number;
+	faultingPages: number[];
+	ns: number;
+}
+
+export interface NativeMismatch {
+	offset: number;
+	expected: number | bigint;
+	actual: number | bigint;
+}
+
+export interface NativeVerifyResult extends NativeFillResult {
+	mismatches: NativeMismatch[];
+	mismatchCount: number;
+	unit: 1 | 8;
+}
+
+export interface NativeMapping {
+	readonly buffer: ArrayBuffer | undefined;
+	readonly address: bigint;
+	readonly length: number;
+	readonly closed: boolean;
+	readonly busy: boolean;
+	unmap(): boolean;
+	fillSync(options: NativeRegionOptions): NativeFillResult;
+	verifySync(options: NativeRegionOptions): NativeVerifyResult;
+	fillAsync(options: NativeRegionOptions): Promise<NativeFillResult>;
+	verifyAsync(options: NativeRegionOptions): Promise<NativeVerifyResult>;
+	/** Page states: 0 absent, 1 present, 2 faulting. */
+	probe(options: { touch?: boolean; offset?: number; length?: number }): Uint8Array;
+}
+
+export interface NativeInfo {
+	version: number;
+	pageSize: number;
+	mapMode: number;
+	zapAfterMap: number;
+	failAt: number;
+	allowBug: number;
+	maxPages: bigint;
+	maxTotalPages: bigint;
+	logPages: number;
+}
+
+export interface NativeStats {
+	livePages: bigint;
+	liveMappings: bigint;
+	maps: bigint;
+	mapFailures: bigint;
+	zaps: bigint;
+	faults: bigint;
+	remaps: bigint;
+	frees: bigint;
+}
+
+export interface NativeRangeResult {
+	pages: number;
+	flags: number;
+}
+
+export interface NativeBinding {
+	open(path: string, flags: number): number;
+	close(fd: number): void;
+	memfd(name: string): number;
+	ftruncate(fd: number, size: number | bigint): void;
+	mmap(fd: number, length: number | bigint, prot: number, shared: boolean, offset: number | bigint): NativeMapping;
+	getInfo(fd: number): NativeInfo;
+	setMode(fd: number, mode: { mapMode: number; zapAfterMap: number; failAt: number }): void;
+	getStats(fd: number): NativeStats;
+	zap(fd: number, addr: bigint, length: number | bigint): NativeRangeResult;
+	remap(fd: number, addr: bigint, length: number | bigint): NativeRangeResult;
+	readonly pageSize: number;
+	readonly constants: {
+		PROT_NONE: number;
+		PROT_READ: number;
+		PROT_WRITE: number;
+		O_RDONLY: number;
+		O_WRONLY: number;
+		O_RDWR: number;
+		UAPI_VERSION: number;
+		RANGE_NOOP: number;
+		MODE_COUNT: number;
+	};
+}
+
+// src/device/ and dist/device/ both sit two levels below the package root.
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where the addon is looked for, in order (HYBRIDMEM_ADDON overrides). */
+export function addonCandidates(): string[] {
+	const fromEnv = process.env.HYBRIDMEM_ADDON;
+	return [
+		...(fromEnv ? [resolve(fromEnv)] : []),
+		join(packageRoot, 'build', 'Release', 'hybridmem.node'),
+		join(packageRoot, 'build', 'Debug', 'hybridmem.node'),
+	];
+}
+
+let cached: NativeBinding | undefined;
+
+export function loadBinding(): NativeBinding {
+	if (cached) return cached;
+	const candidates = addonCandidates();
+	const found = candidates.find((file) => existsSync(file));
+	if (!found) {
+		const error = new Error(
+			`hybridmem's native addon is not built (looked for ${candidates.join(', ')}); ` +
+				`run \`npm run build\` (or \`node scripts/build-addon.mjs\`) in ${packageRoot}`,
+		) as Error & { code: string };
+		error.code = 'ERR_HYBRIDMEM_ADDON_MISSING';
+		throw error;
+	}
+	const require = createRequire(import.meta.url);
+	cached = require(found) as NativeBinding;
+	return cached;
+}

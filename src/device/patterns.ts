@@ -1,0 +1,82 @@
+// The test patterns fill and verify write and expect, their native codes,
+// argument checks, and a plain JavaScript reference of each pattern (slow;
+// for tests and for showing what a mismatch should have been).
+import { invalidArgument, outOfRange } from './errors.js';
+
+export const PATTERNS = ['counter', 'random', 'constant', 'address-tag'] as const;
+export type PatternName = (typeof PATTERNS)[number];
+
+export interface PatternOptions {
+	/** counter: byte i = (i + seed) & 0xff (the notes' write/read pattern); random: seeded splitmix64 per 64-bit word;
+	 * constant: every byte = value; address-tag: every 64-bit word = its byte offset in the mapping + seed. */
+	pattern?: PatternName;
+	seed?: number | bigint;
+	/** The byte of the constant pattern (0..255). */
+	value?: number;
+}
+
+export interface ResolvedPattern {
+	name: PatternName;
+	code: number;
+	seed: bigint;
+	value: number;
+	/** Bytes per compared unit: 8 for word patterns, 1 for byte patterns. */
+	unit: 1 | 8;
+}
+
+export function resolvePattern(options: PatternOptions = {}): ResolvedPattern {
+	const name = options.pattern ?? 'counter';
+	const code = PATTERNS.indexOf(name);
+	if (code < 0) {
+		throw invalidArgument('pattern', `must be one of ${PATTERNS.map((p) => `'${p}'`).join(', ')}; received ${String(name)}`);
+	}
+	const seedIn = options.seed ?? 0;
+	if (typeof seedIn === 'number' && !Number.isSafeInteger(seedIn)) {
+		throw outOfRange('seed', `must be a safe integer or a bigint; received ${seedIn}`);
+	}
+	if (typeof seedIn !== 'number' && typeof seedIn !== 'bigint') {
+		throw invalidArgument('seed', `must be a number or a bigint; received ${typeof seedIn}`);
+	}
+	const value = options.value ?? 0;
+	if (!Number.isInteger(value) || value < 0 || value > 255) {
+		throw outOfRange('value', `must be an integer from 0 to 255; received ${value}`);
+	}
+	return {
+		name,
+		code,
+		// Seeds are 64-bit; negative ones wrap as in C.
+		seed: BigInt.asUintN(64, BigInt(seedIn)),
+		value,
+		unit: name === 'random' || name === 'address-tag' ? 8 : 1,
+	};
+}
+
+const MASK64 = (1n << 64n) - 1n;
+
+/** The random pattern's 64-bit word at word index i (splitmix64, stateless). */
+export function randomWord(seed: bigint, index: bigint): bigint {
+	let z = (seed + (index + 1n) * 0x9e3779b97f4a7c15n) & MASK64;
+	z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+	z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
+	return z ^ (z >> 31n);
+}
+
+/** The bytes a pattern puts at [offset, offset + length) of a mapping (little-endian words). */
+export function expectedBytes(options: PatternOptions, offset: number, length: number): Uint8Array {
+	const p = resolvePattern(options);
+	const out = new Uint8Array(length);
+	if (p.unit === 8) {
+		if (offset % 8 !== 0 || length % 8 !== 0) throw outOfRange('offset', 'and length must be multiples of 8 for word patterns');
+		const view = new DataView(out.buffer);
+		for (let i = 0; i < length; i += 8) {
+			const at = BigInt(offset + i);
+			const word = p.name === 'address-tag' ? (at + p.seed) & MASK64 : randomWord(p.seed, at / 8n);
+			view.setBigUint64(i, word, true);
+		}
+		return out;
+	}
+	if (p.name === 'constant') return out.fill(p.value);
+	const seedLow = Number(p.seed & 0xffn);
+	for (let i = 0; i < length; i++) out[i] = (offset + i + seedLow) & 0xff;
+	return out;
+}
