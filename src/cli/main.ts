@@ -11,6 +11,10 @@ interface CommandModule {
 }
 
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+	setup: () => import('./commands/setup.js'),
+	teardown: () => import('./commands/teardown.js'),
+	status: () => import('./commands/status.js'),
+	build: () => import('./commands/build.js'),
 	vm: () => import('./commands/vm.js'),
 	kernels: () => import('./commands/kernels.js'),
 };
