@@ -431,9 +431,11 @@ static int hm_map_contig(struct hm_map_ctx *c)
 {
 	struct hm_mapping *m = c->m;
 	unsigned long i, end, stop;
-	int err;
+	struct hm_log blocks;
+	int err = 0;
 
-	for (i = 0; i < m->npages; i = end) {
+	hm_log_init(&blocks);
+	for (i = 0; i < m->npages && !err; i = end) {
 		end = find_next_bit(m->block_start, m->npages, i + 1);
 		stop = end;
 		if (m->fail_at >= 0 && (unsigned long)m->fail_at >= i &&
@@ -441,16 +443,22 @@ static int hm_map_contig(struct hm_map_ctx *c)
 			stop = m->fail_at;
 		if (stop > i) {
 			err = hm_remap_one(c, i, stop - i);
-			if (err)
-				return hm_map_fail(c, i, stop, err);
+			if (err) {
+				hm_map_fail(c, i, stop, err);
+				break;
+			}
+			if (hm_log_page(&blocks))
+				pr_info("remap_contig block of %lu pages at page %lu\n",
+					stop - i, i);
 			for (; i < stop; i++)
 				hm_log_inserted(c, i);
 		}
 		if (stop < end)
-			return hm_map_fail(c, stop, stop, -ENOMEM);
+			err = hm_map_fail(c, stop, stop, -ENOMEM);
 		cond_resched();
 	}
-	return 0;
+	hm_log_flush(&blocks);
+	return err;
 }
 
 static int hm_map_insert_page(struct hm_map_ctx *c)
