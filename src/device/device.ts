@@ -125,16 +125,17 @@ export class KexDevice implements Disposable, AsyncDisposable {
 		}
 		const native = callNative(() => this.#binding.mmap(fd, request.length, request.protBits, request.shared, request.offset), this.path);
 		for (const ref of this.#mappings) if (ref.deref() === undefined) this.#mappings.delete(ref);
-		let ref: WeakRef<Mapping> | undefined;
+		// The device tracks its mappings weakly: one dropped without unmap can still be collected.
+		const tracked: { ref?: WeakRef<Mapping> } = {};
 		const mapping = new Mapping(
 			native,
 			{ path: this.path, pageSize: this.#binding.pageSize, prot: request.prot, shared: request.shared, offset: request.offset },
 			() => {
-				if (ref) this.#mappings.delete(ref);
+				if (tracked.ref) this.#mappings.delete(tracked.ref);
 			},
 		);
-		ref = new WeakRef(mapping);
-		this.#mappings.add(ref);
+		tracked.ref = new WeakRef(mapping);
+		this.#mappings.add(tracked.ref);
 		return mapping;
 	}
 

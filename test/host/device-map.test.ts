@@ -62,7 +62,7 @@ describe('mapping /dev/zero MAP_SHARED', () => {
 		const mapping = device.map(16 * 4096);
 		mapping.fillSync({ pattern: 'counter' });
 		mapping.bytes[5000] = 0xee;
-		mapping.bytes[60000] ^= 0xff;
+		mapping.bytes[60000] = (60000 & 0xff) ^ 0xff;
 		const result = mapping.verifySync({ pattern: 'counter' });
 		expect(result.ok).toBe(false);
 		expect(result.mismatchCount).toBe(2);

@@ -1,0 +1,163 @@
+// Errors of the device API: Node-fs-shaped system errors, clear argument
+// errors, and use after unmap/close.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, test } from 'vitest';
+
+import { createMemFile, openDevice } from '../../src/device/index.js';
+
+describe('system errors look like node:fs errors', () => {
+	test('a missing device: ENOENT with errno, syscall, path and the fs message', () => {
+		let caught: unknown;
+		try {
+			openDevice('/dev/devKex-does-not-exist');
+		} catch (error) {
+			caught = error;
+		}
+		expect(caught).toBeInstanceOf(Error);
+		expect(caught).toMatchObject({
+			code: 'ENOENT',
+			errno: -2,
+			syscall: 'open',
+			path: '/dev/devKex-does-not-exist',
+			message: "ENOENT: no such file or directory, open '/dev/devKex-does-not-exist'",
+		});
+	});
+
+	test('module ioctls on /dev/zero fail with ENOTTY as a normal Error', () => {
+		using device = openDevice('/dev/zero');
+		const expected = { code: 'ENOTTY', errno: -25, syscall: 'ioctl', path: '/dev/zero', message: "ENOTTY: inappropriate ioctl for device, ioctl '/dev/zero'" };
+		expect(() => device.info()).toThrow(expect.objectContaining(expected));
+		expect(() => device.stats()).toThrow(expect.objectContaining(expected));
+		expect(() => device.setMode({ mode: 'fault' })).toThrow(expect.objectContaining(expected));
+		using mapping = device.map(4096);
+		expect(() => device.zap(mapping)).toThrow(expect.objectContaining(expected));
+		expect(() => device.remap({ mapping, offset: 0, length: 4096 })).toThrow(expect.objectContaining(expected));
+	});
+
+	test('a failed mmap carries code, errno, syscall mmap and the device path', () => {
+		using device = openDevice('/dev/zero');
+		expect(() => device.map(2 ** 46)).toThrow(
+			expect.objectContaining({ code: 'ENOMEM', errno: -12, syscall: 'mmap', path: '/dev/zero', message: "ENOMEM: not enough memory, mmap '/dev/zero'" }),
+		);
+	});
+
+	test('a device opened read-only maps read-only and refuses prot rw clearly', () => {
+		using device = openDevice('/dev/zero', { readOnly: true });
+		expect(() => device.map(4096, { prot: 'rw' })).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_READ_ONLY' }));
+		using mapping = device.map(4096, { prot: 'r' });
+		expect(mapping.verifySync({ pattern: 'constant', value: 0 }).ok).toBe(true);
+	});
+
+	test('memfd errors name the memfd', () => {
+		using file = createMemFile(4096, 'errs');
+		expect(() => file.truncate(-1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+		file.close();
+		expect(() => file.map(4096)).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_CLOSED' }));
+	});
+
+	test('a path that is not a character device', () => {
+		const dir = mkdtempSync(join(tmpdir(), 'hybridmem-'));
+		try {
+			const file = join(dir, 'plain');
+			writeFileSync(file, 'x');
+			expect(() => openDevice(file)).toThrow(expect.objectContaining({ code: 'ERR_NOT_CHAR_DEVICE', path: file }));
+			expect(() => openDevice(file)).toThrow(/is a regular file, not a character device/);
+			expect(() => openDevice(dir)).toThrow(expect.objectContaining({ code: 'EISDIR', syscall: 'open', path: dir }));
+		} finally {
+			rmSync(dir, { recursive: true });
+		}
+	});
+});
+
+describe('arguments are validated with clear messages', () => {
+	test('map length', () => {
+		using device = openDevice('/dev/zero');
+		expect(() => device.map(-4096)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/non-negative integer/) }));
+		expect(() => device.map(4096.5)).toThrow(/non-negative integer/);
+		expect(() => device.map(0)).toThrow(/at least one page/);
+		expect(() => device.map(5000)).toThrow(/multiple of the page size \(4096\); received 5000 \(8192 would do\)/);
+		expect(() => device.map(4096, { offset: 100 })).toThrow(/offset.*multiple of the page size/);
+		expect(() => device.map(4096, { prot: 'x' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+		expect(device.map(8192n).length).toBe(8192);
+	});
+
+	test('patterns and ranges', () => {
+		using device = openDevice('/dev/zero');
+		using mapping = device.map(8192);
+		expect(() => mapping.fillSync({ pattern: 'zigzag' as never })).toThrow(
+			"The \"pattern\" argument must be one of 'counter', 'random', 'constant', 'address-tag'; received zigzag",
+		);
+		expect(() => mapping.fillSync({ pattern: 'constant', value: 256 })).toThrow(/from 0 to 255/);
+		expect(() => mapping.verifySync({ offset: 4096, length: 8192 })).toThrow(/reaches past the end of the mapping/);
+		expect(() => mapping.verifySync({ pattern: 'address-tag', offset: 4 })).toThrow(/multiples of 8/);
+		expect(() => mapping.probe({ offset: 100 })).toThrow(/multiples of the page size/);
+		expect(() => device.setMode({ mode: 'bogus' as never })).toThrow(); // ENOTTY first: GET_INFO is read to merge
+		expect(() => device.zap({ address: 4097n, length: 4096 })).toThrow(/page aligned/);
+	});
+});
+
+describe('use after unmap or close', () => {
+	test('every use of an unmapped mapping throws ERR_MAPPING_CLOSED; views drop to length 0', async () => {
+		using device = openDevice('/dev/zero');
+		const mapping = device.map(4 * 4096);
+		const view = mapping.bytes;
+		const sub = view.subarray(4096);
+		mapping.fillSync();
+		mapping.unmap();
+		expect(mapping.closed).toBe(true);
+		expect(view.length).toBe(0);
+		expect(sub.length).toBe(0);
+		expect(view[0]).toBeUndefined();
+		const closed = expect.objectContaining({ code: 'ERR_MAPPING_CLOSED' });
+		expect(() => mapping.bytes).toThrow(closed);
+		expect(() => mapping.fillSync()).toThrow(closed);
+		expect(() => mapping.verifySync()).toThrow(closed);
+		expect(() => mapping.probe()).toThrow(closed);
+		await expect(mapping.verify()).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+		expect(() => device.zap(mapping)).toThrow(closed);
+		expect(() => mapping.unmap()).not.toThrow(); // a second unmap does nothing
+	});
+
+	test('every use of a closed device throws ERR_DEVICE_CLOSED; close unmaps its mappings', () => {
+		const device = openDevice('/dev/zero');
+		const mapping = device.map(4096);
+		device.close();
+		expect(mapping.closed).toBe(true);
+		const closed = expect.objectContaining({ code: 'ERR_DEVICE_CLOSED' });
+		expect(() => device.map(4096)).toThrow(closed);
+		expect(() => device.info()).toThrow(closed);
+		expect(() => device.stats()).toThrow(closed);
+		expect(() => device.zap({ address: 0n, length: 4096 })).toThrow(closed);
+		expect(() => device.close()).not.toThrow();
+	});
+
+	test('unmap while an async verify runs fails with EBUSY; afterwards it succeeds', async () => {
+		using device = openDevice('/dev/zero');
+		const mapping = device.map(64 * 1024 * 1024);
+		await mapping.fill({ pattern: 'random' });
+		const running = mapping.verify({ pattern: 'random' });
+		expect(mapping.busy).toBe(true);
+		expect(() => mapping.unmap()).toThrow(expect.objectContaining({ code: 'EBUSY', errno: -16, syscall: 'munmap', path: '/dev/zero' }));
+		expect(() => device.close()).toThrow(expect.objectContaining({ code: 'EBUSY', syscall: 'close' }));
+		expect((await running).ok).toBe(true);
+		expect(mapping.busy).toBe(false);
+		mapping.unmap();
+		expect(mapping.closed).toBe(true);
+	});
+
+	test('await using waits for running work before unmapping', async () => {
+		let view: Uint8Array | undefined;
+		let pending: Promise<unknown> | undefined;
+		{
+			await using device = openDevice('/dev/zero');
+			await using mapping = device.map(16 * 1024 * 1024);
+			view = mapping.bytes;
+			pending = mapping.fill({ pattern: 'counter' });
+		}
+		await expect(pending).resolves.toMatchObject({ bytes: 16 * 1024 * 1024 });
+		expect(view.length).toBe(0);
+	});
+});
