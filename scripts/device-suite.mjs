@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Runs the device test suite where hybridmem_test.ko can be loaded: inside
+// the VM runner (scripts/test.mjs boots one per kernel) or natively with
+// HYBRIDMEM_NATIVE=1.  Loads the module built for the running kernel, runs
+// vitest's device project with a JSON report, then unloads the module.
+// Usage: node scripts/device-suite.mjs --report FILE [vitest filters...]
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const args = process.argv.slice(2);
+const reportAt = args.indexOf('--report');
+const report = reportAt >= 0 ? args.splice(reportAt, 2)[1] : path.join(root, 'reports', `device-${os.release()}.json`);
+
+function run(cmd, argv) {
+	const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root });
+	return r.status ?? 1;
+}
+
+console.log(`device suite on ${os.release()}`);
+if (run('node', [cli, 'setup', '--reload']) !== 0) {
+	console.error('device suite: setup failed; no device test ran');
+	process.exit(1);
+}
+const status = run(path.join(root, 'node_modules', '.bin', 'vitest'), [
+	'run', '--project', 'device',
+	'--reporter=default', '--reporter=json', `--outputFile.json=${report}`,
+	...args,
+]);
+const down = run('node', [cli, 'teardown']);
+process.exit(status !== 0 ? status : down);

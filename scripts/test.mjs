@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// npm test, after bootstrap and build: type-check, lint, the module's W=1
+// build for each kernel, the host and VM test projects, then the device suite
+// inside the VM runner for each kernel (or natively with HYBRIDMEM_NATIVE=1).
+// Ends with one line "N passed, N failed, N skipped" totalling everything;
+// each check (typecheck, lint, a module build) counts as one test.
+// Usage: node scripts/test.mjs [--all-kernels] [--native] [--only host|device]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(root);
+const argv = process.argv.slice(2);
+const ci = process.env.CI === 'true' || process.env.CI === '1';
+const allKernels = argv.includes('--all-kernels') || ci;
+const native = argv.includes('--native') || process.env.HYBRIDMEM_NATIVE === '1';
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const reports = path.join(root, 'reports');
+const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const failures = [];
+const started = Date.now();
+
+function section(title) {
+	console.log(`\n=== ${title} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+function run(cmd, args, opts = {}) {
+	const r = spawnSync(cmd, args, { stdio: opts.capture ? 'pipe' : 'inherit', encoding: 'utf8', cwd: root, env: { ...process.env, ...opts.env } });
+	return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function check(name, ok) {
+	if (ok) totals.passed++;
+	else {
+		totals.failed++;
+		failures.push(name);
+	}
+	console.log(`check ${name}: ${ok ? 'ok' : 'FAILED'}`);
+}
+
+/** Adds a vitest JSON report to the totals; a missing report is one failure. */
+function addReport(name, file) {
+	if (!existsSync(file)) {
+		check(`${name} (no report: the run died)`, false);
+		return;
+	}
+	const r = JSON.parse(readFileSync(file, 'utf8'));
+	totals.passed += r.numPassedTests;
+	totals.failed += r.numFailedTests;
+	totals.skipped += r.numPendingTests + r.numTodoTests;
+	if (r.numFailedTests > 0 || r.success === false) failures.push(name);
+	if (r.numFailedTests === 0 && r.success === false && r.numTotalTests >= 0) check(`${name} (suite errors)`, false);
+	console.log(`${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+}
+
+function usableKernels() {
+	const r = run('node', [cli, 'kernels', '--json'], { capture: true });
+	return JSON.parse(r.stdout).filter((k) => k.usable).map((k) => k.version);
+}
+
+function canLoadModulesHere() {
+	return process.getuid?.() === 0 && existsSync('/proc/modules') && existsSync(`/lib/modules/${os.release()}/build/Makefile`);
+}
+
+rmSync(reports, { recursive: true, force: true });
+mkdirSync(reports, { recursive: true });
+
+if (only !== 'device') {
+	section('type-check (tsc --noEmit)');
+	check('typecheck', run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']).status === 0);
+	section('lint (eslint)');
+	check('lint', run(bin('eslint'), ['.']).status === 0);
+}
+
+const kernels = native ? [os.release()] : allKernels ? usableKernels() : usableKernels().slice(0, 1);
+section(`module build, W=1, for ${kernels.join(', ')}`);
+for (const k of usableKernels()) {
+	// Every installed kernel gets a module (the setup tests load the other
+	// kernel's to check the vermagic message); W=1 warnings fail the check.
+	const r = run('node', [cli, 'build', '--strict', '--no-addon', '--kernel', k]);
+	check(`module build for ${k}`, r.status === 0);
+}
+
+if (only !== 'device') {
+	section('host and VM tests (vitest: host, vm)');
+	run(bin('vitest'), ['run', '--project', 'host', '--project', 'vm', '--reporter=default', '--reporter=json', `--outputFile.json=${path.join(reports, 'host.json')}`]);
+	addReport('host+vm tests', path.join(reports, 'host.json'));
+}
+
+if (only !== 'host') {
+	if (native) {
+		if (!canLoadModulesHere()) check('device suite (native: this machine cannot load modules, or not root)', false);
+		else {
+			section(`device suite, native, ${os.release()}`);
+			const file = path.join(reports, `device-${os.release()}.json`);
+			run('node', ['scripts/device-suite.mjs', '--report', file]);
+			addReport(`device tests on ${os.release()} (native)`, file);
+		}
+	} else {
+		for (const k of kernels) {
+			section(`device suite in the VM runner, kernel ${k}`);
+			const file = path.join(reports, `device-${k}.json`);
+			const r = run('node', [cli, 'vm', '--kernel', k, '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file]);
+			addReport(`device tests in VM on ${k}`, file);
+			if (r.status !== 0 && !failures.some((f) => f.includes(k))) check(`device suite on ${k} (exit ${r.status})`, false);
+		}
+		if (kernels.length === 0) check('device suite (no usable kernel: run scripts/bootstrap.sh)', false);
+	}
+}
+
+section('summary');
+if (failures.length) console.log(`failed: ${failures.join('; ')}`);
+console.log(`took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(totals.failed > 0 || failures.length ? 1 : 0);
