@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * hybridmem_compat.h - every kernel-version difference hybridmem_test.c
- * cares about, in one place.  The module itself calls only the hm_*
+ * Every kernel-version difference hybridmem_test.c cares about, in one
+ * place.  The module itself calls only the hm_*
  * wrappers below and never tests LINUX_VERSION_CODE.
  *
  * Versions (see kernel-facts.md of the project's research notes):
@@ -12,7 +12,8 @@
  *   5.14  vma_lookup()
  *   6.3   vma->vm_flags is const: vm_flags_set() (asserts the mmap write
  *         lock, per-VMA locks)
- *   6.4   MAX_ORDER is the largest order (inclusive), was one past it
+ *   6.4   MAX_ORDER is the largest order (inclusive), was one past it;
+ *         per-VMA locks: vma_start_write()
  *   6.8   MAX_ORDER renamed MAX_PAGE_ORDER
  */
 #ifndef _HYBRIDMEM_COMPAT_H
@@ -74,6 +75,17 @@ static inline void hm_vm_flags_set(struct vm_area_struct *vma,
 	vm_flags_set(vma, flags);
 #else
 	vma->vm_flags |= flags;
+#endif
+}
+
+/*
+ * Keeps page faults that run under the per-VMA lock alone (6.4+) out of a
+ * vma whose ptes we are rewriting; the mmap write lock alone does not.
+ */
+static inline void hm_vma_start_write(struct vm_area_struct *vma)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	vma_start_write(vma);
 #endif
 }
 

@@ -281,7 +281,7 @@ static vm_fault_t hm_vm_fault(struct vm_fault *vmf)
 	if (m->mode != HYBRIDMEM_MODE_FAULT || idx >= m->npages)
 		return VM_FAULT_SIGBUS;
 	if (m->fail_at >= 0 && idx == (unsigned long)m->fail_at) {
-		pr_info_ratelimited("fault-in page %lu at %px refused: fail_at\n",
+		pr_info_ratelimited("fault at page %lu (%px) refused: fail_at\n",
 				    idx, (void *)vmf->address);
 		return VM_FAULT_SIGBUS;
 	}
@@ -570,7 +570,8 @@ static struct hm_mapping *hm_mapping_alloc(unsigned long npages,
 	m->mode = mode;
 	m->fail_at = fail;
 	m->npages = npages;
-	atomic_set(&m->fault_log_left, READ_ONCE(log_pages));
+	atomic_set(&m->fault_log_left,
+		   min_t(unsigned int, READ_ONCE(log_pages), INT_MAX));
 	atomic_long_set(&m->fault_log_suppressed, 0);
 	m->pages = kvcalloc(npages, sizeof(*m->pages), GFP_KERNEL);
 	if (mode == HYBRIDMEM_MODE_REMAP_CONTIG)
@@ -817,6 +818,11 @@ static int hm_remap_range(struct vm_area_struct *vma, struct hm_mapping *m,
 	unsigned long i, a;
 	int err;
 
+	/*
+	 * Faults under the per-VMA lock must not see the range between the
+	 * zap and the remap (a spurious SIGBUS) or half zeroed (fault mode).
+	 */
+	hm_vma_start_write(vma);
 	/* remap_pte_range() BUG_ONs on a present pte: empty the range. */
 	hm_zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
 	atomic_long_add(nr, &hm_stats.zaps);
