@@ -7,7 +7,7 @@ export const PATTERNS = ['counter', 'random', 'constant', 'address-tag'] as cons
 export type PatternName = (typeof PATTERNS)[number];
 
 export interface PatternOptions {
-	/** counter: byte i = (i + seed) & 0xff (the notes' write/read pattern); random: seeded splitmix64 per 64-bit word;
+	/** counter: byte i = (i + seed) & 0xff (the notes' write/read pattern); random: a seeded hash of each 32-bit lane's index (reproducible, any sub-range);
 	 * constant: every byte = value; address-tag: every 64-bit word = its byte offset in the mapping + seed. */
 	pattern?: PatternName;
 	seed?: number | bigint;
@@ -53,12 +53,25 @@ export function resolvePattern(options: PatternOptions = {}): ResolvedPattern {
 
 const MASK64 = (1n << 64n) - 1n;
 
-/** The random pattern's 64-bit word at word index i (splitmix64, stateless). */
+// lowbias32 (Chris Wellons) over lane * golden + seed: the native code's
+// vectorizable hash, one 32-bit lane at a time.
+function scramble(x: number): number {
+	x = (x ^ (x >>> 16)) >>> 0;
+	x = Math.imul(x, 0x7feb352d) >>> 0;
+	x = (x ^ (x >>> 15)) >>> 0;
+	x = Math.imul(x, 0x846ca68b) >>> 0;
+	return (x ^ (x >>> 16)) >>> 0;
+}
+
+function lane(seed32: number, index: bigint): number {
+	const low = Number(index & 0xffffffffn);
+	return scramble((Math.imul(low, 0x9e3779b9) + seed32) >>> 0);
+}
+
+/** The random pattern's 64-bit word at word index i: two hashed 32-bit lanes (low lane first). */
 export function randomWord(seed: bigint, index: bigint): bigint {
-	let z = (seed + (index + 1n) * 0x9e3779b97f4a7c15n) & MASK64;
-	z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
-	z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
-	return z ^ (z >> 31n);
+	const seed32 = Number((seed ^ (seed >> 32n)) & 0xffffffffn);
+	return BigInt(lane(seed32, index * 2n)) | (BigInt(lane(seed32, index * 2n + 1n)) << 32n);
 }
 
 /** The bytes a pattern puts at [offset, offset + length) of a mapping (little-endian words). */
