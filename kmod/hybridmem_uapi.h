@@ -93,4 +93,31 @@ struct hybridmem_stats {
 #define HYBRIDMEM_IOC_ZAP	_IOWR(HYBRIDMEM_IOC_MAGIC, 0x03, struct hybridmem_range)
 #define HYBRIDMEM_IOC_REMAP	_IOWR(HYBRIDMEM_IOC_MAGIC, 0x04, struct hybridmem_range)
 
+/*
+ * Errors, as implemented by hybridmem_test.c:
+ *   mmap:   EINVAL  MAP_PRIVATE, offset != 0, more than max_pages pages,
+ *                   mode mixed with fewer than 2 pages
+ *           EPERM   mode mixed while the module was loaded without
+ *                   allow_bug=1
+ *           ENOMEM  max_total_pages would be passed, an allocation failed,
+ *                   or fail_at (a simulated failure: the pages mapped so
+ *                   far are zapped and everything is freed; map_failures
+ *                   counts it).  Fault mode never fails mmap for fail_at:
+ *                   touching that page raises SIGBUS instead.
+ *           (length 0 never reaches the driver: the kernel refuses it)
+ *   mremap: growing a mapping fails (VM_DONTEXPAND, every mode)
+ *   ioctl:  ENOTTY  unknown command; EFAULT  bad argument pointer
+ *           SET_MODE  EINVAL  map_mode >= HYBRIDMEM_MODE_COUNT,
+ *                   zap_after_map > 1, fail_at < -1, reserved != 0
+ *           ZAP/REMAP EINVAL  reserved != 0, addr or length not page
+ *                   aligned, length 0, or the range is not inside one vma
+ *                   of a mapping of this same open file (mprotect/munmap
+ *                   may have split it); REMAP also EINVAL on an
+ *                   insert_page(s) mapping (zap_vma_ptes cannot empty it,
+ *                   and vm_insert_page on a present pte is EBUSY)
+ *           REMAP    EINTR  killed while waiting for the mmap lock
+ * REMAP gives the pages fresh (zeroed) contents; in fault mode they are
+ * mapped again on the next touch.
+ */
+
 #endif /* _HYBRIDMEM_UAPI_H */
