@@ -1,0 +1,388 @@
+// Classifiers for the single lines of a kernel crash report: which line opens a
+// report and what it names, stack frames on every architecture's layout, the
+// function line (RIP/PC/NIP/epc), the task line, and the end markers.
+// Inputs are messages with the log prefixes already removed (see text.ts).
+
+export type ReportKind = 'BUG' | 'WARNING' | 'page-fault' | 'null-deref' | 'gpf' | 'KASAN' | 'UBSAN' | 'lockup' | 'panic' | 'trace';
+
+/** One stack frame: "fn+0xoff/0xsize [module]". */
+export interface StackFrame {
+	fn: string;
+	offset: number;
+	size: number;
+	module?: string;
+	/** False for "? fn" frames (x86 stack scan guesses) and powerpc "(unreliable)" ones. */
+	reliable: boolean;
+	/** The code address when the layout prints one ("[<ffff000008250d1c>]"). */
+	address?: bigint;
+	/** x86 stack section the frame was in: TASK, IRQ, NMI, SOFTIRQ, ... */
+	context?: string;
+}
+
+/** A symbol as printk's %pS prints it. */
+export interface KernelSymbol {
+	fn: string;
+	offset?: number;
+	size?: number;
+	module?: string;
+}
+
+/** What the line that opens a report says. */
+export interface Headline {
+	kind: ReportKind;
+	/** The report is closed by a "=====" line (KASAN, UBSAN) rather than an end-trace marker. */
+	delimited?: boolean;
+	/** The line is an oops header ("invalid opcode: 0000 [#1] ..."), not a headline naming the problem. */
+	header?: boolean;
+	file?: string;
+	line?: number;
+	fn?: KernelSymbol;
+	cpu?: number;
+	pid?: number;
+	comm?: string;
+}
+
+// fn+0xoff/0xsize with an optional " [module]" or " [module buildid]".
+const SYMBOL_SRC = '([A-Za-z_.$][\\w.$]*)\\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \\[([\\w-]+)(?: [0-9a-f]+)?\\])?';
+const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
+const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + '(?: \\((unreliable|[A-Z])\\))?\\s*$');
+const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})>?\] ?/;
+
+function symbolFromMatch(m: RegExpExecArray): KernelSymbol {
+	const sym: KernelSymbol = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16) };
+	if (m[4]) sym.module = m[4];
+	return sym;
+}
+
+/** The first %pS symbol anywhere in `text`, or a bare "fn()" (2.6 WARNING lines). */
+export function findSymbol(text: string): KernelSymbol | undefined {
+	const m = SYMBOL_ANYWHERE.exec(text);
+	if (m) return symbolFromMatch(m);
+	const bare = /^([A-Za-z_][\w.]*)\(\)/.exec(text);
+	return bare ? { fn: bare[1] ?? '' } : undefined;
+}
+
+/**
+ * A stack frame line in any of the layouts:
+ * x86 6.x " ? fn+0x1/0x2 [mod]", x86/riscv/arm64 4.x "[<ffff...>] fn+0x1/0x2",
+ * arm64 5.x+ " fn+0x1/0x2", powerpc "[c000...] [c000...] fn+0x1/0x2 (unreliable)".
+ */
+export function parseFrame(text: string): StackFrame | undefined {
+	if (!text.includes('+0x')) return undefined;
+	let t = text.trimStart();
+	let address: string | undefined;
+	for (let k = 0; k < 2; k++) {
+		const m = FRAME_ADDRESS.exec(t);
+		if (!m) break;
+		address = m[1];
+		t = t.slice(m[0].length);
+	}
+	let reliable = true;
+	if (t.startsWith('? ')) {
+		reliable = false;
+		t = t.slice(2);
+	}
+	const m = FRAME_TAIL.exec(t);
+	if (!m) return undefined;
+	const frame: StackFrame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
+	if (m[4]) frame.module = m[4];
+	if (m[5] === 'unreliable') frame.reliable = false;
+	if (address !== undefined) frame.address = BigInt('0x' + address);
+	return frame;
+}
+
+/** x86 stack section markers " <IRQ>", " </IRQ>", " <TASK>", " <EOI>". */
+export function parseStackMarker(text: string): { open: boolean; name: string } | undefined {
+	const m = /^\s*<(\/?)([A-Z]{3,8})>\s*$/.exec(text);
+	if (!m) return undefined;
+	return { open: m[1] !== '/' && m[2] !== 'EOI', name: m[2] ?? '' };
+}
+
+/**
+ * A kernel-mode function line: x86 "RIP: 0010:fn+0x/0x", 3.x "RIP: 0010:[<..>]  [<..>] fn+..",
+ * 4.x "IP: fn+..", i386 "EIP is at fn+..", arm64 "PC is at fn+.." / "pc : fn+..",
+ * powerpc "NIP [c000...] fn+..", riscv "epc : fn+..". User-mode RIPs ("0033:0x7f...") carry no symbol.
+ */
+export function parseFunctionLine(text: string): KernelSymbol | undefined {
+	const c = text.charCodeAt(0);
+	let rest: string | undefined;
+	if (c === 0x52 /* R */ && text.startsWith('RIP: ')) rest = text.slice(5);
+	else if (c === 0x45 /* E */ && (text.startsWith('EIP: ') || text.startsWith('EIP is at '))) rest = text.slice(4);
+	else if (c === 0x49 /* I */ && text.startsWith('IP: ')) rest = text.slice(4);
+	else if (c === 0x50 /* P */ && text.startsWith('PC is at ')) rest = text.slice(9);
+	else if (c === 0x70 /* p */ && /^pc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
+	else if (c === 0x4e /* N */ && text.startsWith('NIP [')) rest = text.slice(4);
+	else if (c === 0x65 /* e */ && /^epc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
+	if (rest === undefined) return undefined;
+	const m = SYMBOL_ANYWHERE.exec(rest);
+	return m ? symbolFromMatch(m) : undefined;
+}
+
+/** Task identity from "CPU: 0 [UID: 0] PID: 1 Comm: x [Not tainted|Tainted: G O] 6.1.0 #1" and older shapes. */
+export interface TaskLine {
+	cpu?: number;
+	uid?: number;
+	pid?: number;
+	comm?: string;
+	/** Taint letters without the padding ("GO"); "" for "Not tainted". */
+	tainted?: string;
+	/** Kernel release ("6.1.0-56-amd64"). */
+	release?: string;
+}
+
+const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?) (Not tainted|Tainted: )(.*)$/;
+const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
+const PROCESS_LINE = /^Process (.+?) \(pid: (\d+)[,)]/;
+const KASAN_TASK = / by task (.+)\/(\d+)\s*$/;
+const HUNG_TASK_LINE = /^task:(\S+)\s+state:\S+.*?\bpid:\s*(\d+)/;
+
+function taintAndRelease(kind: string | undefined, rest: string | undefined, out: TaskLine): void {
+	const tokens = (rest ?? '').trim().split(/\s+/);
+	let i = 0;
+	let taint = '';
+	if (kind === 'Tainted: ') {
+		while (i < tokens.length && /^[A-Z]+$/.test(tokens[i] ?? '')) taint += tokens[i++];
+	}
+	out.tainted = taint;
+	while (i < tokens.length && /^-+$/.test(tokens[i] ?? '')) i++;
+	let release = tokens[i];
+	if (release?.startsWith('(')) release = release.slice(1);
+	if (release && /^\d/.test(release)) out.release = release;
+}
+
+export function parseTaskLine(text: string): TaskLine | undefined {
+	let m: RegExpExecArray | null;
+	const c = text.charCodeAt(0);
+	if (c === 0x43 /* C */ && (m = CPU_LINE.exec(text))) {
+		const out: TaskLine = { cpu: Number(m[1]), pid: Number(m[3]), comm: m[4] ?? '' };
+		if (m[2] !== undefined) out.uid = Number(m[2]);
+		taintAndRelease(m[5], m[6], out);
+		return out;
+	}
+	if (c === 0x50 /* P */) {
+		if ((m = PID_LINE.exec(text))) {
+			const out: TaskLine = { pid: Number(m[1]), comm: m[2] ?? '' };
+			taintAndRelease(m[3], m[4], out);
+			return out;
+		}
+		if ((m = PROCESS_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
+	}
+	if (c === 0x74 /* t */ && (m = HUNG_TASK_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
+	if ((c === 0x52 /* R */ || c === 0x57) /* W */ && / of size \d+ at addr /.test(text) && (m = KASAN_TASK.exec(text)))
+		return { comm: m[1] ?? '', pid: Number(m[2]) };
+	return undefined;
+}
+
+/** "Modules linked in: a(O) b [last unloaded: c]" -> ["a", "b"]. */
+export function parseModulesLinkedIn(text: string): string[] | undefined {
+	if (!text.startsWith('Modules linked in:')) return undefined;
+	const list = text.slice(18).replace(/\[last unloaded:[^\]]*\]/, '');
+	return list
+		.split(/\s+/)
+		.filter((m) => m.length > 0)
+		.map((m) => m.replace(/\(.*\)$/, ''));
+}
+
+// Oops headers: x86 "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI" (6.12: "Oops: " in front),
+// old x86 "Oops: 0000 [#1] SMP", arm64 "Internal error: Oops - BUG: 0 [#1] SMP",
+// powerpc "Oops: Kernel access of bad area, sig: 11 [#1]", riscv "Kernel BUG [#1]" / "Oops [#1]".
+const OOPS_HEADER = /^(?:Oops(?: - |: |(?= \[#))|Internal error: |Kernel BUG(?= \[#)|invalid opcode: |double fault: |stack segment: |int3: |general protection fault)/;
+
+/** Kind an oops header implies when no headline named the problem. */
+function headerKind(text: string): ReportKind {
+	const t = text.replace(/^(?:Oops: |Internal error: )/, '');
+	if (t.startsWith('general protection fault') || t.startsWith('stack segment')) return 'gpf';
+	if (/^(?:Oops: )?[0-9a-f]{4} \[#/.test(t)) return 'page-fault';
+	if (/^Oops: [0-9a-f]+ \[#/.test(t) || t.startsWith('Oops: ') || t.startsWith('Kernel access of bad area')) return 'page-fault';
+	if (/^Oops \[#/.test(t)) return 'page-fault';
+	return 'BUG';
+}
+
+export function isOopsHeader(text: string): boolean {
+	return OOPS_HEADER.test(text) && text.includes('[#');
+}
+
+const KERNEL_BUG_AT = /^kernel BUG at (.+?):(\d+)!/;
+const WARNING_CLASSIC = /^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (?:([^\s:]+):(\d+) )?(.*)$/;
+const WARNING_NEW = /^WARNING: ([^\s:]+):(\d+) at (.+?), CPU#(\d+): (.+)\/(\d+)\s*$/;
+const SLEEPING = /^BUG: sleeping function called from invalid context at ([^\s:]+):(\d+)/;
+const SCHED_ATOMIC = /^BUG: scheduling while atomic: (.+)\/(\d+)\/0x/;
+const BAD_PAGE = /^BUG: Bad page (?:map|state) in process (\S+)/;
+const KASAN_LINE = /^BUG: KASAN: \S+ in (.*)$/;
+const SOFT_LOCKUP = /CPU#(\d+) stuck for \d+s! \[(.+):(\d+)\]/;
+const HARD_LOCKUP = /hard LOCKUP on cpu (\d+)/;
+const HUNG_TASK = /^INFO: task (.+):(\d+) blocked for more than/;
+const UBSAN_LINE = /^UBSAN: .*? in ([^\s:]+):(\d+)(?::\d+)?/;
+
+function lockupHeadline(text: string): Headline {
+	const h: Headline = { kind: 'lockup' };
+	let m = SOFT_LOCKUP.exec(text);
+	if (m) {
+		h.cpu = Number(m[1]);
+		h.comm = m[2] ?? '';
+		h.pid = Number(m[3]);
+		return h;
+	}
+	if ((m = HARD_LOCKUP.exec(text))) h.cpu = Number(m[1]);
+	else if ((m = HUNG_TASK.exec(text))) {
+		h.comm = m[1] ?? '';
+		h.pid = Number(m[2]);
+	}
+	return h;
+}
+
+function bugHeadline(text: string): Headline {
+	let m: RegExpExecArray | null;
+	if (text.startsWith('BUG: KASAN: ')) {
+		const h: Headline = { kind: 'KASAN', delimited: true };
+		if ((m = KASAN_LINE.exec(text))) {
+			const fn = findSymbol(m[1] ?? '');
+			if (fn) h.fn = fn;
+		}
+		return h;
+	}
+	if (/^BUG: (?:unable to handle kernel NULL pointer|kernel NULL pointer|Kernel NULL pointer)/.test(text)) return { kind: 'null-deref' };
+	if (/^BUG: [Uu]nable to handle /.test(text)) return { kind: 'page-fault' };
+	if (/^BUG: (?:soft lockup|workqueue lockup|spinlock lockup)/.test(text)) return lockupHeadline(text);
+	if ((m = SLEEPING.exec(text))) return { kind: 'BUG', file: m[1] ?? '', line: Number(m[2]) };
+	if ((m = SCHED_ATOMIC.exec(text))) return { kind: 'BUG', comm: m[1] ?? '', pid: Number(m[2]) };
+	if ((m = BAD_PAGE.exec(text))) return { kind: 'BUG', comm: m[1] ?? '' };
+	return { kind: 'BUG' };
+}
+
+function warningHeadline(text: string): Headline {
+	const h: Headline = { kind: 'WARNING' };
+	let m = WARNING_NEW.exec(text);
+	if (m) {
+		h.file = m[1] ?? '';
+		h.line = Number(m[2]);
+		const fn = findSymbol(m[3] ?? '');
+		if (fn) h.fn = fn;
+		h.cpu = Number(m[4]);
+		h.comm = m[5] ?? '';
+		h.pid = Number(m[6]);
+		return h;
+	}
+	if ((m = WARNING_CLASSIC.exec(text))) {
+		if (m[1] !== undefined) h.cpu = Number(m[1]);
+		if (m[2] !== undefined) h.pid = Number(m[2]);
+		if (m[3] !== undefined) {
+			h.file = m[3];
+			h.line = Number(m[4]);
+		}
+		const fn = findSymbol(m[5] ?? '');
+		if (fn) h.fn = fn;
+	}
+	return h;
+}
+
+/**
+ * The headline a message opens a report with, or undefined. Dispatches on the
+ * first character so that ordinary lines cost one comparison.
+ */
+export function matchHeadline(text: string): Headline | undefined {
+	let m: RegExpExecArray | null;
+	switch (text.charCodeAt(0)) {
+		case 0x6b /* k */:
+			if ((m = KERNEL_BUG_AT.exec(text))) return { kind: 'BUG', file: m[1] ?? '', line: Number(m[2]) };
+			return undefined;
+		case 0x4b /* K */:
+			if (text.startsWith('Kernel panic - not syncing')) return { kind: 'panic' };
+			if (text.startsWith('Kernel BUG at ')) {
+				const h: Headline = { kind: 'BUG' };
+				const fn = findSymbol(text.slice(14));
+				if (fn) h.fn = fn;
+				return h;
+			}
+			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
+			return undefined;
+		case 0x42 /* B */:
+			return text.startsWith('BUG: ') ? bugHeadline(text) : undefined;
+		case 0x57 /* W */:
+			if (text.startsWith('WARNING: ')) return warningHeadline(text);
+			if (text.startsWith('Watchdog detected hard LOCKUP')) return lockupHeadline(text);
+			return undefined;
+		case 0x77 /* w */:
+			if (text.startsWith('watchdog: ')) {
+				const inner = text.slice(10);
+				return inner.startsWith('BUG: ') || inner.startsWith('Watchdog detected') ? lockupHeadline(inner) : undefined;
+			}
+			return undefined;
+		case 0x4e /* N */:
+			if (text.startsWith('NMI watchdog: ')) return lockupHeadline(text.slice(14));
+			return undefined;
+		case 0x49 /* I */:
+			if (text.startsWith('INFO: task ') || text.startsWith('INFO: rcu')) return lockupHeadline(text);
+			if (text.startsWith('Internal error: ') && isOopsHeader(text)) return { kind: headerKind(text), header: true };
+			return undefined;
+		case 0x72 /* r */:
+			if (text.startsWith('rcu: INFO: rcu')) return { kind: 'lockup' };
+			return undefined;
+		case 0x55 /* U */:
+			if (text.startsWith('UBSAN: ')) {
+				const h: Headline = { kind: 'UBSAN', delimited: true };
+				if ((m = UBSAN_LINE.exec(text))) {
+					h.file = m[1] ?? '';
+					h.line = Number(m[2]);
+				}
+				return h;
+			}
+			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
+			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
+			return undefined;
+		case 0x67 /* g */:
+			if (text.startsWith('general protection fault')) return { kind: 'gpf' };
+			return undefined;
+		case 0x4f /* O */:
+			if (text.startsWith('Oops') && isOopsHeader(text)) {
+				// 6.12 prints the gpf line itself behind "Oops: ": that names the problem.
+				if (text.startsWith('Oops: general protection fault')) return { kind: 'gpf' };
+				return { kind: headerKind(text), header: true };
+			}
+			return undefined;
+		case 0x69 /* i */:
+		case 0x64 /* d */:
+		case 0x73 /* s */:
+			if (isOopsHeader(text)) return { kind: headerKind(text), header: true };
+			return undefined;
+	}
+	return undefined;
+}
+
+export const CUT_HERE = '------------[ cut here ]------------';
+
+/** "---[ end trace 0000000000000000 ]---" (oops, WARN) or "---[ end Kernel panic - not syncing: ... ]---". */
+export function endMarker(text: string): 'trace' | 'panic' | undefined {
+	if (!text.startsWith('---[ end ')) return undefined;
+	if (text.startsWith('---[ end trace')) return 'trace';
+	if (text.startsWith('---[ end Kernel panic')) return 'panic';
+	return undefined;
+}
+
+/** The "=====" rules KASAN and UBSAN put around their reports. */
+export function isRule(text: string): boolean {
+	return text.length >= 20 && text.startsWith('====================') && /^=+\s*$/.test(text);
+}
+
+const BODY_PREFIX =
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: |[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted)/;
+
+/** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
+export function isBodyLine(text: string): boolean {
+	const c = text.charCodeAt(0);
+	if (c === 0x20 || c === 0x09) return true;
+	return BODY_PREFIX.test(text) || parseFrame(text) !== undefined;
+}
+
+/** Lines that keep a stack trace going without being frames: markers, dumps, interrupt notes. */
+export function continuesTrace(text: string): boolean {
+	return (
+		parseStackMarker(text) !== undefined ||
+		/^\s*(?:Exception stack\(|--- interrupt:|LR = |[0-9a-f]{4,16}: |Call [Tt]race:)/.test(text)
+	);
+}
+
+/** The register dump oops_end() prints again after the end marker ("executive summary"), and "note:" lines. */
+export function isSummaryLine(text: string): boolean {
+	return /^(?:RIP: |EIP: |Code: |RSP: |[A-Z][A-Z0-9]{1,4}: |note: |Kernel Offset|PKRU: )/.test(text);
+}

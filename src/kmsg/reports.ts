@@ -1,0 +1,359 @@
+// Assembles crash reports (oopses, BUGs, WARNINGs, KASAN/UBSAN, lockups,
+// panics, bare call traces) from kernel messages fed one line at a time.
+// Reports sit among unrelated lines and one log can hold several; a report
+// ends at its end marker, at the next headline, or after a run of lines that
+// do not look like report content.
+
+import {
+	CUT_HERE,
+	continuesTrace,
+	endMarker,
+	isBodyLine,
+	isOopsHeader,
+	isRule,
+	isSummaryLine,
+	matchHeadline,
+	parseFrame,
+	parseFunctionLine,
+	parseModulesLinkedIn,
+	parseStackMarker,
+	parseTaskLine,
+	type Headline,
+	type ReportKind,
+	type StackFrame,
+} from './report-lines.js';
+
+export type { ReportKind, StackFrame } from './report-lines.js';
+
+export interface CrashReport {
+	/** What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()). */
+	kind: ReportKind;
+	/** The line naming the problem, log prefixes removed. */
+	headline: string;
+	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
+	file?: string;
+	line?: number;
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/epc line (for 'trace': the top reliable frame). */
+	function?: string;
+	/** [module] on the function's line, else on the nearest reliable frame that names one (build ids stripped). */
+	module?: string;
+	/** Taint letters ("GO"), "" when "Not tainted". */
+	tainted?: string;
+	cpu?: number;
+	pid?: number;
+	comm?: string;
+	uid?: number;
+	/** Kernel release from the task line ("6.1.0-56-amd64"). */
+	release?: string;
+	hardware?: string;
+	/** The oops header ("invalid opcode: 0000 [#1] PREEMPT SMP NOPTI", "Internal error: Oops - BUG: 0 [#1] SMP"). */
+	oops?: string;
+	/** "Modules linked in:" list, flags like (O) removed. */
+	modules?: string[];
+	/** The first call trace. */
+	frames: StackFrame[];
+	/** Further traces (KASAN alloc/free stacks, NMI backtraces of other CPUs). */
+	moreTraces: StackFrame[][];
+	/** An end marker ("---[ end trace ...", "---[ end Kernel panic", KASAN's closing rule) was seen. */
+	ended: boolean;
+	/** Seconds since boot of the headline, when known. */
+	ts?: number;
+	/** The report's lines as they appeared in the input. */
+	lines: string[];
+}
+
+/** Consecutive non-report lines after which an open report without end marker is closed. */
+const MISS_LIMIT = 8;
+/** Seconds of silence after which an open report is closed (timestamps permitting). */
+const GAP_SECONDS = 10;
+/** Safety cap for reports closed by a rule line (KASAN/UBSAN) whose rule never comes. */
+const DELIMITED_MAX_LINES = 2000;
+/** Lines after "cut here" / a rule / a task line that may precede a headline. */
+const PENDING_MAX = 4;
+
+interface OpenReport {
+	report: CrashReport;
+	mode: 'body' | 'delimited' | 'summary';
+	hasHeader: boolean;
+	functionModule: string | undefined;
+	trace: StackFrame[] | undefined;
+	context: string | undefined;
+	misses: number;
+	lastTs: number | undefined;
+}
+
+interface Pending {
+	lines: string[];
+	texts: string[];
+	ts: number | undefined;
+	cut: boolean;
+	age: number;
+}
+
+// First characters of messages that can open a report or its preamble.
+const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOids-=C[ ?', (ch) => ch.charCodeAt(0)));
+
+export class ReportAssembler {
+	private open: OpenReport | undefined;
+	private pending: Pending | undefined;
+
+	constructor(private readonly emit: (report: CrashReport) => void) {}
+
+	/** Whether `firstChar` or the assembler's state make the line worth handing over. */
+	wants(firstChar: number): boolean {
+		return this.open !== undefined || this.pending !== undefined || START_CHARS.has(firstChar);
+	}
+
+	/** Feed one message (log prefixes removed), its raw line and timestamp. */
+	line(text: string, raw: string, ts: number | undefined): void {
+		const open = this.open;
+		if (open && ts !== undefined && open.lastTs !== undefined && ts - open.lastTs > GAP_SECONDS) this.close();
+
+		const headline = matchHeadline(text);
+		if (headline) {
+			if (this.open && this.joinsOpenReport(headline, text)) {
+				this.append(this.open, text, raw, ts);
+				return;
+			}
+			this.close();
+			this.start(headline, text, raw, ts);
+			return;
+		}
+		if (this.open && this.feedOpen(this.open, text, raw, ts)) return;
+		if (!this.open) this.outside(text, raw, ts);
+	}
+
+	/** A line that is not kernel output (another program's syslog line): counts as unrelated. */
+	noise(): void {
+		if (this.open && this.open.mode !== 'delimited') this.miss(this.open);
+	}
+
+	/** Close whatever is open (end of input). */
+	finish(): void {
+		this.close();
+		this.pending = undefined;
+	}
+
+	private joinsOpenReport(h: Headline, text: string): boolean {
+		const open = this.open;
+		if (!open) return false;
+		// "kernel BUG at ..." is followed by its oops header; KASAN reports may contain anything.
+		if (open.mode === 'delimited') return !isRule(text) && h.kind !== 'panic';
+		if (h.header && open.mode === 'body' && !open.hasHeader && open.report.kind !== 'panic' && open.report.kind !== 'trace') return true;
+		return false;
+	}
+
+	private start(h: Headline, text: string, raw: string, ts: number | undefined): void {
+		const report: CrashReport = { kind: h.kind, headline: text, frames: [], moreTraces: [], ended: false, lines: [] };
+		if (h.file !== undefined) report.file = h.file;
+		if (h.line !== undefined) report.line = h.line;
+		if (h.fn) report.function = h.fn.fn;
+		if (h.cpu !== undefined) report.cpu = h.cpu;
+		if (h.pid !== undefined) report.pid = h.pid;
+		if (h.comm !== undefined) report.comm = h.comm;
+		if (h.header) report.oops = text;
+		const pending = this.pending;
+		this.pending = undefined;
+		const tsOfReport = ts ?? pending?.ts;
+		if (tsOfReport !== undefined) report.ts = tsOfReport;
+		const open: OpenReport = {
+			report,
+			// UBSAN is rule-delimited up to 6.6 and cut-here/end-trace delimited after; KASAN always uses rules.
+			mode: h.delimited && (h.kind === 'KASAN' || (pending !== undefined && !pending.cut)) ? 'delimited' : 'body',
+			hasHeader: h.header === true,
+			functionModule: h.fn?.module,
+			trace: undefined,
+			context: undefined,
+			misses: 0,
+			lastTs: ts,
+		};
+		this.open = open;
+		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
+		report.lines.push(raw);
+	}
+
+	/** Returns false when the line does not belong to the report (it may then start something else). */
+	private feedOpen(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
+		switch (open.mode) {
+			case 'delimited':
+				if (endMarker(text)) {
+					open.report.lines.push(raw);
+					open.report.ended = true;
+					open.mode = 'summary';
+					return true;
+				}
+				this.append(open, text, raw, ts);
+				if (isRule(text)) {
+					open.report.ended = true;
+					this.close();
+				} else if (open.report.lines.length > DELIMITED_MAX_LINES) this.close();
+				return true;
+			case 'summary':
+				if (isSummaryLine(text)) {
+					open.report.lines.push(raw);
+					return true;
+				}
+				this.close();
+				return false;
+			case 'body': {
+				const end = endMarker(text);
+				if (end) {
+					open.report.lines.push(raw);
+					open.report.ended = true;
+					if (end === 'panic') this.close();
+					else open.mode = 'summary';
+					return true;
+				}
+				if (text === CUT_HERE || isRule(text)) {
+					this.close();
+					return false;
+				}
+				// A headline-less trace is only frames; anything else ends it (and may start something).
+				if (open.report.kind === 'trace') {
+					if (parseFrame(text) !== undefined || continuesTrace(text)) {
+						this.append(open, text, raw, ts);
+						return true;
+					}
+					this.close();
+					return false;
+				}
+				if (isBodyLine(text)) {
+					open.misses = 0;
+					this.append(open, text, raw, ts);
+					return true;
+				}
+				this.miss(open);
+				return true;
+			}
+		}
+	}
+
+	private miss(open: OpenReport): void {
+		if (++open.misses >= MISS_LIMIT) this.close();
+	}
+
+	/** Lines while no report is open: preambles and headline-less call traces. */
+	private outside(text: string, raw: string, ts: number | undefined): void {
+		if (text === CUT_HERE || isRule(text)) {
+			this.pending = { lines: [raw], texts: [text], ts, cut: text === CUT_HERE, age: 0 };
+			return;
+		}
+		const c = text.charCodeAt(0);
+		const frame = c === 0x20 || c === 0x5b || c === 0x3f || c === 0x09 ? parseFrame(text) : undefined;
+		if (frame) {
+			this.startTrace(text, raw, ts);
+			return;
+		}
+		const pending = this.pending;
+		if (pending) {
+			if (++pending.age <= PENDING_MAX && (pending.cut || isPreamble(text))) {
+				pending.lines.push(raw);
+				pending.texts.push(text);
+				return;
+			}
+			this.pending = undefined;
+		}
+		if (isPreamble(text)) this.pending = { lines: [raw], texts: [text], ts, cut: false, age: 0 };
+	}
+
+	private startTrace(text: string, raw: string, ts: number | undefined): void {
+		this.start({ kind: 'trace' }, text.trim(), raw, ts);
+		const open = this.open;
+		if (!open) return;
+		// start() pushed the raw line; parse it as the first frame too.
+		open.report.lines.pop();
+		this.append(open, text, raw, ts);
+	}
+
+	private append(open: OpenReport, text: string, raw: string, ts: number | undefined): void {
+		const report = open.report;
+		report.lines.push(raw);
+		if (ts !== undefined) open.lastTs = ts;
+
+		const frame = parseFrame(text);
+		if (frame) {
+			if (open.context !== undefined) frame.context = open.context;
+			if (!open.trace) {
+				if (report.frames.length === 0 && report.moreTraces.length === 0) open.trace = report.frames;
+				else report.moreTraces.push((open.trace = []));
+			}
+			open.trace.push(frame);
+			return;
+		}
+		const marker = parseStackMarker(text);
+		if (marker) {
+			open.context = marker.open ? marker.name : undefined;
+			return;
+		}
+		if (text.startsWith('Call Trace:') || text.startsWith('Call trace:')) {
+			open.trace = undefined;
+			open.context = undefined;
+			return;
+		}
+		if (!continuesTrace(text)) open.trace = undefined;
+
+		if (report.function === undefined) {
+			const sym = parseFunctionLine(text);
+			if (sym) {
+				report.function = sym.fn;
+				open.functionModule = sym.module;
+				return;
+			}
+		}
+		const task = parseTaskLine(text);
+		if (task) {
+			if (report.cpu === undefined && task.cpu !== undefined) report.cpu = task.cpu;
+			if (report.pid === undefined && task.pid !== undefined) report.pid = task.pid;
+			if (report.comm === undefined && task.comm !== undefined) report.comm = task.comm;
+			if (report.uid === undefined && task.uid !== undefined) report.uid = task.uid;
+			if (report.tainted === undefined && task.tainted !== undefined) report.tainted = task.tainted;
+			if (report.release === undefined && task.release !== undefined) report.release = task.release;
+			return;
+		}
+		if (report.hardware === undefined && text.startsWith('Hardware name: ')) {
+			report.hardware = text.slice(15).trim();
+			return;
+		}
+		if (report.modules === undefined) {
+			const modules = parseModulesLinkedIn(text);
+			if (modules) {
+				report.modules = modules;
+				return;
+			}
+		}
+		if (report.oops === undefined && isOopsHeader(text)) {
+			report.oops = text;
+			open.hasHeader = true;
+			return;
+		}
+		// 6.12's verbose taint line "Tainted: [O]=OOT_MODULE, [W]=WARN"
+		if (report.tainted === undefined && text.startsWith('Tainted: [')) {
+			report.tainted = Array.from(text.matchAll(/\[([A-Z])\]=/g), (m) => m[1]).join('');
+		}
+	}
+
+	private close(): void {
+		const open = this.open;
+		if (!open) return;
+		this.open = undefined;
+		const report = open.report;
+		if (report.kind === 'trace' && report.function === undefined) {
+			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
+			if (top) {
+				report.function = top.fn;
+				if (open.functionModule === undefined) open.functionModule = top.module;
+			}
+		}
+		const module =
+			open.functionModule ?? report.frames.find((f) => f.reliable && f.module)?.module ?? report.frames.find((f) => f.module)?.module;
+		if (module !== undefined) report.module = module;
+		this.emit(report);
+	}
+}
+
+/** Lines that introduce a dump without naming a problem: task line, hardware, "Call Trace:". */
+function isPreamble(text: string): boolean {
+	return (
+		text.startsWith('CPU: ') || text.startsWith('Hardware name: ') || text.startsWith('Call Trace:') || text.startsWith('Call trace:')
+	);
+}

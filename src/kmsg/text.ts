@@ -1,0 +1,214 @@
+// Plain-text kernel log lines come wrapped in whatever the tool that printed them
+// added: dmesg's "[  123.456789] ", printk caller ids "[ T2553]", syslog and
+// journalctl "Nov 24 12:00:00 host kernel: ", "<4>" levels, dmesg -x
+// "kern  :warn  : ", serial-console "\r". This module finds where the kernel's own
+// text starts, without copying the line: the parser runs it on every line of
+// logs of hundreds of megabytes.
+
+/** Where the kernel's message sits inside a line, and what the wrapping said. */
+export interface LineScan {
+	/** Index of the first character of the message. */
+	start: number;
+	/** Index one past its last character (trailing \r removed). */
+	end: number;
+	/** Timestamp in seconds from "[  123.456789]", when the line had one. */
+	ts: number | undefined;
+	/** printk caller id ("T2553", "C1"), when shown. */
+	caller: string | undefined;
+	/** Level from a "<4>" prefix or a dmesg -x "kern  :warn  : " prefix. */
+	level: number | undefined;
+	/** False for syslog/journal lines of another program than the kernel. */
+	kernel: boolean;
+}
+
+export function newLineScan(): LineScan {
+	return { start: 0, end: 0, ts: undefined, caller: undefined, level: undefined, kernel: true };
+}
+
+const SPACE = 0x20;
+const CR = 0x0d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+
+function isDigit(c: number): boolean {
+	return c >= 0x30 && c <= 0x39;
+}
+function isUpper(c: number): boolean {
+	return c >= 0x41 && c <= 0x5a;
+}
+function isLower(c: number): boolean {
+	return c >= 0x61 && c <= 0x7a;
+}
+
+const LEVEL_NAMES: Record<string, number> = { emerg: 0, alert: 1, crit: 2, err: 3, warn: 4, notice: 5, info: 6, debug: 7 };
+const DMESG_X_PREFIX = /^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]) *:(emerg|alert|crit|err|warn|notice|info|debug) *: /;
+// dmesg -T "[Sun Nov 24 12:00:00 2024]" and dmesg -H "[Nov24 12:00]".
+const HUMAN_TIME = /^\[(?:[A-Z][a-z]{2} )?[A-Z][a-z]{2} ?[ \d]?\d \d\d:\d\d(?::\d\d)?(?: \d{4})?\]/;
+
+/** Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1. */
+function afterHostKernel(s: string, i: number, end: number): number {
+	const limit = Math.min(end, i + 80);
+	let j = i;
+	while (j < limit && s.charCodeAt(j) !== SPACE) j++;
+	if (j === i || j >= limit) return -1;
+	if (s.startsWith('kernel: ', j + 1)) return j + 9;
+	if (s.startsWith('kernel:', j + 1) && j + 8 === end) return end;
+	return -1;
+}
+
+/** Index after a syslog/journal timestamp at `i` ("Nov 24 12:00:00[.123456] " or ISO 8601), else -1. */
+function afterSyslogTime(s: string, i: number, end: number): number {
+	const c0 = s.charCodeAt(i);
+	if (isUpper(c0)) {
+		// "Nov 24 12:00:00 " / "Nov  4 12:00:00.123456 "
+		if (!isLower(s.charCodeAt(i + 1)) || !isLower(s.charCodeAt(i + 2)) || s.charCodeAt(i + 3) !== SPACE) return -1;
+		const d = s.charCodeAt(i + 4);
+		if (!(isDigit(d) || d === SPACE) || !isDigit(s.charCodeAt(i + 5)) || s.charCodeAt(i + 6) !== SPACE) return -1;
+		if (!isDigit(s.charCodeAt(i + 7)) || s.charCodeAt(i + 9) !== 0x3a /* : */) return -1;
+		let j = i + 10;
+		while (j < end && s.charCodeAt(j) !== SPACE) j++;
+		return j + 1;
+	}
+	if (isDigit(c0)) {
+		// "2024-11-24T12:00:00.123456+00:00 " or "2024-11-24 12:00:00 "
+		if (s.charCodeAt(i + 4) !== 0x2d || s.charCodeAt(i + 7) !== 0x2d || !isDigit(s.charCodeAt(i + 3))) return -1;
+		const sep = s.charCodeAt(i + 10);
+		if (sep !== 0x54 /* T */ && sep !== SPACE) return -1;
+		if (s.charCodeAt(i + 13) !== 0x3a) return -1;
+		let j = i + 11;
+		while (j < end && s.charCodeAt(j) !== SPACE) j++;
+		return j + 1;
+	}
+	return -1;
+}
+
+/**
+ * Find the message inside s[start, end). Writes into `out` (reused across lines
+ * so that the parser allocates nothing for lines it does not keep).
+ */
+export function scanLine(s: string, start: number, end: number, out: LineScan): LineScan {
+	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
+	while (start < end && s.charCodeAt(start) === CR) start++;
+	out.ts = undefined;
+	out.caller = undefined;
+	out.level = undefined;
+	out.kernel = true;
+
+	let i = start;
+	let c = s.charCodeAt(i);
+
+	// syslog / journalctl: "<time> <host> kernel: "
+	if ((isUpper(c) || isDigit(c)) && end - i > 16) {
+		const t = afterSyslogTime(s, i, end);
+		if (t > 0) {
+			const k = afterHostKernel(s, t, end);
+			if (k > 0) i = k;
+			else out.kernel = false;
+			c = s.charCodeAt(i);
+		}
+	}
+	// "<4>" level (dmesg -r, console captures)
+	if (c === 0x3c /* < */ && isDigit(s.charCodeAt(i + 1))) {
+		let j = i + 1;
+		let level = 0;
+		while (j < end && isDigit(s.charCodeAt(j)) && j < i + 5) level = level * 10 + s.charCodeAt(j++) - 0x30;
+		if (s.charCodeAt(j) === 0x3e /* > */) {
+			out.level = level & 7;
+			i = j + 1;
+			c = s.charCodeAt(i);
+		}
+	}
+	// dmesg -x "kern  :warn  : "
+	if ((c === 0x6b /* k */ || c === 0x75 /* u */) && (s.startsWith('kern', i) || s.startsWith('user', i))) {
+		const m = DMESG_X_PREFIX.exec(s.slice(i, Math.min(end, i + 24)));
+		if (m) {
+			out.level = LEVEL_NAMES[m[1] ?? ''];
+			i += m[0].length;
+			c = s.charCodeAt(i);
+		}
+	}
+	if (c === LBRACKET) {
+		let j = i + 1;
+		while (s.charCodeAt(j) === SPACE) j++;
+		let relative = false;
+		if (s.charCodeAt(j) === 0x2b /* + */) {
+			relative = true;
+			j++;
+		}
+		const numStart = j;
+		while (isDigit(s.charCodeAt(j))) j++;
+		let close = -1;
+		if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
+			j++;
+			while (isDigit(s.charCodeAt(j))) j++;
+			if (s.charCodeAt(j) === RBRACKET) {
+				close = j;
+				if (!relative) out.ts = Number(s.slice(numStart, j));
+			}
+		} else if (isUpper(s.charCodeAt(i + 1))) {
+			const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
+			if (m) close = i + m[0].length - 1;
+		}
+		if (close > 0) {
+			i = close + 1;
+			// caller id: "[ts][ T123]" (console) or "[ts] [ T123]" (util-linux dmesg)
+			const b = s.charCodeAt(i) === LBRACKET ? i : s.charCodeAt(i) === SPACE && s.charCodeAt(i + 1) === LBRACKET ? i + 1 : -1;
+			let callerEnd = -1;
+			if (b >= 0) {
+				let k = b + 1;
+				while (s.charCodeAt(k) === SPACE) k++;
+				const kind = s.charCodeAt(k);
+				if (kind === 0x54 /* T */ || kind === 0x43 /* C */) {
+					const idStart = k;
+					k++;
+					const digitsStart = k;
+					while (isDigit(s.charCodeAt(k))) k++;
+					if (k > digitsStart && s.charCodeAt(k) === RBRACKET) {
+						out.caller = s.slice(idStart, k);
+						callerEnd = k + 1;
+					}
+				}
+			}
+			if (callerEnd > 0) i = callerEnd;
+			if (s.charCodeAt(i) === SPACE) i++;
+			// journalctl -o short-monotonic: "[  123.456789] host kernel: "
+			c = s.charCodeAt(i);
+			if (c !== SPACE && c !== LBRACKET) {
+				const k = afterHostKernel(s, i, end);
+				if (k > 0) i = k;
+			}
+		}
+	}
+	out.start = i;
+	out.end = end;
+	return out;
+}
+
+/** A line with its wrapping removed. */
+export interface NormalisedLine {
+	text: string;
+	ts?: number;
+	caller?: string;
+	level?: number;
+	/** False for syslog/journal lines written by other programs. */
+	kernel: boolean;
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])/g;
+
+/** Remove terminal escape sequences (colours, cursor moves) from serial-console captures. */
+export function stripAnsi(s: string): string {
+	return s.includes('\x1b') ? s.replace(ANSI, '') : s;
+}
+
+/** Normalise one plain-text line: the kernel's message and what its prefixes said. */
+export function normaliseLine(line: string): NormalisedLine {
+	const clean = stripAnsi(line);
+	const scan = scanLine(clean, 0, clean.length, newLineScan());
+	const out: NormalisedLine = { text: clean.slice(scan.start, scan.end), kernel: scan.kernel };
+	if (scan.ts !== undefined) out.ts = scan.ts;
+	if (scan.caller !== undefined) out.caller = scan.caller;
+	if (scan.level !== undefined) out.level = scan.level;
+	return out;
+}
