@@ -5,6 +5,7 @@
 import type { NativeMapping, NativeRegionOptions } from './binding.js';
 import { callNative, codedError, mappingClosed, outOfRange, withPath, type CodedError } from './errors.js';
 import { resolvePattern, type PatternOptions, type ResolvedPattern } from './patterns.js';
+import { vmFlagsAt } from './vmflags.js';
 
 /** Regions at least this large are filled and verified on a worker thread. */
 export const ASYNC_THRESHOLD = 4 * 1024 * 1024;
@@ -149,8 +150,11 @@ export class Mapping implements Disposable, AsyncDisposable {
 
 	/**
 	 * The state of each page. Without touch: mincore(2) residency, nothing is
-	 * read (note: the kernel reports VM_PFNMAP pages, e.g. remap_pfn_range, as
-	 * absent even when mapped). With touch: absent pages get one guarded read.
+	 * read. The kernel's page walkers skip VM_PFNMAP vmas (remap_pfn_range,
+	 * vmf_insert_pfn; vmFlags() has 'pf'), so mincore says 'absent' for every
+	 * page of those even when mapped. With touch: each absent page gets one
+	 * guarded read and becomes 'present' or 'faulting' (SIGBUS/SIGSEGV caught);
+	 * on a vma with a fault handler that read may map the page in.
 	 */
 	probe(options: ProbeOptions = {}): ProbeResult {
 		const native = this.#live('probe');
@@ -165,6 +169,17 @@ export class Mapping implements Disposable, AsyncDisposable {
 		const pages = Array.from(raw, (code) => STATES[code] ?? 'faulting');
 		const count = (state: PageState): number => pages.reduce((n, s) => (s === state ? n + 1 : n), 0);
 		return { pages, present: count('present'), absent: count('absent'), faulting: count('faulting'), touched: touch };
+	}
+
+	/**
+	 * The vma's VmFlags from /proc/self/smaps ('pf' VM_PFNMAP, 'mm' VM_MIXEDMAP,
+	 * 'io', 'sh', 'dd', ...), as the kernel set them for this mapping.
+	 */
+	vmFlags(): string[] {
+		this.#live('read vm flags');
+		const flags = vmFlagsAt(this.address);
+		if (!flags) throw codedError('ERR_MAPPING_NOT_FOUND', `no vma at 0x${this.address.toString(16)} in /proc/self/smaps`);
+		return flags;
 	}
 
 	/**

@@ -1,0 +1,190 @@
+// The device API against the real module (inside the VM runner, or a machine
+// that loaded hybridmem_test.ko): every map_mode but mixed maps 64 pages and
+// passes fill/verify; the kernel zaps pages under the live mapping and probe
+// sees them go; REMAP brings fresh (zeroed) pages back; counters add up.
+import { existsSync, statSync } from 'node:fs';
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { MAP_MODES, openDevice, PATTERNS, type KexDevice, type MapMode, type Mapping } from '../../src/device/index.js';
+
+const devicePath = process.env.HYBRIDMEM_DEVICE ?? '/dev/devKex';
+const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false' && process.env.CI !== '0';
+const present = existsSync(devicePath) && statSync(devicePath).isCharacterDevice();
+const PAGES = 64;
+
+test(`device node ${devicePath}`, (ctx) => {
+	if (present) return;
+	const reason = `${devicePath} does not exist: load hybridmem_test.ko and mknod it (node dist/cli/main.js setup), or run scripts/device-suite.mjs in the VM runner`;
+	if (ci) throw new Error(`device tests cannot run under CI: ${reason}`);
+	ctx.skip(reason);
+});
+
+const PFN_MODES: readonly MapMode[] = ['remap_pfn', 'remap_contig', 'fault'];
+const INSERT_MODES: readonly MapMode[] = ['insert_page', 'insert_pages'];
+
+function pageRange(from: number, count: number): number[] {
+	return Array.from({ length: count }, (_, i) => from + i);
+}
+
+function statesOf(mapping: Mapping, touch: boolean): string[] {
+	return mapping.probe({ touch }).pages;
+}
+
+describe.skipIf(!present)('hybridmem_test.ko through the device API', () => {
+	let device: KexDevice;
+	let ps: number;
+
+	beforeAll(() => {
+		device = openDevice(devicePath);
+		ps = device.pageSize;
+	});
+	afterAll(() => device?.close());
+
+	test('info() and stats() are sane', () => {
+		const info = device.info();
+		expect(info.version).toBe(1);
+		expect(info.pageSize).toBe(ps);
+		expect(MAP_MODES).toContain(info.mapMode);
+		expect(info.failAt).toBeGreaterThanOrEqual(-1);
+		expect(info.maxPages).toBeGreaterThanOrEqual(PAGES);
+		expect(info.maxTotalPages).toBeGreaterThanOrEqual(info.maxPages);
+		expect(typeof info.allowBug).toBe('boolean');
+		const stats = device.stats();
+		for (const value of Object.values(stats)) {
+			expect(typeof value).toBe('bigint');
+			expect(value).toBeGreaterThanOrEqual(0n);
+		}
+		expect(stats.livePages).toBeLessThanOrEqual(BigInt(info.maxTotalPages));
+		expect(stats.frees).toBeLessThanOrEqual(stats.livePages + stats.frees);
+	});
+
+	test('setMode changes only the fields given and is per fd', () => {
+		const start = device.setMode({ mode: 'insert_page', zapAfterMap: false, failAt: null });
+		expect(start).toMatchObject({ mapMode: 'insert_page', zapAfterMap: false, failAt: -1 });
+		expect(device.setMode({ failAt: 3 })).toMatchObject({ mapMode: 'insert_page', zapAfterMap: false, failAt: 3 });
+		expect(device.setMode({ mode: 'fault' })).toMatchObject({ mapMode: 'fault', failAt: 3 });
+		using other = openDevice(devicePath);
+		expect(other.info().failAt).not.toBe(3);
+		device.setMode({ failAt: null });
+	});
+
+	for (const mode of MAP_MODES.filter((m) => m !== 'mixed')) {
+		test(`${mode}: ${PAGES} pages map, pass fill/verify, zap, probe and remap, and are freed on unmap`, () => {
+			device.setMode({ mode, zapAfterMap: false, failAt: null });
+			const before = device.stats();
+			const mapping = device.map(PAGES * ps);
+			const during = device.stats();
+			expect(during.livePages - before.livePages).toBe(BigInt(PAGES));
+			expect(during.liveMappings - before.liveMappings).toBe(1n);
+			expect(during.maps - before.maps).toBe(1n);
+
+			// The vma flags the notes are about: remap_pfn_range/vmf_insert_pfn give VM_PFNMAP, vm_insert_page(s) VM_MIXEDMAP.
+			const flags = mapping.vmFlags();
+			if (PFN_MODES.includes(mode)) expect(flags).toContain('pf');
+			else expect(flags).toContain('mm');
+
+			for (const pattern of PATTERNS) {
+				const options = { pattern, seed: 0xfeedn, value: 0x3c };
+				expect(mapping.fillSync(options).faultingPages).toEqual([]);
+				expect(mapping.verifySync(options)).toMatchObject({ ok: true, bytes: PAGES * ps });
+			}
+			if (mode === 'fault') expect(device.stats().faults - before.faults).toBe(BigInt(PAGES));
+			expect(statesOf(mapping, true).every((s) => s === 'present')).toBe(true);
+
+			// The kernel takes pages 8..23 away while we hold the mapping.
+			mapping.fillSync({ pattern: 'address-tag', seed: 1 });
+			const zapped = pageRange(8, 16);
+			const range = { mapping, offset: 8 * ps, length: 16 * ps };
+			const zap = device.zap(range);
+			expect(zap.pages).toBe(16);
+
+			if (INSERT_MODES.includes(mode)) {
+				// zap_vma_ptes ignores a vma without VM_PFNMAP: nothing happened, and the module says so.
+				expect(zap.noop).toBe(true);
+				expect(statesOf(mapping, false).every((s) => s === 'present')).toBe(true);
+				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1 }).ok).toBe(true);
+				expect(() => device.remap(range)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'ioctl', path: devicePath }));
+			} else {
+				expect(zap.noop).toBe(false);
+				const untouched = statesOf(mapping, false);
+				for (const page of zapped) expect(untouched[page]).toBe('absent');
+				if (mode === 'fault') {
+					// The fault handler maps the same page again on touch: present, with its old (stale) contents.
+					expect(statesOf(mapping, true).every((s) => s === 'present')).toBe(true);
+					expect(mapping.verifySync({ pattern: 'address-tag', seed: 1 }).ok).toBe(true);
+				} else {
+					// No pte and no fault handler for this mode: a touch is SIGBUS, caught and reported.
+					const touched = statesOf(mapping, true);
+					expect(touched.flatMap((s, i) => (s === 'faulting' ? [i] : []))).toEqual(zapped);
+					const verified = mapping.verifySync({ pattern: 'address-tag', seed: 1 });
+					expect(verified.faultingPages).toEqual(zapped);
+					expect(verified.mismatchCount).toBe(0);
+					expect(verified.bytes).toBe((PAGES - 16) * ps);
+				}
+				const remap = device.remap(range);
+				expect(remap.pages).toBe(16);
+				expect(statesOf(mapping, true).every((s) => s === 'present')).toBe(true);
+				// Fresh contents: the remapped pages read as zero, the rest keep the pattern.
+				expect(mapping.verifySync({ pattern: 'constant', value: 0, offset: 8 * ps, length: 16 * ps }).ok).toBe(true);
+				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1, offset: 0, length: 8 * ps }).ok).toBe(true);
+				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1, offset: 24 * ps, length: (PAGES - 24) * ps }).ok).toBe(true);
+				expect(device.stats().remaps - before.remaps).toBe(16n);
+			}
+
+			mapping.unmap();
+			const after = device.stats();
+			expect(after.livePages).toBe(before.livePages);
+			expect(after.liveMappings).toBe(before.liveMappings);
+			expect(after.frees - before.frees).toBe(BigInt(PAGES));
+		});
+	}
+
+	test('zapAfterMap: a fresh remap_pfn mapping faults everywhere until REMAP', () => {
+		device.setMode({ mode: 'remap_pfn', zapAfterMap: true, failAt: null });
+		try {
+			using mapping = device.map(8 * ps);
+			expect(mapping.probe({ touch: true }).faulting).toBe(8);
+			expect(mapping.verifySync({ pattern: 'constant', value: 0 }).faultingPages).toEqual(pageRange(0, 8));
+			device.remap(mapping);
+			expect(mapping.verifySync({ pattern: 'constant', value: 0 }).ok).toBe(true);
+		} finally {
+			device.setMode({ zapAfterMap: false });
+		}
+	});
+
+	test('failAt: mmap fails with ENOMEM, counted as a map failure, with no page left behind', () => {
+		device.setMode({ mode: 'remap_pfn', zapAfterMap: false, failAt: 5 });
+		try {
+			const before = device.stats();
+			expect(() => device.map(16 * ps)).toThrow(expect.objectContaining({ code: 'ENOMEM', syscall: 'mmap', path: devicePath }));
+			const after = device.stats();
+			expect(after.mapFailures - before.mapFailures).toBe(1n);
+			expect(after.livePages).toBe(before.livePages);
+		} finally {
+			device.setMode({ failAt: null });
+		}
+	});
+
+	test('refusals: MAP_PRIVATE and a non-zero offset are EINVAL; mixed without allow_bug is EPERM', () => {
+		device.setMode({ mode: 'remap_pfn', zapAfterMap: false, failAt: null });
+		expect(() => device.map(4 * ps, { shared: false })).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'mmap' }));
+		expect(() => device.map(4 * ps, { offset: ps })).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'mmap' }));
+		if (!device.info().allowBug) {
+			device.setMode({ mode: 'mixed' });
+			expect(() => device.map(4 * ps)).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'mmap' }));
+			device.setMode({ mode: 'remap_pfn' });
+		}
+	});
+
+	test('a large mapping verifies on the worker thread, and unmap waits for no one (EBUSY)', async () => {
+		const pages = Math.min(device.info().maxPages, 4096);
+		device.setMode({ mode: 'insert_pages', zapAfterMap: false, failAt: null });
+		const mapping = device.map(pages * ps);
+		await mapping.fill({ pattern: 'random', seed: 3 });
+		const running = mapping.verify({ pattern: 'random', seed: 3 });
+		if (pages * ps >= 4 * 1024 * 1024) expect(() => mapping.unmap()).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+		expect((await running).ok).toBe(true);
+		mapping.unmap();
+	});
+});
