@@ -2,7 +2,8 @@
 // Builds the N-API addon (build/Release/hybridmem.node) with node-gyp, offline:
 // Node's own headers (the directory holding include/node/common.gypi, /usr on
 // Debian) are used, never downloaded. Skips the build when the .node is newer
-// than every input. Usage: node scripts/build-addon.mjs [--force]
+// than every input. Usage: node scripts/build-addon.mjs [--force | --check]
+// (--check only says whether a build is needed: exit 0 up to date, 1 stale).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const output = join(root, 'build', 'Release', 'hybridmem.node');
 const force = process.argv.includes('--force');
+const checkOnly = process.argv.includes('--check');
 
 function inputs() {
 	const nativeDir = join(root, 'native');
@@ -58,6 +60,10 @@ function fail(message) {
 if (!force && upToDate()) {
 	console.log('hybridmem: build/Release/hybridmem.node is up to date');
 	process.exit(0);
+}
+if (checkOnly) {
+	console.log('hybridmem: build/Release/hybridmem.node is missing or older than its sources');
+	process.exit(1);
 }
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) fail('node-gyp not found: install npm (it bundles node-gyp) or add node-gyp to devDependencies');
