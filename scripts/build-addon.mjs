@@ -5,7 +5,7 @@
 // than every input. Usage: node scripts/build-addon.mjs [--force | --check]
 // (--check only says whether a build is needed: exit 0 up to date, 1 stale).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,11 +75,19 @@ if (!nodeDir) {
 	);
 }
 console.log(`hybridmem: building the addon with ${nodeGyp} (headers from ${nodeDir})`);
-const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`, '--jobs=max'], {
-	cwd: root,
-	stdio: 'inherit',
-	// node-gyp must never fetch headers: an empty dist URL makes any attempt fail loudly.
-	env: { ...process.env, npm_config_nodedir: nodeDir, npm_config_dist_url: 'http://0.0.0.0/' },
-});
-if (result.error) fail(`could not run node-gyp: ${result.error.message}`);
-if (result.status !== 0) fail(`node-gyp rebuild failed (exit ${result.status ?? result.signal})`);
+// configure + build, not rebuild: rebuild's clean step deletes all of build/,
+// which also holds the kernel modules (build/kmod) and other outputs.
+for (const step of [['configure'], ['build', '--jobs=max']]) {
+	const result = spawnSync(process.execPath, [nodeGyp, ...step, `--nodedir=${nodeDir}`], {
+		cwd: root,
+		stdio: 'inherit',
+		// node-gyp must never fetch headers: a dead dist URL makes any attempt fail loudly.
+		env: { ...process.env, npm_config_nodedir: nodeDir, npm_config_dist_url: 'http://0.0.0.0/' },
+	});
+	if (result.error) fail(`could not run node-gyp: ${result.error.message}`);
+	if (result.status !== 0) fail(`node-gyp ${step[0]} failed (exit ${result.status ?? result.signal})`);
+}
+// make leaves the .node's mtime alone when nothing needed relinking; the
+// up-to-date check compares against the sources, so mark this build.
+const now = new Date();
+utimesSync(output, now, now);
