@@ -1,0 +1,48 @@
+// The messages setup gives for refusals no test VM can produce (a kernel that
+// enforces signatures, lockdown), from insmod's real wording; and the pure
+// helpers behind setup's idempotency.
+import { describe, expect, test } from 'vitest';
+import { chrdevMajor } from '../../src/setup/kernel-state.js';
+import { explainInsmodFailure, normalizeParam, paramDifferences } from '../../src/setup/setup.js';
+
+describe('insmod failures', () => {
+	test('signature enforcement', async () => {
+		const e = await explainInsmodFailure('/x/hybridmem_test.ko', 'insmod: ERROR: could not insert module /x/hybridmem_test.ko: Key was rejected by service');
+		expect(e.code).toBe('ERR_SIGNATURE');
+		expect(e.message).toContain('not signed with a trusted key');
+		expect(e.message).toContain("use 'hybridmem run --vm'");
+	});
+
+	test('no module support', async () => {
+		const e = await explainInsmodFailure('/x.ko', 'insmod: ERROR: could not insert module /x.ko: Function not implemented');
+		expect(e.code).toBe('ERR_NO_MODULE_SUPPORT');
+		expect(e.message).toContain('this kernel cannot load modules (built without CONFIG_MODULES)');
+	});
+
+	test('unknown symbols mean a build for another kernel', async () => {
+		const e = await explainInsmodFailure('/x.ko', 'insmod: ERROR: could not insert module /x.ko: Unknown symbol in module');
+		expect(e.code).toBe('ERR_VERMAGIC');
+		expect(e.message).toContain("rebuild it for");
+	});
+
+	test('anything else is passed on verbatim', async () => {
+		const e = await explainInsmodFailure('/x.ko', 'insmod: ERROR: could not insert module /x.ko: Cannot allocate memory');
+		expect(e.code).toBe('ERR_INSMOD');
+		expect(e.message).toBe('insmod /x.ko failed: insmod: ERROR: could not insert module /x.ko: Cannot allocate memory');
+	});
+});
+
+describe('parameters and /proc/devices', () => {
+	test('bools compare in sysfs form', () => {
+		expect(['1', 'y', 'true', 'on'].map(normalizeParam)).toEqual(['Y', 'Y', 'Y', 'Y']);
+		expect(['0', 'N', 'false'].map(normalizeParam)).toEqual(['N', 'N', 'N']);
+		expect(paramDifferences({ zap_after_map: '1', map_mode: 'remap_pfn' }, { zap_after_map: 'Y', map_mode: 'remap_pfn' })).toEqual([]);
+		expect(paramDifferences({ map_mode: 'fault' }, { map_mode: 'remap_pfn' })).toEqual(['map_mode=remap_pfn (wanted fault)']);
+	});
+
+	test('the kex major comes from the character section only', () => {
+		const devices = 'Character devices:\n  1 mem\n241 kex\n\nBlock devices:\n259 blkext\n242 kex\n';
+		expect(chrdevMajor('kex', devices)).toBe(241);
+		expect(chrdevMajor('nope', devices)).toBeUndefined();
+	});
+});
