@@ -7,3 +7,16 @@ export { parseFrame, matchHeadline, type ReportKind, type StackFrame, type Headl
 export { ReportAssembler, type CrashReport } from './reports.js';
 export { parseKernelLog, parseRecords, KernelLogParser, type KernelLog, type KernelLogParserOptions } from './parse.js';
 export { toJson, bigintReplacer } from './json.js';
+export {
+	startCapture,
+	readKernelLog,
+	KmsgCapture,
+	KmsgReader,
+	KMSG_PATH,
+	type KernelLogCapture,
+	type CaptureResult,
+	type CaptureOptions,
+	type RecordPredicate,
+} from './reader.js';
+export { KmsgAccessError, DmesgCapture, parseDmesgRaw } from './dmesg-fallback.js';
+export { SequenceTracker } from './sequence.js';

@@ -130,7 +130,9 @@ export interface TaskLine {
 	release?: string;
 }
 
-const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?) (Not tainted|Tainted: )(.*)$/;
+const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?)(?: Kdump: loaded)? (Not tainted|Tainted: )(.*)$/;
+// hung-task reports print the taint alone, indented: "      Tainted: G      D    O       6.1.0 #1"
+const TAINT_ONLY_LINE = /^\s+(Not tainted|Tainted: )(.*)$/;
 const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
 const PROCESS_LINE = /^Process (.+?) \(pid: (\d+)[,)]/;
 const KASAN_TASK = / by task (.+)\/(\d+)\s*$/;
@@ -168,6 +170,11 @@ export function parseTaskLine(text: string): TaskLine | undefined {
 		if ((m = PROCESS_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
 	}
 	if (c === 0x74 /* t */ && (m = HUNG_TASK_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
+	if (c === 0x20 && (m = TAINT_ONLY_LINE.exec(text))) {
+		const out: TaskLine = {};
+		taintAndRelease(m[1], m[2], out);
+		return out;
+	}
 	if ((c === 0x52 /* R */ || c === 0x57) /* W */ && / of size \d+ at addr /.test(text) && (m = KASAN_TASK.exec(text)))
 		return { comm: m[1] ?? '', pid: Number(m[2]) };
 	return undefined;

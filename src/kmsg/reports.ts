@@ -77,6 +77,8 @@ interface OpenReport {
 	hasHeader: boolean;
 	functionModule: string | undefined;
 	trace: StackFrame[] | undefined;
+	/** The first real call trace went into report.frames already. */
+	haveMain: boolean;
 	context: string | undefined;
 	misses: number;
 	lastTs: number | undefined;
@@ -163,6 +165,7 @@ export class ReportAssembler {
 			hasHeader: h.header === true,
 			functionModule: h.fn?.module,
 			trace: undefined,
+			haveMain: false,
 			context: undefined,
 			misses: 0,
 			lastTs: ts,
@@ -274,8 +277,10 @@ export class ReportAssembler {
 		if (frame) {
 			if (open.context !== undefined) frame.context = open.context;
 			if (!open.trace) {
-				if (report.frames.length === 0 && report.moreTraces.length === 0) open.trace = report.frames;
-				else report.moreTraces.push((open.trace = []));
+				if (!open.haveMain) {
+					open.trace = report.frames;
+					open.haveMain = true;
+				} else report.moreTraces.push((open.trace = []));
 			}
 			open.trace.push(frame);
 			return;
@@ -288,6 +293,11 @@ export class ReportAssembler {
 		if (text.startsWith('Call Trace:') || text.startsWith('Call trace:')) {
 			open.trace = undefined;
 			open.context = undefined;
+			return;
+		}
+		if (text.startsWith('Preemption disabled at:')) {
+			// One frame naming where preemption was disabled: a side trace, not the call trace.
+			report.moreTraces.push((open.trace = []));
 			return;
 		}
 		if (!continuesTrace(text)) open.trace = undefined;
