@@ -28,6 +28,14 @@ void Release(MapState* state) {
 	munmap(state->addr, state->length);
 }
 
+// The ArrayBuffer's finalizer: runs when the buffer is collected (or at once
+// if it could not be created); a no-op for the munmap when unmap() came first.
+void FinalizeBuffer(napi_env, void*, void* hint) {
+	StateHolder* holder = static_cast<StateHolder*>(hint);
+	Release(holder->get());
+	delete holder;
+}
+
 struct RegionArgs {
 	PatternSpec spec;
 	uint64_t offset = 0;
@@ -168,33 +176,43 @@ Napi::Function MappingHandle::DefineClass(Napi::Env env) {
 	return ctor;
 }
 
+// Everything that can fail happens here, before the wrap object exists: a
+// C++ exception thrown out of an ObjectWrap constructor leaves node-addon-api
+// to free a half-built instance, which is not a path to rely on.
 Napi::Object MappingHandle::Create(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size) {
 	auto state = std::make_shared<MapState>();
 	state->addr = addr;
 	state->length = length;
 	state->page_size = page_size;
-	try {
-		AddonData* data = env.GetInstanceData<AddonData>();
-		return data->mapping_ctor.New({Napi::External<StateHolder>::New(env, new StateHolder(state),
-			[](Napi::Env, StateHolder* holder) { delete holder; })});
-	} catch (...) {
-		Release(state.get());
-		throw;
+	// The raw call, not Napi::ArrayBuffer::New: when Node cannot make the
+	// buffer (too large) it runs the finalizer at once and reports failure,
+	// and node-addon-api would then free its finalize data a second time.
+	StateHolder* hint = new StateHolder(state);
+	napi_value raw = nullptr;
+	napi_status status = napi_create_external_arraybuffer(env, addr, length, FinalizeBuffer, hint, &raw);
+	if (status != napi_ok) {
+		if (!state->released) {  // the finalizer did not run: the hint is still ours
+			delete hint;
+			Release(state.get());
+		}
+		Napi::Error error = Napi::Error::New(env);  // the pending exception, if Node set one
+		if (error.IsEmpty()) error = Napi::Error::New(env, "cannot create an ArrayBuffer over the mapping");
+		if (!error.Value().Has("code")) error.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+		throw error;
 	}
+	Napi::ArrayBuffer buffer(env, raw);
+	// From here the buffer's finalizer owns the munmap.
+	AddonData* data = env.GetInstanceData<AddonData>();
+	return data->mapping_ctor.New({Napi::External<StateHolder>::New(env, new StateHolder(state),
+		[](Napi::Env, StateHolder* holder) { delete holder; }), buffer});
 }
 
 MappingHandle::MappingHandle(const Napi::CallbackInfo& info) : ObjectWrap<MappingHandle>(info) {
 	Napi::Env env = info.Env();
-	if (info.Length() < 1 || !info[0].IsExternal())
+	if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsArrayBuffer())
 		throw Napi::TypeError::New(env, "NativeMapping is created by mmap(), not constructed directly");
 	state_ = *info[0].As<Napi::External<StateHolder>>().Data();
-	Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, state_->addr, state_->length,
-		[](Napi::Env, void*, StateHolder* holder) {
-			Release(holder->get());
-			delete holder;
-		},
-		new StateHolder(state_));
-	buffer_ = Napi::Persistent(buffer.As<Napi::Object>());
+	buffer_ = Napi::Persistent(info[1].As<Napi::Object>());
 }
 
 void MappingHandle::RequireOpen(Napi::Env env, const char* syscall) const {

@@ -1,5 +1,7 @@
 // Map options shared by devices and memfds: protection names to PROT_* bits,
 // and the checks every mmap request passes before reaching the kernel.
+import { constants as bufferConstants } from 'node:buffer';
+
 import type { NativeBinding } from './binding.js';
 import { invalidArgument, outOfRange } from './errors.js';
 import { toIndex, type Protection } from './mapping.js';
@@ -41,6 +43,12 @@ export function checkMapRequest(binding: NativeBinding, length: number | bigint,
 	if (bytes === 0) throw outOfRange('length', 'must be at least one page');
 	if (bytes % pageSize !== 0) {
 		throw outOfRange('length', `must be a multiple of the page size (${pageSize}); received ${bytes} (${Math.ceil(bytes / pageSize) * pageSize} would do)`);
+	}
+	if (bytes > bufferConstants.MAX_LENGTH) {
+		throw outOfRange(
+			'length',
+			`is ${bytes} bytes, more than Node ${process.version} can view as one buffer (buffer.constants.MAX_LENGTH = ${bufferConstants.MAX_LENGTH}); map it in parts`,
+		);
 	}
 	const offset = options.offset ?? 0;
 	if (typeof offset === 'bigint' ? offset < 0n : !Number.isSafeInteger(offset) || offset < 0) {
