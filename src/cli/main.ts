@@ -11,6 +11,7 @@ interface CommandModule {
 }
 
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+	run: () => import('./commands/run.js'),
 	setup: () => import('./commands/setup.js'),
 	teardown: () => import('./commands/teardown.js'),
 	status: () => import('./commands/status.js'),

@@ -1,0 +1,66 @@
+// Every input the module must refuse, each with its errno and nothing else:
+// no oops, no leaked page, the module still usable afterwards.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadBinding } from '../device/index.js';
+import type { ScenarioContext } from './context.js';
+import { Evidence } from './evidence.js';
+import { expectNoLeak } from './mapping-checks.js';
+import type { Scenario } from './types.js';
+
+const TOTAL_CAP_PARAM = '/sys/module/hybridmem_test/parameters/max_total_pages';
+
+/** Lowers the module's global page cap (a 0644 parameter) for the duration of fn. */
+function withTotalCap<T>(cap: number, fn: () => T): T {
+	const old = readFileSync(TOTAL_CAP_PARAM, 'utf8').trim();
+	writeFileSync(TOTAL_CAP_PARAM, String(cap));
+	try {
+		return fn();
+	} finally {
+		writeFileSync(TOTAL_CAP_PARAM, old);
+	}
+}
+
+export const badInput: Scenario = {
+	name: 'bad-input',
+	title: 'every rejected input gets its errno, and nothing else happens',
+	expectation: 'MAP_PRIVATE, a non-zero offset and more than max_pages → EINVAL; passing the global page cap → ENOMEM; mode mixed without allow_bug → EPERM; a bad SET_MODE → EINVAL; ZAP outside a mapping → EINVAL; REMAP of a vm_insert_page mapping → EINVAL; no page leaks and the device still maps afterwards',
+	async run(ctx: ScenarioContext) {
+		const ev = new Evidence();
+		using dev = ctx.open({ mode: 'remap_pfn', zapAfterMap: false, failAt: null });
+		const info = dev.info();
+		const ps = dev.pageSize;
+		const before = dev.stats();
+		const log = await ctx.kernelLog(() => {
+			ev.throws('MAP_PRIVATE → EINVAL', () => dev.map(ps, { shared: false }), 'EINVAL');
+			ev.throws('offset ≠ 0 → EINVAL', () => dev.map(ps, { offset: ps }), 'EINVAL');
+			ev.throws(`max_pages + 1 pages (${info.maxPages + 1}) → EINVAL`, () => dev.map((info.maxPages + 1) * ps), 'EINVAL');
+			ev.throws('passing max_total_pages → ENOMEM', () => withTotalCap(8, () => dev.map(16 * ps)), 'ENOMEM');
+			if (!info.allowBug) {
+				dev.setMode({ mode: 'mixed' });
+				ev.throws('mode mixed without allow_bug → EPERM', () => dev.map(2 * ps), 'EPERM');
+				dev.setMode({ mode: 'remap_pfn' });
+			}
+			const binding = loadBinding();
+			ev.throws('SET_MODE with an unknown map_mode → EINVAL', () => binding.setMode(dev.fd, { mapMode: 99, zapAfterMap: 0, failAt: -1 }), 'EINVAL');
+			ev.throws('SET_MODE with fail_at < -1 → EINVAL', () => binding.setMode(dev.fd, { mapMode: 0, zapAfterMap: 0, failAt: -5 }), 'EINVAL');
+			ev.throws('ZAP of an address outside any mapping → EINVAL', () => binding.zap(dev.fd, 0x10000n, ps), 'EINVAL');
+			const m = dev.map(4 * ps);
+			ev.throws('ZAP of an unaligned length → EINVAL', () => binding.zap(dev.fd, m.address, 100), 'EINVAL');
+			ev.throws('ZAP running past the mapping → EINVAL', () => binding.zap(dev.fd, m.address, 8 * ps), 'EINVAL');
+			m.unmap();
+			dev.setMode({ mode: 'insert_page' });
+			const ins = dev.map(4 * ps);
+			ev.throws('REMAP of a vm_insert_page mapping → EINVAL', () => dev.remap(ins), 'EINVAL');
+			ins.unmap();
+			dev.setMode({ mode: 'remap_pfn' });
+		});
+		ev.eq('no crash report in the kernel log', log.reports.length, 0);
+		const ok = dev.map(4 * ps);
+		await ok.fill({ pattern: 'counter' });
+		ev.ok('the device still maps and verifies afterwards', (await ok.verify({ pattern: 'counter' })).ok);
+		ok.unmap();
+		expectNoLeak(ev, before, dev.stats());
+		const refused = ev.checks.filter((c) => c.name.includes('→') && c.ok).length;
+		return { checks: ev.checks, summary: `${refused} bad inputs refused with the right errno, no leak, no oops` };
+	},
+};

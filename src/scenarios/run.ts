@@ -1,0 +1,152 @@
+// Runs scenarios where they can run: natively when this machine can load the
+// module, else in one VM boot for all of them; the crash scenario always in
+// a VM boot of its own.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { errorMessage } from '../cli/errors.js';
+import { buildModule } from '../setup/build.js';
+import { kernelLoadsModules } from '../setup/kernel-state.js';
+import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
+import { setup } from '../setup/setup.js';
+import { chooseKernel } from '../vm/kernels.js';
+import { runInVm } from '../vm/runner.js';
+import { runBugPfnmapInVm } from './bug-pfnmap.js';
+import { ScenarioContext } from './context.js';
+import type { Scenario, ScenarioOutcome, ScenarioResult } from './types.js';
+
+export type Where = 'auto' | 'native' | 'vm';
+
+export interface RunOptions {
+	where?: Where;
+	/** Kernel for the VM runner; default: the newest with headers. */
+	kernel?: string;
+	/** Lets the crash scenario run natively (it will take this kernel down). */
+	allowCrash?: boolean;
+	devicePath?: string;
+	onResult?: (r: ScenarioResult) => void;
+	onProgress?: (message: string) => void;
+	/** The VM's own output (the inner run's progress lines). */
+	vmOutput?: 'inherit' | 'pipe';
+	signal?: AbortSignal;
+}
+
+/** This machine can load the module: root, CONFIG_MODULES, headers for the running kernel. */
+export function canRunNatively(): boolean {
+	return process.getuid?.() === 0 && kernelLoadsModules() && existsSync(`/lib/modules/${os.release()}/build/Makefile`);
+}
+
+function result(s: Scenario, outcome: ScenarioOutcome, started: number, where: 'native' | 'vm', kernel: string, error?: string): ScenarioResult {
+	return {
+		name: s.name,
+		title: s.title,
+		expectation: s.expectation,
+		...outcome,
+		passed: !error && outcome.checks.length > 0 && outcome.checks.every((c) => c.ok),
+		durationMs: Date.now() - started,
+		kernel,
+		where,
+		...(error ? { error } : {}),
+	};
+}
+
+async function runOne(s: Scenario, ctx: ScenarioContext, where: 'native' | 'vm'): Promise<ScenarioResult> {
+	const started = Date.now();
+	try {
+		return result(s, await s.run(ctx), started, where, os.release());
+	} catch (err) {
+		return result(s, { checks: [], summary: 'did not finish' }, started, where, os.release(), errorMessage(err));
+	}
+}
+
+/** Runs scenarios in this kernel; the module is (re)loaded with its defaults first. */
+export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}): Promise<ScenarioResult[]> {
+	const devicePath = opts.devicePath ?? DEFAULT_NODE;
+	const crash = scenarios.filter((s) => s.crashes);
+	if (crash.length && !opts.allowCrash)
+		throw Object.assign(new Error(`${crash.map((s) => s.name).join(', ')} crashes the kernel: refused natively; run it with --vm, or pass --allow-crash on a machine you can lose`), {
+			code: 'ERR_CRASH_REFUSED',
+		});
+	const ctx = new ScenarioContext(devicePath);
+	const results: ScenarioResult[] = [];
+	const safe = scenarios.filter((s) => !s.crashes);
+	if (safe.length) {
+		await buildModule(os.release());
+		await setup({ reload: true, node: devicePath });
+	}
+	for (const s of safe) {
+		opts.onProgress?.(`running ${s.name}`);
+		const r = await runOne(s, ctx, 'native');
+		results.push(r);
+		opts.onResult?.(r);
+	}
+	for (const s of crash) await s.run(ctx); // does not return on a kernel that BUGs
+	return results;
+}
+
+/** Runs the non-crashing scenarios in one VM boot, through this CLI inside it. */
+async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-run-'));
+	const file = path.join(dir, 'results.json');
+	try {
+		const vm = await runInVm({
+			kernel,
+			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'run', '--native', '--results', file, ...scenarios.map((s) => s.name)],
+			cwd: PACKAGE_ROOT,
+			rw: [dir],
+			stdout: opts.vmOutput ?? 'pipe',
+			stderr: opts.vmOutput ?? 'pipe',
+			...(opts.signal ? { signal: opts.signal } : {}),
+			...(opts.onProgress ? { onNotice: opts.onProgress } : {}),
+		});
+		if (!existsSync(file)) {
+			const why = `the VM run gave no results (${vm.outcome}, exit ${vm.exitCode}); console log: ${vm.consoleLog}\n${(vm.stderr ?? '').trim()}`;
+			return scenarios.map((s) => result(s, { checks: [], summary: 'did not run' }, Date.now(), 'vm', kernel, why));
+		}
+		const results = (JSON.parse(readFileSync(file, 'utf8')) as ScenarioResult[]).map((r) => ({ ...r, where: 'vm' as const }));
+		for (const r of results) opts.onResult?.(r);
+		return results;
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {}): Promise<ScenarioResult[]> {
+	const where = opts.where ?? 'auto';
+	const native = where === 'native' || (where === 'auto' && canRunNatively());
+	if (native && (opts.allowCrash || !scenarios.some((s) => s.crashes))) return runNatively(scenarios, opts);
+	const safe = scenarios.filter((s) => !s.crashes);
+	const crash = scenarios.filter((s) => s.crashes);
+	const kernel = chooseKernel(opts.kernel).version;
+	const results: ScenarioResult[] = [];
+	if (safe.length) {
+		if (native) results.push(...(await runNatively(safe, opts)));
+		else {
+			opts.onProgress?.(`building the module for ${kernel}`);
+			await buildModule(kernel);
+			opts.onProgress?.(`booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`);
+			results.push(...(await runSafeInVm(safe, opts, kernel)));
+		}
+	}
+	for (const s of crash) {
+		opts.onProgress?.(`booting ${kernel} for ${s.name} (it crashes that kernel)`);
+		await buildModule(kernel);
+		const started = Date.now();
+		try {
+			const outcome = await runBugPfnmapInVm({ kernel, ...(opts.signal ? { signal: opts.signal } : {}) });
+			const r = result(s, outcome, started, 'vm', outcome.kernel);
+			results.push(r);
+			opts.onResult?.(r);
+		} catch (err) {
+			const r = result(s, { checks: [], summary: 'did not run' }, started, 'vm', kernel, errorMessage(err));
+			results.push(r);
+			opts.onResult?.(r);
+		}
+	}
+	return results;
+}
+
+/** Writes results where the outer run (on the host) reads them. */
+export function writeResults(file: string, results: ScenarioResult[]): void {
+	writeFileSync(file, JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+}
