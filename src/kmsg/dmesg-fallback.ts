@@ -151,6 +151,15 @@ export class DmesgCapture implements KernelLogCapture {
 		}
 	}
 
+	private taken = 0;
+
+	async take(): Promise<KmsgRecord[]> {
+		await this.poll();
+		const fresh = this.records.slice(this.taken);
+		this.taken = this.records.length;
+		return fresh;
+	}
+
 	async collect(): Promise<CaptureResult> {
 		if (this.stopped) return this.stopped;
 		await this.poll();

@@ -123,8 +123,8 @@ function parseBody(body: string, bare: boolean): EventBody | undefined {
 			if ((m = MAP_START.exec(body)))
 				return {
 					type: 'mapStart',
-					vmEnd: BigInt(m[1] ?? 0),
 					vmStart: BigInt(m[2] ?? 0),
+					vmEnd: BigInt(m[1] ?? 0),
 					len: Number(m[3]),
 					pages: Number(m[4]),
 					pgoff: Number(m[5]),

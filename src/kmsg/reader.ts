@@ -32,6 +32,8 @@ export interface KernelLogCapture {
 	poll(): Promise<number>;
 	/** Poll until a record since the start matches (a substring, a RegExp or a function); undefined on timeout. */
 	waitFor(predicate: RecordPredicate, timeoutMs: number): Promise<KmsgRecord | undefined>;
+	/** Records not returned by an earlier take(), read up to now (for following the log live). */
+	take(): Promise<KmsgRecord[]>;
 	/** The records since the start, read up to now; the capture goes on. */
 	collect(): Promise<CaptureResult>;
 	/** collect() and release the file descriptor and timer. */
@@ -186,6 +188,16 @@ export class KmsgCapture implements KernelLogCapture {
 			if (this.stopped || Date.now() >= deadline) return undefined;
 			await sleep(Math.min(this.pollIntervalMs || 50, Math.max(1, deadline - Date.now())));
 		}
+	}
+
+	private taken = 0;
+
+	take(): Promise<KmsgRecord[]> {
+		if (this.failure) return Promise.reject(this.failure as Error);
+		this.pollSync();
+		const fresh = this.records.slice(this.taken);
+		this.taken = this.records.length;
+		return Promise.resolve(fresh);
 	}
 
 	collect(): Promise<CaptureResult> {

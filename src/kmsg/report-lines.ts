@@ -316,7 +316,10 @@ export function matchHeadline(text: string): Headline | undefined {
 			}
 			return undefined;
 		case 0x4e /* N */:
-			if (text.startsWith('NMI watchdog: ')) return lockupHeadline(text.slice(14));
+			if (text.startsWith('NMI watchdog: ')) {
+				const inner = text.slice(14);
+				return inner.startsWith('BUG: ') || inner.startsWith('Watchdog detected') ? lockupHeadline(inner) : undefined;
+			}
 			return undefined;
 		case 0x49 /* I */:
 			if (text.startsWith('INFO: task ') || text.startsWith('INFO: rcu')) return lockupHeadline(text);

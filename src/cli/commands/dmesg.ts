@@ -1,0 +1,182 @@
+// hybridmem dmesg: the module's events and any crash reports in a kernel log
+// (a file, the live ring buffer, or the log as it grows).
+import { createReadStream } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
+import { abortOnSignals, parse } from '../options.js';
+import type { ModuleEvent } from '../../kmsg/events.js';
+import { toJson } from '../../kmsg/json.js';
+import { KernelLogParser, parseRecords, type KernelLog } from '../../kmsg/parse.js';
+import { readKernelLog, startCapture } from '../../kmsg/reader.js';
+import type { CrashReport } from '../../kmsg/reports.js';
+
+export const summary = 'module events and crash reports (BUG, oops, WARNING, KASAN, panics) in a kernel log';
+
+export const help = `Usage: hybridmem dmesg [--file FILE | --follow] [--json] [--frames N]
+
+Reads the kernel log (the ring buffer by default, FILE, or the live log with
+--follow) and prints the hybridmem_test module's events and every crash report
+found: its kind, headline, file:line, function, module and top stack frames.
+Reads any shape of kernel log: dmesg with or without timestamps, dmesg -r/-x,
+journalctl -k, syslog, serial-console captures, /dev/kmsg dumps; x86_64,
+arm64, powerpc and riscv reports from 2.6 to 6.x kernels.
+
+Exits 0 when reports are found (finding them is the point); non-zero only when
+the log cannot be read.
+
+Options:
+  --file FILE   parse FILE ('-' for standard input) instead of the ring buffer
+  --follow      print events and reports as the kernel logs them, until Ctrl-C
+  --json        print {"events": [...], "reports": [...]} (addresses as "0x..." strings)
+  --frames N    stack frames to show per report (default 8)`;
+
+function hex(value: bigint): string {
+	return '0x' + value.toString(16);
+}
+
+function stamp(ts: number | undefined): string {
+	return ts === undefined ? '' : `[${ts.toFixed(6).padStart(12)}] `;
+}
+
+/** One line for an event: its type and fields, addresses in hex. */
+export function describeEvent(event: ModuleEvent): string {
+	const fields = Object.entries(event)
+		.filter(([key]) => key !== 'type' && key !== 'line' && key !== 'ts')
+		.map(([key, value]) => `${key}=${typeof value === 'bigint' ? hex(value) : String(value)}`);
+	return `${stamp(event.ts)}${event.type}${fields.length ? ' ' + fields.join(' ') : ''}`;
+}
+
+// Mapping-level events are listed; per-page ones are only counted (there can be thousands).
+const LISTED = new Set<ModuleEvent['type']>(['mapStart', 'mapComplete', 'mapFailed', 'zapNoop', 'freed', 'suppressed', 'loaded', 'unloaded', 'other']);
+
+export function describeEvents(events: ModuleEvent[]): string[] {
+	const counts = new Map<string, number>();
+	for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+	const lines = [`events: ${events.length}${counts.size ? ' (' + [...counts].map(([t, n]) => `${t} ${n}`).join(', ') + ')' : ''}`];
+	for (const e of events) if (LISTED.has(e.type)) lines.push('  ' + describeEvent(e));
+	return lines;
+}
+
+/** A report for people: headline, where, who, and the top frames with module frames marked. */
+export function describeReport(report: CrashReport, index: number, maxFrames: number): string[] {
+	const lines = [`#${index} ${report.kind}${report.ts !== undefined ? ` at ${report.ts.toFixed(6)}` : ''}: ${report.headline}`];
+	const where: string[] = [];
+	if (report.file !== undefined) where.push(`${report.file}:${report.line ?? '?'}`);
+	if (report.function !== undefined) where.push(`in ${report.function}`);
+	if (report.module !== undefined) where.push(`[${report.module}]`);
+	if (where.length) lines.push(`   where: ${where.join(' ')}`);
+	const who: string[] = [];
+	if (report.comm !== undefined) who.push(`comm ${report.comm}`);
+	if (report.pid !== undefined) who.push(`pid ${report.pid}`);
+	if (report.cpu !== undefined) who.push(`cpu ${report.cpu}`);
+	if (report.tainted !== undefined) who.push(`tainted ${report.tainted || '-'}`);
+	if (report.release !== undefined) who.push(`kernel ${report.release}`);
+	if (who.length) lines.push(`   task: ${who.join(', ')}`);
+	const reliable = report.frames.filter((f) => f.reliable);
+	const shown = (reliable.length ? reliable : report.frames).slice(0, maxFrames);
+	if (shown.length) {
+		lines.push('   frames:');
+		for (const f of shown) {
+			const text = `${f.fn}+0x${f.offset.toString(16)}/0x${f.size.toString(16)}${f.module ? ` [${f.module}]` : ''}`;
+			lines.push(`     ${f.module ? '>' : ' '} ${text}${f.module && f.module === report.module ? '   <- module' : ''}`);
+		}
+		const hidden = report.frames.length - shown.length;
+		if (hidden > 0) lines.push(`       (${hidden} more${reliable.length < report.frames.length ? ', including "?" guesses' : ''})`);
+	}
+	if (!report.ended && report.kind !== 'trace' && report.kind !== 'lockup') lines.push('   (no end marker: the report may be cut short)');
+	return lines;
+}
+
+function printLog(log: KernelLog, json: boolean, maxFrames: number): void {
+	if (json) {
+		console.log(toJson({ events: log.events, reports: log.reports }, 2));
+		return;
+	}
+	for (const line of describeEvents(log.events)) console.log(line);
+	console.log(`reports: ${log.reports.length}`);
+	log.reports.forEach((r, i) => {
+		for (const line of describeReport(r, i + 1, maxFrames)) console.log('  ' + line);
+	});
+}
+
+async function parseFile(file: string): Promise<KernelLog> {
+	const parser = new KernelLogParser();
+	const stream = file === '-' ? process.stdin : createReadStream(file);
+	stream.setEncoding('utf8');
+	try {
+		for await (const chunk of stream) parser.write(chunk as string);
+	} catch (err) {
+		const e = err as NodeJS.ErrnoException;
+		throw new CliError(`dmesg: cannot read ${file}: ${e.message}`, 1);
+	}
+	return parser.end();
+}
+
+async function follow(json: boolean, maxFrames: number): Promise<KernelLog> {
+	let reports = 0;
+	const parser = new KernelLogParser(
+		json
+			? {}
+			: {
+					onEvent: (e) => console.log(describeEvent(e)),
+					onReport: (r) => {
+						for (const line of describeReport(r, ++reports, maxFrames)) console.log(line);
+					},
+				},
+	);
+	const capture = await startCapture({ pollIntervalMs: 100 });
+	const signals = abortOnSignals();
+	if (!json) console.error(`following the kernel log (${capture.source}); Ctrl-C to stop`);
+	try {
+		while (!signals.signal.aborted) {
+			for (const record of await capture.take()) parser.record(record);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, 100);
+				signals.signal.addEventListener('abort', () => {
+					clearTimeout(timer);
+					resolve();
+				});
+			});
+		}
+		for (const record of await capture.take()) parser.record(record);
+	} finally {
+		signals.dispose();
+		await capture.stop();
+	}
+	return parser.end();
+}
+
+export async function main(argv: string[]): Promise<number> {
+	const { values } = parse('dmesg', () =>
+		parseArgs({
+			args: argv,
+			strict: true,
+			options: {
+				file: { type: 'string' },
+				follow: { type: 'boolean' },
+				json: { type: 'boolean' },
+				frames: { type: 'string' },
+			},
+		}),
+	);
+	if (values.file !== undefined && values.follow) throw new CliError("dmesg: --file and --follow exclude each other; see 'hybridmem dmesg --help'", 2);
+	const maxFrames = values.frames === undefined ? 8 : Number(values.frames);
+	if (!Number.isInteger(maxFrames) || maxFrames < 0) throw new CliError(`dmesg: --frames expects a count, got '${values.frames}'`, 2);
+	const json = values.json === true;
+
+	if (values.follow) {
+		const log = await follow(json, maxFrames);
+		if (json) printLog(log, true, maxFrames);
+		return 0;
+	}
+	let log: KernelLog;
+	if (values.file !== undefined) log = await parseFile(values.file);
+	else {
+		const captured = await readKernelLog().catch((err: Error) => {
+			throw new CliError(`dmesg: ${err.message}`, 1);
+		});
+		log = parseRecords(captured.records);
+	}
+	printLog(log, json, maxFrames);
+	return 0;
+}
