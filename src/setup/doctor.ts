@@ -146,6 +146,7 @@ export async function checkKvm(probe?: () => Promise<'kvm' | 'tcg'>): Promise<Ch
 		...base,
 		status: accel === 'kvm' ? 'ok' : 'missing',
 		detail: accel === 'kvm' ? 'KVM (a test guest booted with it just now)' : '/dev/kvm did not boot a test guest in time: the VM runner uses TCG',
+		fix: 'none needed (TCG works); /dev/kvm is there but does not boot a guest on this host',
 	});
 }
 
