@@ -1,0 +1,362 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseKernelLog } from '../../src/kmsg/parse.js';
+import { matchHeadline, parseFrame } from '../../src/kmsg/report-lines.js';
+import type { CrashReport } from '../../src/kmsg/reports.js';
+
+const fixture = (name: string): string => readFileSync(new URL(`../fixtures/kmsg/${name}`, import.meta.url), 'utf8');
+
+function single(name: string): CrashReport {
+	const { reports } = parseKernelLog(fixture(name));
+	expect(reports).toHaveLength(1);
+	return reports[0] as CrashReport;
+}
+
+const names = (r: CrashReport, n: number): string[] =>
+	r.frames.slice(0, n).map((f) => `${f.reliable ? '' : '? '}${f.fn}${f.module ? ` [${f.module}]` : ''}`);
+
+describe('x86_64 6.x', () => {
+	it('6.1 kernel BUG (invalid opcode, no "Oops: " prefix, Modules linked in after the trace)', () => {
+		const r = single('x86_64-6.1-bug-vm_insert_page.log');
+		expect(r).toMatchObject({
+			kind: 'BUG',
+			headline: 'kernel BUG at mm/memory.c:2055!',
+			file: 'mm/memory.c',
+			line: 2055,
+			function: 'vm_insert_page',
+			module: 'hybridmem_test',
+			oops: 'invalid opcode: 0000 [#1] PREEMPT SMP NOPTI',
+			cpu: 1,
+			pid: 431,
+			comm: 'node',
+			tainted: 'GO',
+			release: '6.1.0-56-amd64',
+			ended: true,
+			ts: 118.10227,
+		});
+		expect(r.uid).toBeUndefined();
+		expect(r.modules?.slice(0, 3)).toEqual(['hybridmem_test', 'binfmt_misc', 'sd_mod']);
+		expect(r.frames).toHaveLength(19);
+		expect(r.frames[0]).toEqual({ fn: '__die_body.cold', offset: 0x1a, size: 0x1f, reliable: false, context: 'TASK' });
+		const moduleFrame = r.frames.find((f) => f.module);
+		expect(moduleFrame).toEqual({ fn: 'kex_mmap', offset: 0x1f4, size: 0x3a0, module: 'hybridmem_test', reliable: true, context: 'TASK' });
+		expect(r.frames.filter((f) => f.reliable).map((f) => f.fn)).toEqual([
+			'kex_mmap',
+			'mmap_region',
+			'do_mmap',
+			'vm_mmap_pgoff',
+			'ksys_mmap_pgoff',
+			'do_syscall_64',
+			'entry_SYSCALL_64_after_hwframe',
+		]);
+		// the "executive summary" after the end marker and the note: lines stay with the report
+		expect(r.lines[0]).toBe('[  118.102268] ------------[ cut here ]------------');
+		expect(r.lines.at(-1)).toBe('[  118.103740] note: node[431] exited with preempt_count 1');
+	});
+
+	it('the module events around the oops are still events', () => {
+		const { events } = parseKernelLog(fixture('x86_64-6.1-bug-vm_insert_page.log'));
+		expect(events.map((e) => e.type)).toEqual(['loaded', 'mapStart', 'remap', 'freed']);
+	});
+
+	it('6.12 kernel BUG ("Oops: invalid opcode", UID, verbose taint line, module build id)', () => {
+		const r = single('x86_64-6.12-bug-vm_insert_page.log');
+		expect(r).toMatchObject({
+			kind: 'BUG',
+			file: 'mm/memory.c',
+			line: 2251,
+			function: 'vm_insert_page',
+			module: 'hybridmem_test',
+			oops: 'Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI',
+			cpu: 1,
+			uid: 0,
+			pid: 431,
+			comm: 'node',
+			tainted: 'GO',
+			release: '6.12.117+deb12-amd64',
+		});
+		expect(r.frames.find((f) => f.fn === 'kex_mmap')?.module).toBe('hybridmem_test');
+	});
+
+	it('WARNING with file, line and function in the headline, Modules linked in before the registers', () => {
+		const r = single('x86_64-6.1-warning.log');
+		expect(r).toMatchObject({
+			kind: 'WARNING',
+			headline: 'WARNING: CPU: 1 PID: 1 at mm/foo.c:12 fn+0x1/0x2',
+			file: 'mm/foo.c',
+			line: 12,
+			function: 'fn',
+			module: 'hybridmem_test',
+			cpu: 1,
+			pid: 1,
+			comm: 'swapper/0',
+			modules: ['hybridmem_test', '9pnet_virtio', '9p', 'netfs'],
+			ended: true,
+		});
+		expect(names(r, 2)).toEqual(['? __warn', '? fn']);
+		expect(r.frames.find((f) => f.reliable)?.fn).toBe('kex_init');
+	});
+
+	it('NULL pointer dereference with the RIP in the module', () => {
+		const r = single('x86_64-6.1-null-deref.log');
+		expect(r).toMatchObject({
+			kind: 'null-deref',
+			headline: 'BUG: kernel NULL pointer dereference, address: 0000000000000000',
+			function: 'kex_ioctl',
+			module: 'hybridmem_test',
+			oops: 'Oops: 0000 [#1] PREEMPT SMP NOPTI',
+			pid: 517,
+			ended: true,
+		});
+		expect(r.file).toBeUndefined();
+		expect(r.frames.filter((f) => f.reliable).map((f) => f.fn)).toEqual(['__x64_sys_ioctl', 'do_syscall_64', 'entry_SYSCALL_64_after_hwframe']);
+	});
+
+	it('general protection fault in a workqueue', () => {
+		const r = single('x86_64-6.1-gpf.log');
+		expect(r).toMatchObject({ kind: 'gpf', function: '__list_del_entry_valid', module: 'hybridmem_test', comm: 'kworker/1:2', pid: 602 });
+		expect(r.headline).toMatch(/^general protection fault, probably for non-canonical address 0xdead000000000122/);
+	});
+
+	it('KASAN use-after-free: function from the headline, task from "by task", extra traces', () => {
+		const r = single('x86_64-6.1-kasan.log');
+		expect(r).toMatchObject({
+			kind: 'KASAN',
+			headline: 'BUG: KASAN: slab-use-after-free in kex_ioctl+0x1d4/0x2f0 [hybridmem_test]',
+			function: 'kex_ioctl',
+			module: 'hybridmem_test',
+			pid: 4242,
+			comm: 'node',
+			cpu: 0,
+			ended: true,
+		});
+		expect(r.frames.map((f) => f.fn).slice(0, 2)).toEqual(['dump_stack_lvl', 'print_report']);
+		expect(r.moreTraces.map((t) => t.length)).toEqual([5, 7]);
+		expect(r.moreTraces[1]?.at(-2)).toMatchObject({ fn: 'kex_vma_close', module: 'hybridmem_test' });
+		expect(r.lines[0]).toBe('[   88.301002] ==================================================================');
+		expect(r.lines.at(-1)).toBe('[   88.301552] ==================================================================');
+	});
+
+	it('UBSAN with file and line, function unknown (user-mode RIP only)', () => {
+		const r = single('x86_64-6.1-ubsan.log');
+		expect(r).toMatchObject({ kind: 'UBSAN', file: '/build/hybridmem/kmod/hybridmem_test.c', line: 412, module: 'hybridmem_test', ended: true });
+		expect(r.function).toBeUndefined();
+	});
+
+	it('lockups: soft lockup, RCU stall, hung task', () => {
+		const soft = single('x86_64-6.1-soft-lockup.log');
+		expect(soft).toMatchObject({ kind: 'lockup', cpu: 1, pid: 123, comm: 'kworker/1:2', function: 'kex_spin_work', module: 'hybridmem_test', tainted: 'GOL' });
+		const rcu = single('x86_64-6.1-rcu-stall.log');
+		expect(rcu).toMatchObject({ kind: 'lockup', headline: 'rcu: INFO: rcu_preempt self-detected stall on CPU', function: 'kex_verify_loop', cpu: 0 });
+		expect(rcu.frames[0]).toMatchObject({ fn: 'rcu_dump_cpu_stacks', context: 'IRQ' });
+		expect(rcu.frames.find((f) => f.fn === 'kex_ioctl')).toMatchObject({ context: 'TASK', module: 'hybridmem_test' });
+		const hung = single('x86_64-6.1-hung-task.log');
+		expect(hung).toMatchObject({ kind: 'lockup', comm: 'node', pid: 431, tainted: 'GDO', release: '6.1.0-56-amd64' });
+		expect(hung.frames.map((f) => f.fn).slice(0, 3)).toEqual(['__schedule', 'schedule', 'rwsem_down_write_slowpath']);
+	});
+
+	it('sysrq-c panic', () => {
+		const r = single('x86_64-6.1-sysrq-panic.log');
+		expect(r).toMatchObject({
+			kind: 'panic',
+			headline: 'Kernel panic - not syncing: sysrq triggered crash',
+			cpu: 0,
+			pid: 1,
+			comm: 'sh',
+			tainted: '',
+			ended: true,
+		});
+		expect(r.frames.map((f) => f.fn).slice(0, 3)).toEqual(['dump_stack_lvl', 'panic', 'sysrq_handle_crash']);
+		expect(r.lines.at(-1)).toContain('---[ end Kernel panic');
+	});
+
+	it('scheduling while atomic, sleeping in atomic, bad page map', () => {
+		const atomic = single('x86_64-6.1-sched-atomic.log');
+		expect(atomic).toMatchObject({ kind: 'BUG', headline: 'BUG: scheduling while atomic: node/431/0x00000002', comm: 'node', pid: 431, module: 'hybridmem_test' });
+		// "Preemption disabled at:" names one frame; the call trace is the one after "Call Trace:"
+		expect(atomic.frames[0]?.fn).toBe('dump_stack_lvl');
+		expect(atomic.moreTraces).toEqual([[{ fn: 'kex_mmap', offset: 0x64, size: 0x3a0, module: 'hybridmem_test', reliable: true, address: 0xffffffffc0a011c4n }]]);
+		const sleeping = single('x86_64-6.1-sleeping-in-atomic.log');
+		expect(sleeping).toMatchObject({ kind: 'BUG', file: 'include/linux/sched/mm.h', line: 274, module: 'hybridmem_test' });
+		const bad = single('x86_64-6.1-bad-page-map.log');
+		expect(bad).toMatchObject({ kind: 'BUG', comm: 'node', tainted: 'GBO' });
+		expect(bad.headline).toBe('BUG: Bad page map in process node  pte:8000000104a3e027 pmd:104b3f067');
+		expect(bad.frames).toHaveLength(8);
+	});
+});
+
+describe('older x86_64 layouts', () => {
+	it('4.4: "[<ffffffff...>] fn+0x/0x" frames, IP: line, random end trace id', () => {
+		const r = single('x86_64-4.4-null-deref.log');
+		expect(r).toMatchObject({
+			kind: 'null-deref',
+			function: 'kex_mmap',
+			module: 'hybridmem_test',
+			oops: 'Oops: 0000 [#1] SMP ',
+			tainted: 'GOE',
+			release: '4.4.0-21-generic',
+			ended: true,
+		});
+		expect(r.frames[0]).toEqual({ fn: 'mmap_region', offset: 0x3fd, size: 0x5f0, reliable: true, address: 0xffffffff811a0c1dn });
+		expect(r.frames[2]).toMatchObject({ fn: 'vm_mmap_pgoff', reliable: false });
+		expect(r.lines.at(-1)).toBe('[ 1211.404080] ---[ end trace 8ae84a7ad9ee9c5d ]---');
+	});
+
+	it('2.6.32 without timestamps: Pid:/Process lines, then the panic as its own report', () => {
+		const { reports } = parseKernelLog(fixture('x86_64-2.6.32-paging.log'));
+		expect(reports.map((r) => r.kind)).toEqual(['page-fault', 'panic']);
+		const [oops, panic] = reports as [CrashReport, CrashReport];
+		expect(oops).toMatchObject({ function: 'vm_insert_page', module: 'hybridmem_test', pid: 2315, comm: 'mmap_test', tainted: 'P', release: '2.6.32-754.el6.x86_64' });
+		expect(oops.ts).toBeUndefined();
+		expect(oops.frames[0]).toMatchObject({ fn: 'kex_mmap', module: 'hybridmem_test', address: 0xffffffffa0123456n });
+		expect(panic).toMatchObject({ headline: 'Kernel panic - not syncing: Fatal exception', tainted: 'PD' });
+		expect(names(panic, 2)).toEqual(['? panic', '? oops_end']);
+	});
+});
+
+describe('arm64', () => {
+	it("the notes' bare trace: frames with addresses, the module frame below vm_insert_page", () => {
+		const r = single('notes-arm64-trace.log');
+		expect(r).toMatchObject({ kind: 'trace', function: 'vm_insert_page', module: 'hybridmem_test', ts: 576.556609, ended: false });
+		expect(r.frames).toHaveLength(7);
+		expect(r.frames[0]).toEqual({ fn: 'vm_insert_page', offset: 0x23c, size: 0x240, reliable: true, address: 0xffff000008250d1cn });
+		expect(r.frames[1]).toEqual({ fn: '_mmap', offset: 0xb4, size: 0x188, module: 'hybridmem_test', reliable: true, address: 0xffff000002aa00b4n });
+		expect(r.frames.map((f) => f.fn)).toEqual(['vm_insert_page', '_mmap', 'mmap_region', 'do_mmap', 'vm_mmap_pgoff', 'SyS_mmap_pgoff', 'sys_mmap']);
+		expect(r.lines).toHaveLength(7);
+	});
+
+	it('4.14 BUG with "PC is at", Kdump in the task line, exception stacks inside the trace', () => {
+		const r = single('arm64-4.14-bug-notes.log');
+		expect(r).toMatchObject({
+			kind: 'BUG',
+			file: 'mm/memory.c',
+			line: 1570,
+			function: 'vm_insert_page',
+			module: 'hybridmem_test',
+			oops: 'Internal error: Oops - BUG: 0 [#1] SMP',
+			cpu: 12,
+			pid: 5472,
+			comm: 'mmap_test',
+			tainted: 'GOE',
+			release: '4.14.0-115.el7a.0.1.aarch64',
+			hardware: 'Huawei TaiShan 2280 V2/BC82AMDD, BIOS 1.05 09/18/2019',
+			ended: true,
+		});
+		expect(r.frames.map((f) => f.fn)).toEqual(['vm_insert_page', '_mmap', 'mmap_region', 'do_mmap', 'vm_mmap_pgoff', 'SyS_mmap_pgoff', 'sys_mmap', 'el0_svc_naked']);
+	});
+
+	it('5.10 NULL dereference with "pc : fn" and " fn" frames after "Call trace:"', () => {
+		const r = single('arm64-5.10-null-deref.log');
+		expect(r).toMatchObject({
+			kind: 'null-deref',
+			function: 'kex_ioctl',
+			module: 'hybridmem_test',
+			oops: 'Internal error: Oops: 96000005 [#1] PREEMPT SMP',
+			cpu: 2,
+			pid: 321,
+			release: '5.10.0-23-arm64',
+		});
+		expect(r.frames).toHaveLength(7);
+		expect(r.frames[0]).toEqual({ fn: 'kex_ioctl', offset: 0x24, size: 0x90, module: 'hybridmem_test', reliable: true });
+		expect(r.frames[2]?.fn).toBe('el0_svc_common.constprop.0');
+	});
+});
+
+describe('powerpc and riscv', () => {
+	it('powerpc: NIP line, "[sp] [ip] fn" frames, "(unreliable)"', () => {
+		const r = single('powerpc-5.15-null-deref.log');
+		expect(r).toMatchObject({ kind: 'null-deref', function: 'kex_ioctl', module: 'hybridmem_test', oops: 'Oops: Kernel access of bad area, sig: 11 [#1]', pid: 567 });
+		expect(r.frames[0]).toEqual({ fn: 'sys_ioctl', offset: 0xe0, size: 0x150, reliable: false, address: 0xc0000000004a1b00n });
+		expect(r.frames[1]).toMatchObject({ fn: 'kex_ioctl', module: 'hybridmem_test', reliable: true, address: 0xc008000001230124n });
+		expect(r.frames).toHaveLength(5);
+	});
+
+	it('riscv: "epc : fn" and "[<...>] fn" frames', () => {
+		const r = single('riscv64-6.1-null-deref.log');
+		expect(r).toMatchObject({ kind: 'null-deref', function: 'kex_ioctl', module: 'hybridmem_test', oops: 'Oops [#1]', cpu: 1, pid: 89, hardware: 'riscv-virtio,qemu (DT)' });
+		expect(r.frames.map((f) => f.fn)).toEqual(['kex_ioctl', '__riscv_sys_ioctl', 'ret_from_syscall']);
+	});
+});
+
+describe('log shapes', () => {
+	const reference = single('x86_64-6.1-bug-vm_insert_page.log');
+	const shapes = [
+		'journalctl-6.1-bug.log',
+		'syslog-6.1-bug.log',
+		'caller-id-console-6.1-bug.log',
+		'caller-id-dmesg-6.1-bug.log',
+		'serial-console-6.1-bug.log',
+	];
+	it.each(shapes)('%s gives the same report and events as plain dmesg', (name) => {
+		const { reports, events } = parseKernelLog(fixture(name));
+		expect(reports).toHaveLength(1);
+		const r = reports[0] as CrashReport;
+		for (const key of ['kind', 'headline', 'file', 'line', 'function', 'module', 'oops', 'cpu', 'pid', 'comm', 'tainted', 'release', 'modules', 'frames', 'ended'] as const)
+			expect(r[key], key).toEqual(reference[key]);
+		expect(events.map((e) => e.type)).toEqual(['loaded', 'mapStart', 'remap', 'freed']);
+		if (name !== 'journalctl-6.1-bug.log') expect(r.ts).toBe(118.10227);
+	});
+
+	it('several reports among unrelated lines: WARNING, oops, then the panic that follows it', () => {
+		const { reports, events } = parseKernelLog(fixture('mixed-warning-oops-panic.log'));
+		expect(reports.map((r) => [r.kind, r.headline])).toEqual([
+			['WARNING', 'WARNING: CPU: 1 PID: 1 at mm/foo.c:12 fn+0x1/0x2'],
+			['BUG', 'kernel BUG at mm/memory.c:2055!'],
+			['panic', 'Kernel panic - not syncing: Fatal exception'],
+		]);
+		expect(reports[2]).toMatchObject({ ts: 118.10376, ended: true, frames: [] });
+		expect(reports[1]?.lines.some((l) => l.includes('crng init done'))).toBe(false);
+		expect(events.map((e) => e.type)).toEqual(['loaded', 'loaded', 'mapStart', 'remap']);
+	});
+
+	it('an oops interleaved with unrelated lines keeps its frames and leaves the others out', () => {
+		const lines = fixture('x86_64-6.1-null-deref.log').split('\n');
+		lines.splice(20, 0, '[  240.119100] usb 1-1: new high-speed USB device number 2 using ehci-pci');
+		const r = parseKernelLog(lines.join('\n')).reports[0];
+		expect(r?.frames).toHaveLength(8);
+		expect(r?.lines.some((l) => l.includes('usb 1-1'))).toBe(false);
+	});
+
+	it('no reports in ordinary boot noise', () => {
+		const noise = [
+			'[    0.000000] Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org)',
+			'[    0.000000] [Firmware Bug]: TSC does not count with P0 frequency!',
+			'[    0.253593] NMI watchdog: Perf NMI watchdog permanently disabled',
+			'[    0.300000] Call trace support enabled',
+			'[    1.000000] WARNING: some drivers print this without a report',
+			'[    1.335347] EXT4-fs (vda): mounted filesystem r/w without journal.',
+		].join('\n');
+		const { reports } = parseKernelLog(noise);
+		// A bare "WARNING:" line is a WARNING report (lockdep and friends look like that), nothing else is.
+		expect(reports.map((r) => r.kind)).toEqual(['WARNING']);
+		expect(reports[0]?.frames).toEqual([]);
+	});
+});
+
+describe('line classifiers', () => {
+	it('headlines', () => {
+		expect(matchHeadline('WARNING: mm/foo.c:12 at fn+0x1/0x2, CPU#1: node/431')).toMatchObject({ kind: 'WARNING', file: 'mm/foo.c', line: 12, fn: { fn: 'fn' }, cpu: 1, comm: 'node', pid: 431 });
+		expect(matchHeadline('WARNING: at kernel/foo.c:123 func()')).toMatchObject({ kind: 'WARNING', file: 'kernel/foo.c', line: 123, fn: { fn: 'func' } });
+		expect(matchHeadline('Kernel BUG at vm_insert_page+0x14a/0x150 [verbose debug info unavailable]')).toMatchObject({ kind: 'BUG', fn: { fn: 'vm_insert_page' } });
+		expect(matchHeadline('BUG: unable to handle page fault for address: ffffc90000ab2000')?.kind).toBe('page-fault');
+		expect(matchHeadline('Unable to handle kernel paging request at virtual address ffff800008f3c000')?.kind).toBe('page-fault');
+		expect(matchHeadline('BUG: Unable to handle kernel data access on read at 0xc00800000123')?.kind).toBe('page-fault');
+		expect(matchHeadline('Oops: general protection fault, probably for non-canonical address 0xdead000000000122: 0000 [#1] PREEMPT SMP NOPTI')?.kind).toBe('gpf');
+		expect(matchHeadline('NMI watchdog: Watchdog detected hard LOCKUP on cpu 3')).toMatchObject({ kind: 'lockup', cpu: 3 });
+		expect(matchHeadline('BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 40s!')?.kind).toBe('lockup');
+		expect(matchHeadline('INFO: rcu_sched detected stalls on CPUs/tasks:')?.kind).toBe('lockup');
+		expect(matchHeadline('UBSAN: Undefined behaviour in lib/foo.c:12:3')).toMatchObject({ kind: 'UBSAN', file: 'lib/foo.c', line: 12 });
+		expect(matchHeadline('Internal error: Oops - BUG: 0 [#1] SMP')).toMatchObject({ kind: 'BUG', header: true });
+		expect(matchHeadline('double fault: 0000 [#1] SMP')).toMatchObject({ kind: 'BUG', header: true });
+		expect(matchHeadline('inserted page 0 at 0000ffff85f10000')).toBeUndefined();
+	});
+
+	it('frames', () => {
+		expect(parseFrame(' ? asm_exc_invalid_op+0x16/0x20')).toEqual({ fn: 'asm_exc_invalid_op', offset: 0x16, size: 0x20, reliable: false });
+		expect(parseFrame(' kex_mmap+0x1f4/0x3a0 [hybridmem_test 5d3e0b6a9f21c7e4]')).toMatchObject({ module: 'hybridmem_test' });
+		expect(parseFrame(' do_el0_svc+0x24/0x90 (P)')).toMatchObject({ fn: 'do_el0_svc', reliable: true });
+		expect(parseFrame('[<ffffffff8104fe7e>] ? warn_slowpath_common+0x7e/0xc0')).toMatchObject({ fn: 'warn_slowpath_common', reliable: false, address: 0xffffffff8104fe7en });
+		expect(parseFrame('--- interrupt: 700 at vm_insert_page+0x8c/0x130')).toBeUndefined();
+		expect(parseFrame('PC is at vm_insert_page+0x23c/0x240')).toBeUndefined();
+	});
+});
