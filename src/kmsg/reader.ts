@@ -127,12 +127,14 @@ export class KmsgCapture implements KernelLogCapture {
 	private timer: NodeJS.Timeout | undefined;
 	private failure: unknown;
 	private stopped: CaptureResult | undefined;
+	private readonly startedAfter: number | undefined;
 
 	private constructor(
 		private readonly reader: KmsgReader,
 		private readonly pollIntervalMs: number,
 	) {
-		this.tracker = new SequenceTracker(KmsgCapture.drain(reader));
+		this.startedAfter = KmsgCapture.drain(reader);
+		this.tracker = new SequenceTracker(this.startedAfter);
 		if (pollIntervalMs > 0) {
 			this.timer = setInterval(() => {
 				try {
@@ -158,6 +160,11 @@ export class KmsgCapture implements KernelLogCapture {
 			if (result === 'again') return last;
 			if (result !== 'overrun') last = kmsgRecordSeq(result);
 		}
+	}
+
+	/** seq of the last record before the capture started (undefined when the ring was empty). */
+	get startSeq(): number | undefined {
+		return this.startedAfter;
 	}
 
 	get lost(): number {
