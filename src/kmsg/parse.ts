@@ -89,6 +89,11 @@ export class KernelLogParser {
 		this.recordText(record.text, ts);
 	}
 
+	/** The input went quiet (live log): emit a report that is past its end marker. */
+	idle(): void {
+		this.assembler.idle();
+	}
+
 	/** Flush what is pending and return everything parsed so far. */
 	end(): KernelLog {
 		if (this.partial) {
@@ -153,6 +158,8 @@ export class KernelLogParser {
 			if (event) {
 				this.events.push(event);
 				this.options.onEvent?.(event);
+				// The module's lines are never part of a kernel report, but they do end one.
+				this.assembler.noise();
 				return;
 			}
 		}

@@ -127,7 +127,15 @@ export class ReportAssembler {
 
 	/** A line that is not kernel output (another program's syslog line): counts as unrelated. */
 	noise(): void {
-		if (this.open && this.open.mode !== 'delimited') this.miss(this.open);
+		const open = this.open;
+		if (!open || open.mode === 'delimited') return;
+		if (open.mode === 'summary') this.close();
+		else this.miss(open);
+	}
+
+	/** The log went quiet: a report past its end marker is complete (for following a live log). */
+	idle(): void {
+		if (this.open?.mode === 'summary') this.close();
 	}
 
 	/** Close whatever is open (end of input). */

@@ -1,6 +1,7 @@
 // hybridmem dmesg: the module's events and any crash reports in a kernel log
 // (a file, the live ring buffer, or the log as it grows).
 import { createReadStream } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { abortOnSignals, parse } from '../options.js';
@@ -129,14 +130,10 @@ async function follow(json: boolean, maxFrames: number): Promise<KernelLog> {
 	if (!json) console.error(`following the kernel log (${capture.source}); Ctrl-C to stop`);
 	try {
 		while (!signals.signal.aborted) {
-			for (const record of await capture.take()) parser.record(record);
-			await new Promise<void>((resolve) => {
-				const timer = setTimeout(resolve, 100);
-				signals.signal.addEventListener('abort', () => {
-					clearTimeout(timer);
-					resolve();
-				});
-			});
+			const records = await capture.take();
+			for (const record of records) parser.record(record);
+			if (records.length === 0) parser.idle();
+			await sleep(100, undefined, { signal: signals.signal }).catch(() => undefined);
 		}
 		for (const record of await capture.take()) parser.record(record);
 	} finally {
