@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
 	build: () => import('./commands/build.js'),
 	vm: () => import('./commands/vm.js'),
 	kernels: () => import('./commands/kernels.js'),
+	doctor: () => import('./commands/doctor.js'),
 };
 
 async function usage(): Promise<string> {

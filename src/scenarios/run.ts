@@ -8,7 +8,7 @@ import { errorMessage } from '../cli/errors.js';
 import { buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
 import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
-import { setup } from '../setup/setup.js';
+import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
@@ -71,6 +71,7 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	const results: ScenarioResult[] = [];
 	const safe = scenarios.filter((s) => !s.crashes);
 	if (safe.length) {
+		requireModuleSupport();
 		await buildModule(os.release());
 		await setup({ reload: true, node: devicePath });
 	}
@@ -113,7 +114,9 @@ async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: stri
 
 export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {}): Promise<ScenarioResult[]> {
 	const where = opts.where ?? 'auto';
-	const native = where === 'native' || (where === 'auto' && canRunNatively());
+	// Asked for natively: run here or refuse here (the crash without --allow-crash).
+	if (where === 'native') return runNatively(scenarios, opts);
+	const native = where === 'auto' && canRunNatively();
 	if (native && (opts.allowCrash || !scenarios.some((s) => s.crashes))) return runNatively(scenarios, opts);
 	const safe = scenarios.filter((s) => !s.crashes);
 	const crash = scenarios.filter((s) => s.crashes);

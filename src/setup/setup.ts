@@ -52,6 +52,11 @@ export function paramDifferences(requested: Record<string, string>, loaded: Reco
 	return diffs;
 }
 
+export function requireModuleSupport(): void {
+	if (!kernelLoadsModules())
+		throw new SetupError('ERR_NO_MODULE_SUPPORT', `this kernel (${os.release()}) cannot load modules (built without CONFIG_MODULES): use 'hybridmem run --vm' or 'hybridmem vm -- hybridmem setup'`);
+}
+
 function validateMode(mode: string): number {
 	if (!/^0?[0-7]{3}$/.test(mode)) throw new SetupError('ERR_BAD_MODE', `--mode expects an octal permission like 0660, not '${mode}'`);
 	return parseInt(mode, 8);
@@ -140,8 +145,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
 	const modeString = opts.mode ?? DEFAULT_MODE;
 	const mode = validateMode(modeString);
 	const params = opts.params ?? {};
-	if (!kernelLoadsModules())
-		throw new SetupError('ERR_NO_MODULE_SUPPORT', `this kernel (${os.release()}) cannot load modules (built without CONFIG_MODULES): use 'hybridmem run --vm' or 'hybridmem vm -- hybridmem setup'`);
+	requireModuleSupport();
 	const ko = opts.module ?? moduleFile(os.release());
 
 	let moduleAction: SetupResult['module'] = 'loaded';

@@ -27,10 +27,20 @@ function kvmAccessible(): string | undefined {
 	}
 }
 
+/** A bare command name resolved through PATH, so an upgraded QEMU gets a new verdict. */
+function resolveCommand(name: string): string {
+	if (name.includes('/')) return name;
+	for (const dir of (process.env.PATH ?? '').split(':')) {
+		const candidate = path.join(dir, name);
+		if (existsSync(candidate)) return candidate;
+	}
+	return name;
+}
+
 function verdictFile(qemuBinary: string): string {
-	let qemuStamp = qemuBinary;
+	let qemuStamp = resolveCommand(qemuBinary);
 	try {
-		const st = statSync(qemuBinary);
+		const st = statSync(qemuStamp);
 		qemuStamp += `:${st.size}:${st.mtimeMs}`;
 	} catch {
 		/* not found: the stamp is the name alone */

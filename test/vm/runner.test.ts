@@ -11,13 +11,20 @@ const CLI = path.resolve('dist/cli/main.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-vmtest-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function hm(args: string[], opts: { timeout?: number } = {}) {
-	return execa('node', [CLI, 'vm', ...args], { reject: false, timeout: opts.timeout ?? 120_000 });
+function hm(args: string[], opts: { timeout?: number; tag?: string } = {}) {
+	return execa('node', [CLI, 'vm', ...args], { reject: false, timeout: opts.timeout ?? 120_000, env: { HM_TEST_TAG: opts.tag ?? '' } });
 }
 
-async function qemuPids(): Promise<string[]> {
+/** QEMU processes started by a CLI run carrying `tag` in its environment (QEMU inherits it). */
+async function qemuPids(tag: string): Promise<string[]> {
 	const r = await execa('pgrep', ['-f', 'qemu-system-x86_64'], { reject: false });
-	return r.stdout.split('\n').filter(Boolean);
+	return r.stdout.split('\n').filter((pid) => {
+		try {
+			return pid !== '' && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HM_TEST_TAG=${tag}`);
+		} catch {
+			return false;
+		}
+	});
 }
 
 describe('hybridmem vm', () => {
@@ -66,25 +73,25 @@ describe('hybridmem vm', () => {
 	});
 
 	test('a timeout gives exit 124 and leaves no QEMU process behind', async () => {
-		const before = await qemuPids();
+		const tag = `timeout-${process.pid}`;
 		const started = Date.now();
-		const r = await hm(['--timeout', '3', '--', 'sleep', '600']);
+		const r = await hm(['--timeout', '3', '--', 'sleep', '600'], { tag });
 		expect(r.exitCode).toBe(124);
 		expect(r.stderr).toContain('timed out');
 		expect(Date.now() - started).toBeLessThan(60_000);
-		expect(await qemuPids()).toEqual(before);
+		expect(await qemuPids(tag)).toEqual([]);
 	});
 
 	test('SIGTERM to hybridmem vm kills QEMU and exits 143', async () => {
-		const before = await qemuPids();
-		const child = execa('node', [CLI, 'vm', '--', 'sleep', '600'], { reject: false });
+		const tag = `sigterm-${process.pid}`;
+		const child = hm(['--', 'sleep', '600'], { tag });
 		// Wait until QEMU is running, then stop the CLI.
-		for (let i = 0; i < 100 && (await qemuPids()).length === before.length; i++) await new Promise((r) => setTimeout(r, 100));
-		expect((await qemuPids()).length).toBeGreaterThan(before.length);
+		for (let i = 0; i < 100 && (await qemuPids(tag)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+		expect(await qemuPids(tag)).toHaveLength(1);
 		child.kill('SIGTERM');
 		const r = await child;
 		expect(r.exitCode).toBe(143);
-		expect(await qemuPids()).toEqual(before);
+		expect(await qemuPids(tag)).toEqual([]);
 	});
 
 	test('usage errors say what to do', async () => {
