@@ -18,7 +18,9 @@ export default defineConfig({
 			},
 			{
 				extends: true,
-				test: { name: 'device', include: ['test/device/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false },
+				// One worker for all files, no re-import per file: under TCG every
+				// module import costs, and the files share one loaded module anyway.
+				test: { name: 'device', include: ['test/device/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false, isolate: false },
 			},
 		],
 	},

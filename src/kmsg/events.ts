@@ -91,36 +91,95 @@ export type ModuleEventType = ModuleEvent['type'];
 
 export const MODULE_PREFIX = 'hybridmem_test: ';
 
-const MAP_START = /^vma->vm_end (\d+) vm_start (\d+) len (\d+) pages (\d+) vm_pgoff (\d+)\s*$/;
-const PAGE_INSERTED = /^inserted page (\d+) at (?:0x)?([0-9a-f]+)\s*$/;
-const MAP_COMPLETE = /^completed inserting (\d+) pages\s*$/;
-const ZAP = /^ *zap_vma_ptes addr 0x([0-9a-f]+)\s*$/;
-const ZAP_NOOP = /^zap_vma_ptes had no effect at 0x([0-9a-f]+): vma is not VM_PFNMAP \((\d+) pages\)\s*$/;
-const FAULT_IN = /^fault-in page (\d+) at (?:0x)?([0-9a-f]+)\s*$/;
-const REMAP = /^remap page (\d+) at (?:0x)?([0-9a-f]+)\s*$/;
-const MAP_FAILED = /^map failed at page (-?\d+): error (-?\d+)\s*$/;
-const FREED = /^freed (\d+) pages\s*$/;
-const SUPPRESSED = /^(\d+) more per-page lines suppressed\s*$/;
-const LOADED = /^loaded: major (\d+)\s*$/;
-const UNLOADED = /^unloaded\s*$/;
+// Sticky + multiline: matched in place at an index of a whole log, no copy of the line.
+const MAP_START = /vma->vm_end (\d+) vm_start (\d+) len (\d+) pages (\d+) vm_pgoff (\d+)[ \t\r]*$/my;
+const MAP_COMPLETE = /completed inserting (\d+) pages[ \t\r]*$/my;
+const ZAP_NOOP = /zap_vma_ptes had no effect at 0x([0-9a-f]+): vma is not VM_PFNMAP \((\d+) pages\)[ \t\r]*$/my;
+const MAP_FAILED = /map failed at page (-?\d+): error (-?\d+)[ \t\r]*$/my;
+const FREED = /freed (\d+) pages[ \t\r]*$/my;
+const SUPPRESSED = /(\d+) more per-page lines suppressed[ \t\r]*$/my;
+const LOADED = /loaded: major (\d+)[ \t\r]*$/my;
+const UNLOADED = /unloaded[ \t\r]*$/my;
+
+function at(re: RegExp, s: string, i: number): RegExpExecArray | null {
+	re.lastIndex = i;
+	return re.exec(s);
+}
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type EventBody = DistributiveOmit<ModuleEvent, 'line'>;
 
-const hex = (digits: string): bigint => BigInt('0x' + digits);
-
-function withBase<T extends ModuleEvent>(event: T, line: string, ts: number | undefined): T {
-	if (ts !== undefined) event.ts = ts;
-	event.line = line;
-	return event;
+/** Hex digits to bigint; through a double when exact (user addresses), which is several times faster. */
+function hex(digits: string | undefined): bigint {
+	if (digits === undefined) return 0n;
+	return digits.length <= 13 ? BigInt(parseInt(digits, 16)) : BigInt('0x' + digits);
 }
 
-/** The event a module message (prefix already removed) describes. */
-function parseBody(body: string, bare: boolean): EventBody | undefined {
+// Per-page lines are most of what the module logs; they are read by hand,
+// without regex match arrays, to keep large logs cheap. `cursor` is where the
+// last number read ended (one module-level slot instead of a result object).
+let cursor = 0;
+
+function decimalAt(s: string, i: number, end: number): number {
+	let v = 0;
+	let j = i;
+	for (; j < end; j++) {
+		const c = s.charCodeAt(j);
+		if (c < 0x30 || c > 0x39) break;
+		v = v * 10 + (c - 0x30);
+	}
+	cursor = j;
+	return j === i ? -1 : v;
+}
+
+function hexAt(s: string, i: number, end: number): bigint | undefined {
+	if (s.charCodeAt(i) === 0x30 && s.charCodeAt(i + 1) === 0x78) i += 2;
+	let v = 0;
+	let j = i;
+	for (; j < end; j++) {
+		const c = s.charCodeAt(j);
+		const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+		if (d < 0) break;
+		v = v * 16 + d;
+	}
+	cursor = j;
+	if (j === i) return undefined;
+	return j - i <= 13 ? BigInt(v) : BigInt('0x' + s.slice(i, j));
+}
+
+function blankTo(s: string, i: number, end: number): boolean {
+	for (; i < end; i++) {
+		const c = s.charCodeAt(i);
+		if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
+	}
+	return true;
+}
+
+/** "<literal><index> at <address>" (inserted page, fault-in page, remap page). */
+function pageAt(s: string, i: number, end: number, literal: string): { index: number; address: bigint } | undefined {
+	if (!s.startsWith(literal, i)) return undefined;
+	const index = decimalAt(s, i + literal.length, end);
+	if (index < 0 || !s.startsWith(' at ', cursor)) return undefined;
+	const address = hexAt(s, cursor + 4, end);
+	if (address === undefined || !blankTo(s, cursor, end)) return undefined;
+	return { index, address };
+}
+
+function zapAt(s: string, i: number, end: number): bigint | undefined {
+	while (s.charCodeAt(i) === 0x20) i++;
+	if (!s.startsWith('zap_vma_ptes addr 0x', i)) return undefined;
+	const address = hexAt(s, i + 20, end);
+	return address !== undefined && blankTo(s, cursor, end) ? address : undefined;
+}
+
+/** The event the module message at s[i, end) (prefix already skipped) describes. */
+function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBody | undefined {
 	let m: RegExpExecArray | null;
-	switch (body.charCodeAt(0)) {
+	let page: { index: number; address: bigint } | undefined;
+	let address: bigint | undefined;
+	switch (s.charCodeAt(i)) {
 		case 0x76 /* v */:
-			if ((m = MAP_START.exec(body)))
+			if ((m = at(MAP_START, s, i)))
 				return {
 					type: 'mapStart',
 					vmStart: BigInt(m[2] ?? 0),
@@ -131,41 +190,41 @@ function parseBody(body: string, bare: boolean): EventBody | undefined {
 				};
 			break;
 		case 0x69 /* i */:
-			if ((m = PAGE_INSERTED.exec(body))) return { type: 'pageInserted', index: Number(m[1]), address: hex(m[2] ?? '0') };
+			if ((page = pageAt(s, i, end, 'inserted page '))) return { type: 'pageInserted', index: page.index, address: page.address };
 			break;
 		case 0x63 /* c */:
-			if ((m = MAP_COMPLETE.exec(body))) return { type: 'mapComplete', pages: Number(m[1]) };
+			if ((m = at(MAP_COMPLETE, s, i))) return { type: 'mapComplete', pages: Number(m[1]) };
 			break;
 		case 0x20 /* ' ' */:
-			if ((m = ZAP.exec(body))) return { type: 'zap', address: hex(m[1] ?? '0') };
+			if ((address = zapAt(s, i, end)) !== undefined) return { type: 'zap', address };
 			break;
 		case 0x7a /* z */:
-			if ((m = ZAP_NOOP.exec(body))) return { type: 'zapNoop', address: hex(m[1] ?? '0'), pages: Number(m[2]) };
-			if ((m = ZAP.exec(body))) return { type: 'zap', address: hex(m[1] ?? '0') };
+			if ((m = at(ZAP_NOOP, s, i))) return { type: 'zapNoop', address: hex(m[1]), pages: Number(m[2]) };
+			if ((address = zapAt(s, i, end)) !== undefined) return { type: 'zap', address };
 			break;
 	}
 	if (bare) return undefined;
-	switch (body.charCodeAt(0)) {
+	switch (s.charCodeAt(i)) {
 		case 0x66 /* f */:
-			if ((m = FAULT_IN.exec(body))) return { type: 'faultIn', index: Number(m[1]), address: hex(m[2] ?? '0') };
-			if ((m = FREED.exec(body))) return { type: 'freed', pages: Number(m[1]) };
+			if ((page = pageAt(s, i, end, 'fault-in page '))) return { type: 'faultIn', index: page.index, address: page.address };
+			if ((m = at(FREED, s, i))) return { type: 'freed', pages: Number(m[1]) };
 			break;
 		case 0x72 /* r */:
-			if ((m = REMAP.exec(body))) return { type: 'remap', index: Number(m[1]), address: hex(m[2] ?? '0') };
+			if ((page = pageAt(s, i, end, 'remap page '))) return { type: 'remap', index: page.index, address: page.address };
 			break;
 		case 0x6d /* m */:
-			if ((m = MAP_FAILED.exec(body))) return { type: 'mapFailed', index: Number(m[1]), error: Number(m[2]) };
+			if ((m = at(MAP_FAILED, s, i))) return { type: 'mapFailed', index: Number(m[1]), error: Number(m[2]) };
 			break;
 		case 0x6c /* l */:
-			if ((m = LOADED.exec(body))) return { type: 'loaded', major: Number(m[1]) };
+			if ((m = at(LOADED, s, i))) return { type: 'loaded', major: Number(m[1]) };
 			break;
 		case 0x75 /* u */:
-			if (UNLOADED.test(body)) return { type: 'unloaded' };
+			if (at(UNLOADED, s, i)) return { type: 'unloaded' };
 			break;
 		default:
-			if ((m = SUPPRESSED.exec(body))) return { type: 'suppressed', count: Number(m[1]) };
+			if ((m = at(SUPPRESSED, s, i))) return { type: 'suppressed', count: Number(m[1]) };
 	}
-	return { type: 'other', text: body };
+	return { type: 'other', text: s.slice(i, end) };
 }
 
 /**
@@ -191,13 +250,27 @@ export function eventCandidate(s: string, i: number): 0 | 1 | 2 {
 }
 
 /**
+ * The module event of the message at s[start, end) of a larger text (a whole
+ * log), or undefined. `candidate` is eventCandidate(s, start).
+ */
+export function parseModuleEventAt(s: string, start: number, end: number, candidate: 1 | 2, ts: number | undefined, line: string): ModuleEvent | undefined {
+	// A regex anchored with $ must not run past this line when s holds more than one.
+	const nl = s.indexOf('\n', start);
+	if (nl >= 0 && nl < end) end = nl;
+	const body = parseBodyAt(s, candidate === 1 ? start + MODULE_PREFIX.length : start, end, candidate === 2);
+	if (!body) return undefined;
+	const event = body as ModuleEvent;
+	if (ts !== undefined) event.ts = ts;
+	event.line = line;
+	return event;
+}
+
+/**
  * Parse a kernel message (log prefixes already removed) as a module event.
  * `line` is kept as the event's raw line (defaults to `message`).
  */
 export function parseModuleEvent(message: string, ts?: number, line: string = message): ModuleEvent | undefined {
 	const candidate = eventCandidate(message, 0);
 	if (candidate === 0) return undefined;
-	const body = candidate === 1 ? message.slice(MODULE_PREFIX.length) : message;
-	const event = parseBody(body, candidate === 2);
-	return event ? withBase(event as ModuleEvent, line, ts) : undefined;
+	return parseModuleEventAt(message, 0, message.length, candidate, ts, line);
 }

@@ -3,7 +3,7 @@
 // indices into the input and only copies lines it keeps: logs of hundreds of
 // megabytes go through here.
 
-import { eventCandidate, parseModuleEvent, type ModuleEvent } from './events.js';
+import { eventCandidate, parseModuleEventAt, type ModuleEvent } from './events.js';
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { ReportAssembler, type CrashReport } from './reports.js';
 import { newLineScan, scanLine, stripAnsi } from './text.js';
@@ -154,7 +154,7 @@ export class KernelLogParser {
 		const candidate = eventCandidate(s, start);
 		if (candidate !== 0) {
 			const line = raw ?? s.slice(rawStart, end);
-			const event = parseModuleEvent(s.slice(start, end), ts, line);
+			const event = parseModuleEventAt(s, start, end, candidate, ts, line);
 			if (event) {
 				this.events.push(event);
 				this.options.onEvent?.(event);

@@ -2,7 +2,7 @@
 // side (build/kmod/<kver>/), and the addon via node-gyp; work already done is
 // skipped by comparing modification times with the sources.
 import { execa } from 'execa';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR, PACKAGE_ROOT, moduleBuildDir, moduleFile } from './paths.js';
@@ -30,14 +30,20 @@ export async function buildModule(kver: string, opts: { force?: boolean; extraWa
 	const headers = `/lib/modules/${kver}/build`;
 	if (!existsSync(path.join(headers, 'Makefile')))
 		throw new SetupError('ERR_BUILD', `no headers for kernel ${kver} at ${headers}: apt-get install linux-headers-${kver} (scripts/bootstrap.sh installs Debian's)`);
-	if (!opts.force && existsSync(file) && statSync(file).mtimeMs >= newestSource(KMOD_SOURCE_DIR))
-		return { kver, file, built: false, warnings: [] };
+	// A W=1 build leaves its warnings beside the module, so an up-to-date
+	// module can still answer "was it built clean with W=1?".
+	const warningsFile = path.join(moduleBuildDir(kver), 'w1-warnings.txt');
+	const sources = newestSource(KMOD_SOURCE_DIR);
+	const fresh = (f: string) => existsSync(f) && statSync(f).mtimeMs >= sources;
+	if (!opts.force && fresh(file) && (!opts.extraWarnings || fresh(warningsFile)))
+		return { kver, file, built: false, warnings: opts.extraWarnings ? readFileSync(warningsFile, 'utf8').split('\n').filter(Boolean) : [] };
 	const args = ['-C', KMOD_SOURCE_DIR, `KVER=${kver}`, `OUT=${moduleBuildDir(kver)}`];
 	if (opts.extraWarnings) args.push('W=1');
 	const r = await execa('make', args, { reject: false, all: true });
 	const warnings = (r.all ?? '').split('\n').filter((l) => /warning:/i.test(l));
 	if (r.exitCode !== 0 || !existsSync(file))
 		throw new SetupError('ERR_BUILD', `building the module for ${kver} failed:\n${(r.all ?? '').split('\n').slice(-30).join('\n')}`);
+	if (opts.extraWarnings) writeFileSync(warningsFile, warnings.map((w) => `${w}\n`).join(''));
 	return { kver, file, built: true, warnings };
 }
 
