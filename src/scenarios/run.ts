@@ -31,9 +31,19 @@ export interface RunOptions {
 	signal?: AbortSignal;
 }
 
-/** This machine can load the module: root, CONFIG_MODULES, headers for the running kernel. */
+/**
+ * Scenarios run in this kernel by default only when it can load the module
+ * (root, CONFIG_MODULES, headers for the running kernel) and the user opted in
+ * with HYBRIDMEM_NATIVE=1: nobody gets a test module in their workstation's
+ * kernel by surprise.  --native asks for it explicitly.
+ */
 export function canRunNatively(): boolean {
-	return process.getuid?.() === 0 && kernelLoadsModules() && existsSync(`/lib/modules/${os.release()}/build/Makefile`);
+	return (
+		process.env.HYBRIDMEM_NATIVE === '1' &&
+		process.getuid?.() === 0 &&
+		kernelLoadsModules() &&
+		existsSync(`/lib/modules/${os.release()}/build/Makefile`)
+	);
 }
 
 function result(s: Scenario, outcome: ScenarioOutcome, started: number, where: 'native' | 'vm', kernel: string, error?: string): ScenarioResult {

@@ -22,8 +22,8 @@ Scenarios:
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(13)} ${s.title}`).join('\n')}
 
 Where: natively when this machine can load the module (root, module support,
-headers for the running kernel), otherwise all of them in the VM runner;
-bug-pfnmap always in a VM boot of its own.
+headers for the running kernel) and HYBRIDMEM_NATIVE=1 is set, otherwise all of
+them in the VM runner; bug-pfnmap always in a VM boot of its own.
 
 Options:
   --all           every scenario (the default when none is named)
