@@ -155,14 +155,16 @@ function blankTo(s: string, i: number, end: number): boolean {
 	return true;
 }
 
-/** "<literal><index> at <address>" (inserted page, fault-in page, remap page). */
-function pageAt(s: string, i: number, end: number, literal: string): { index: number; address: bigint } | undefined {
+let pageIndex = 0;
+
+/** "<literal><index> at <address>" (inserted page, fault-in page, remap page): the address, index in pageIndex. */
+function pageAt(s: string, i: number, end: number, literal: string): bigint | undefined {
 	if (!s.startsWith(literal, i)) return undefined;
-	const index = decimalAt(s, i + literal.length, end);
-	if (index < 0 || !s.startsWith(' at ', cursor)) return undefined;
+	pageIndex = decimalAt(s, i + literal.length, end);
+	if (pageIndex < 0 || !s.startsWith(' at ', cursor)) return undefined;
 	const address = hexAt(s, cursor + 4, end);
 	if (address === undefined || !blankTo(s, cursor, end)) return undefined;
-	return { index, address };
+	return address;
 }
 
 function zapAt(s: string, i: number, end: number): bigint | undefined {
@@ -175,7 +177,6 @@ function zapAt(s: string, i: number, end: number): bigint | undefined {
 /** The event the module message at s[i, end) (prefix already skipped) describes. */
 function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBody | undefined {
 	let m: RegExpExecArray | null;
-	let page: { index: number; address: bigint } | undefined;
 	let address: bigint | undefined;
 	switch (s.charCodeAt(i)) {
 		case 0x76 /* v */:
@@ -190,7 +191,7 @@ function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBod
 				};
 			break;
 		case 0x69 /* i */:
-			if ((page = pageAt(s, i, end, 'inserted page '))) return { type: 'pageInserted', index: page.index, address: page.address };
+			if ((address = pageAt(s, i, end, 'inserted page ')) !== undefined) return { type: 'pageInserted', index: pageIndex, address };
 			break;
 		case 0x63 /* c */:
 			if ((m = at(MAP_COMPLETE, s, i))) return { type: 'mapComplete', pages: Number(m[1]) };
@@ -206,11 +207,11 @@ function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBod
 	if (bare) return undefined;
 	switch (s.charCodeAt(i)) {
 		case 0x66 /* f */:
-			if ((page = pageAt(s, i, end, 'fault-in page '))) return { type: 'faultIn', index: page.index, address: page.address };
+			if ((address = pageAt(s, i, end, 'fault-in page ')) !== undefined) return { type: 'faultIn', index: pageIndex, address };
 			if ((m = at(FREED, s, i))) return { type: 'freed', pages: Number(m[1]) };
 			break;
 		case 0x72 /* r */:
-			if ((page = pageAt(s, i, end, 'remap page '))) return { type: 'remap', index: page.index, address: page.address };
+			if ((address = pageAt(s, i, end, 'remap page ')) !== undefined) return { type: 'remap', index: pageIndex, address };
 			break;
 		case 0x6d /* m */:
 			if ((m = at(MAP_FAILED, s, i))) return { type: 'mapFailed', index: Number(m[1]), error: Number(m[2]) };
