@@ -18,8 +18,10 @@ export const ROOT_TAG = 'hostroot';
 /** Status the init script reports when it could not run the command at all. */
 export const INIT_FAILED_STATUS = 125;
 
+/** The busybox applets the init script runs, linked into /bin of the initramfs. */
+export const APPLETS = ['sh', 'mount', 'insmod', 'mkdir', 'usleep', 'poweroff', 'chroot', 'hostname', 'ip', 'cat'];
+
 export const GUEST_INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -38,7 +40,9 @@ port() {
 	i=0
 	while [ $i -lt 500 ]; do
 		for p in /sys/class/virtio-ports/*; do
-			[ -e "$p/name" ] && [ "$(cat "$p/name")" = "$1" ] && { echo "/dev/\${p##*/}"; return 0; }
+			[ -e "$p/name" ] || continue
+			read -r n < "$p/name"
+			[ "$n" = "$1" ] && { echo "/dev/\${p##*/}"; return 0; }
 		done
 		i=$((i + 1))
 		usleep 10000

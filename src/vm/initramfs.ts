@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { cacheDir, hashKey, writeAtomic } from './cache.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
-import { GUEST_INIT } from './guest-init.js';
+import { APPLETS, GUEST_INIT } from './guest-init.js';
 import type { KernelInfo } from './kernels.js';
 
 /** What the guest needs; their dependencies are added by modinfo. */
@@ -78,7 +78,7 @@ function stamp(file: string): string {
 /** Cache key: busybox, the init script, and the kernel's module index. */
 export function initramfsKey(kernel: KernelInfo, busybox: string): string {
 	const depFile = path.join(kernel.modulesDir, 'modules.dep');
-	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, GUEST_MODULES.join(','));
+	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, GUEST_MODULES.join(','), APPLETS.join(','));
 }
 
 export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox()): Promise<Buffer> {
@@ -88,7 +88,7 @@ export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusy
 		// The kernel opens /dev/console for init before anything is mounted.
 		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
 		{ type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
-		{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
+		...APPLETS.map((a) => ({ type: 'symlink' as const, name: `bin/${a}`, target: 'busybox' })),
 		{ type: 'file', name: 'init', data: Buffer.from(GUEST_INIT), mode: 0o755 },
 	];
 	for (const [i, m] of modules.entries()) {
