@@ -333,6 +333,45 @@ describe('log shapes', () => {
 	});
 });
 
+describe('smaller shapes', () => {
+	it('WARN() with its own message between "cut here" and the WARNING line', () => {
+		const { reports } = parseKernelLog(
+			[
+				'[   10.000000] ------------[ cut here ]------------',
+				'[   10.000001] kex: mapping 3 still has 2 pages',
+				'[   10.000002] WARNING: CPU: 0 PID: 77 at /build/hybridmem/kmod/hybridmem_test.c:301 kex_release+0x5e/0x80 [hybridmem_test]',
+				'[   10.000003] Call Trace:',
+				'[   10.000004]  <TASK>',
+				'[   10.000005]  __fput+0xff/0x290',
+				'[   10.000006]  </TASK>',
+				'[   10.000007] ---[ end trace 0000000000000000 ]---',
+			].join('\n'),
+		);
+		expect(reports).toHaveLength(1);
+		expect(reports[0]).toMatchObject({ kind: 'WARNING', file: '/build/hybridmem/kmod/hybridmem_test.c', line: 301, function: 'kex_release', module: 'hybridmem_test', pid: 77 });
+		expect(reports[0]?.lines[1]).toBe('[   10.000001] kex: mapping 3 still has 2 pages');
+	});
+
+	it('UBSAN of 6.7+ (cut here ... end trace instead of rules)', () => {
+		const { reports } = parseKernelLog(
+			['------------[ cut here ]------------', 'UBSAN: shift-out-of-bounds in mm/foo.c:9:5', 'shift exponent 64 is too large', 'CPU: 1 UID: 0 PID: 5 Comm: x Not tainted 6.12.0 #1', 'Call Trace:', ' <TASK>', ' foo+0x1/0x2', ' </TASK>', '---[ end trace ]---', 'unrelated'].join('\n'),
+		);
+		expect(reports).toHaveLength(1);
+		expect(reports[0]).toMatchObject({ kind: 'UBSAN', file: 'mm/foo.c', line: 9, ended: true, uid: 0, tainted: '', release: '6.12.0' });
+		expect(reports[0]?.frames.map((f) => f.fn)).toEqual(['foo']);
+	});
+
+	it('a live parser hands out a finished report when the log goes quiet', async () => {
+		const { KernelLogParser } = await import('../../src/kmsg/parse.js');
+		const seen: CrashReport[] = [];
+		const parser = new KernelLogParser({ onReport: (r) => seen.push(r) });
+		for (const line of fixture('x86_64-6.1-warning.log').split('\n').slice(0, 34)) parser.line(line);
+		expect(seen).toHaveLength(0);
+		parser.idle();
+		expect(seen.map((r) => r.kind)).toEqual(['WARNING']);
+	});
+});
+
 describe('line classifiers', () => {
 	it('headlines', () => {
 		expect(matchHeadline('WARNING: mm/foo.c:12 at fn+0x1/0x2, CPU#1: node/431')).toMatchObject({ kind: 'WARNING', file: 'mm/foo.c', line: 12, fn: { fn: 'fn' }, cpu: 1, comm: 'node', pid: 431 });
