@@ -6,7 +6,7 @@
 // each check (typecheck, lint, a module build) counts as one test.
 // Usage: node scripts/test.mjs [--all-kernels] [--native] [--only host|device]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,6 +85,16 @@ for (const k of usableKernels()) {
 	// kernel's to check the vermagic message); W=1 warnings fail the check.
 	const r = run('node', [cli, 'build', '--strict', '--no-addon', '--kernel', k]);
 	check(`module build for ${k}`, r.status === 0);
+	// hm_warn.ko gives the device suite a real WARN to capture and parse;
+	// its sources are linked, not copied, so kbuild sees them unchanged.
+	const warn = path.join(root, 'build', 'fixtures', 'warn', k);
+	mkdirSync(warn, { recursive: true });
+	for (const f of ['hm_warn.c', 'Kbuild']) if (!existsSync(path.join(warn, f))) symlinkSync(path.join(root, 'test', 'fixtures', 'warn-module', f), path.join(warn, f));
+	const made = run('make', ['-s', '-C', `/lib/modules/${k}/build`, `M=${warn}`, 'modules'], { capture: true });
+	if (made.status !== 0) {
+		console.log(made.stdout + made.stderr);
+		check(`hm_warn.ko for ${k}`, false);
+	}
 }
 
 if (only !== 'device') {

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
 	teardown: () => import('./commands/teardown.js'),
 	status: () => import('./commands/status.js'),
 	build: () => import('./commands/build.js'),
+	dmesg: () => import('./commands/dmesg.js'),
 	vm: () => import('./commands/vm.js'),
 	kernels: () => import('./commands/kernels.js'),
 	doctor: () => import('./commands/doctor.js'),
