@@ -2,23 +2,14 @@
 // that loaded hybridmem_test.ko): every map_mode but mixed maps 64 pages and
 // passes fill/verify; the kernel zaps pages under the live mapping and probe
 // sees them go; REMAP brings fresh (zeroed) pages back; counters add up.
-import { existsSync, statSync } from 'node:fs';
-
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { MAP_MODES, openDevice, PATTERNS, type KexDevice, type MapMode, type Mapping } from '../../src/device/index.js';
 
-const devicePath = process.env.HYBRIDMEM_DEVICE ?? '/dev/devKex';
-const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false' && process.env.CI !== '0';
-const present = existsSync(devicePath) && statSync(devicePath).isCharacterDevice();
-const PAGES = 64;
+import { requireDevice } from './device-env.js';
 
-test(`device node ${devicePath}`, (ctx) => {
-	if (present) return;
-	const reason = `${devicePath} does not exist: load hybridmem_test.ko and mknod it (node dist/cli/main.js setup), or run scripts/device-suite.mjs in the VM runner`;
-	if (ci) throw new Error(`device tests cannot run under CI: ${reason}`);
-	ctx.skip(reason);
-});
+const { ok: present, path: devicePath } = requireDevice();
+const PAGES = 64;
 
 const PFN_MODES: readonly MapMode[] = ['remap_pfn', 'remap_contig', 'fault'];
 const INSERT_MODES: readonly MapMode[] = ['insert_page', 'insert_pages'];
