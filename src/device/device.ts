@@ -3,7 +3,7 @@
 // another device fail with the kernel's ENOTTY, as a normal Error.
 import { fstatSync } from 'node:fs';
 
-import { loadBinding, type NativeBinding, type NativeInfo } from './binding.js';
+import { loadBinding, type NativeBinding, type NativeInfo, type NativeStats } from './binding.js';
 import { callNative, codedError, deviceClosed, invalidArgument, outOfRange, systemError, type CodedError } from './errors.js';
 import { Mapping, toIndex } from './mapping.js';
 import { checkMapRequest, type MapOptions } from './protection.js';
@@ -32,16 +32,8 @@ export interface DeviceInfo {
 	logPages: number;
 }
 
-export interface DeviceStats {
-	livePages: bigint;
-	liveMappings: bigint;
-	maps: bigint;
-	mapFailures: bigint;
-	zaps: bigint;
-	faults: bigint;
-	remaps: bigint;
-	frees: bigint;
-}
+/** HYBRIDMEM_IOC_GET_STATS as the addon returns it: module-wide counters, bigints. */
+export type DeviceStats = NativeStats;
 
 export interface ModeOptions {
 	mode?: MapMode;
