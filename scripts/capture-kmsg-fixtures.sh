@@ -16,8 +16,8 @@ for k in $(node dist/cli/main.js kernels --json | node -e 'for (const k of JSON.
 	mkdir -p "$wdir" && cp test/fixtures/warn-module/{hm_warn.c,Kbuild} "$wdir/"
 	make -s -C "/lib/modules/$k/build" M="$PWD/$wdir" modules
 	# The notes' crash: the console of its own VM boot.
-	hm vm --kernel "$k" --console-log "$out/real-$short-bug-pfnmap.console.log" --timeout 120 -- \
-		sh -c 'node dist/cli/main.js run bug-pfnmap --native --allow-crash & sleep 60' || true
+	hm vm --kernel "$k" --console-log "$out/real-$short-bug-pfnmap.console.log" --stop-at='---\[ end trace' -- \
+		node dist/cli/main.js run bug-pfnmap --native --allow-crash
 	# sysrq-c: a panic on the console.
 	hm vm --kernel "$k" --console-log "$out/real-$short-sysrq-panic.console.log" -- sh -c 'echo c > /proc/sysrq-trigger' || true
 	# A WARN from a module, and the notes' test1 events, as dmesg prints them.

@@ -94,6 +94,14 @@ describe('hybridmem vm', () => {
 		expect(await qemuPids(tag)).toEqual([]);
 	});
 
+	test('--stop-at ends the VM at a console line, even while the command still runs', async () => {
+		const tag = `stop-at-${process.pid}`;
+		const r = await hm(['--stop-at', 'hm-stop-marker', '--', 'sh', '-c', 'echo "<2>hm-stop-marker" > /dev/kmsg; sleep 600'], { tag });
+		expect(r.exitCode).toBe(0);
+		expect(r.stderr).toMatch(/stopped at console line: .*hm-stop-marker/);
+		expect(await qemuPids(tag)).toEqual([]);
+	});
+
 	test('usage errors say what to do', async () => {
 		const r = await hm(['--mem', 'lots', '--', 'true']);
 		expect(r.exitCode).toBe(2);

@@ -25,6 +25,9 @@ Options:
   --accel auto|kvm|tcg  accelerator (default auto: KVM only if a test guest boots with it)
   --console-log FILE  save the kernel console here (default: a file in the temp dir, named on failure)
   --show-console      also copy the kernel console to stderr, live
+  --stop-at=REGEX     end the VM as soon as a console line matches, e.g.
+                      --stop-at='---\\[ end trace' after an oops whose task never
+                      exits; exit status 0 then
   --verbose           say which kernel and accelerator were used
 
 Exit status: CMD's own; 124 when the timeout fired; 125 when the guest kernel
@@ -44,11 +47,18 @@ export async function main(argv: string[]): Promise<number> {
 		accel: { type: 'string' },
 		'console-log': { type: 'string' },
 		'show-console': { type: 'boolean' },
+		'stop-at': { type: 'string' },
 		verbose: { type: 'boolean' },
 	} }));
 	if (command.length === 0) throw new CliError("vm: no command given; usage: hybridmem vm [options] -- CMD [ARGS...]", 2);
 	const accel = values.accel ?? 'auto';
 	if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CliError(`vm: --accel must be auto, kvm or tcg, not '${accel}'`, 2);
+	let stopWhen: RegExp | undefined;
+	try {
+		if (values['stop-at'] !== undefined) stopWhen = new RegExp(values['stop-at']);
+	} catch (err) {
+		throw new CliError(`vm: --stop-at is not a valid regular expression: ${(err as Error).message}`, 2);
+	}
 	const signals = abortOnSignals();
 	try {
 		const result = await runInVm({
@@ -64,12 +74,14 @@ export async function main(argv: string[]): Promise<number> {
 			stdout: 'inherit',
 			stderr: 'inherit',
 			signal: signals.signal,
+			...(stopWhen ? { stopWhen } : {}),
 			...(values['show-console'] ? { onConsoleLine: (l: string) => process.stderr.write(`[console] ${l}\n`) } : {}),
 			onNotice: (m) => {
 				if (values.verbose || process.stderr.isTTY) process.stderr.write(`hybridmem vm: ${m}\n`);
 			},
 		});
-		if (result.outcome === 'timeout')
+		if (result.outcome === 'stopped') process.stderr.write(`hybridmem vm: stopped at console line: ${result.matchedLine ?? ''}\n`);
+		else if (result.outcome === 'timeout')
 			process.stderr.write(`hybridmem vm: timed out; the VM was killed (console log: ${result.consoleLog})\n`);
 		else if (result.outcome === 'crashed')
 			process.stderr.write(
