@@ -134,6 +134,33 @@ Napi::Value RangeIoctl(const Napi::CallbackInfo& info, unsigned long request) {
 	return o;
 }
 
+// ioctl with any command number and any argument address, for the bad-input
+// checks (unknown command -> ENOTTY, unmapped argument -> EFAULT).  The kernel
+// validates both; nothing here dereferences the address.
+Napi::Value IoctlRaw(const Napi::CallbackInfo& info) {
+	Napi::Env env = info.Env();
+	int fd = ToFd(info[0]);
+	unsigned long request = static_cast<unsigned long>(ToU64(info[1], "request"));
+	unsigned long arg = static_cast<unsigned long>(ToU64(info[2], "arg"));
+	int ret = ioctl(fd, request, arg);
+	if (ret < 0) ThrowErrno(env, errno, "ioctl");
+	return Napi::Number::New(env, ret);
+}
+
+// Tries to grow a mapping in place (mremap without MREMAP_MAYMOVE), which a
+// driver's VM_DONTEXPAND must refuse.  Should it succeed, the mapping is
+// shrunk back at once so its owner still unmaps exactly what it mapped.
+Napi::Value MremapGrow(const Napi::CallbackInfo& info) {
+	Napi::Env env = info.Env();
+	void* addr = reinterpret_cast<void*>(static_cast<uintptr_t>(ToU64(info[0], "address")));
+	size_t old_len = static_cast<size_t>(ToU64(info[1], "oldLength"));
+	size_t new_len = static_cast<size_t>(ToU64(info[2], "newLength"));
+	void* got = mremap(addr, old_len, new_len, 0);
+	if (got == MAP_FAILED) ThrowErrno(env, errno, "mremap");
+	mremap(addr, new_len, old_len, 0);
+	return env.Undefined();
+}
+
 Napi::Value Zap(const Napi::CallbackInfo& info) { return RangeIoctl(info, HYBRIDMEM_IOC_ZAP); }
 Napi::Value Remap(const Napi::CallbackInfo& info) { return RangeIoctl(info, HYBRIDMEM_IOC_REMAP); }
 
@@ -152,6 +179,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	exports.Set("getStats", Napi::Function::New<GetStats>(env, "getStats"));
 	exports.Set("zap", Napi::Function::New<Zap>(env, "zap"));
 	exports.Set("remap", Napi::Function::New<Remap>(env, "remap"));
+	exports.Set("ioctlRaw", Napi::Function::New<IoctlRaw>(env, "ioctlRaw"));
+	exports.Set("mremapGrow", Napi::Function::New<MremapGrow>(env, "mremapGrow"));
 	exports.Set("pageSize", Napi::Number::New(env, double(PageSize())));
 	Napi::Object constants = Napi::Object::New(env);
 	constants.Set("PROT_NONE", PROT_NONE);
@@ -163,6 +192,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	constants.Set("UAPI_VERSION", HYBRIDMEM_UAPI_VERSION);
 	constants.Set("RANGE_NOOP", HYBRIDMEM_RANGE_NOOP);
 	constants.Set("MODE_COUNT", static_cast<int>(HYBRIDMEM_MODE_COUNT));
+	constants.Set("IOC_GET_INFO", Napi::Number::New(env, double(HYBRIDMEM_IOC_GET_INFO)));
+	constants.Set("IOC_MAGIC", static_cast<int>(HYBRIDMEM_IOC_MAGIC));
 	exports.Set("constants", constants);
 	return exports;
 }

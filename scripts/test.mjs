@@ -97,6 +97,14 @@ for (const k of usableKernels()) {
 	}
 }
 
+// fork_munmap: the device suite's fork + partial munmap client (C: node
+// cannot fork with a live mapping).
+mkdirSync(path.join(root, 'build', 'fixtures'), { recursive: true });
+check(
+	'fork_munmap client build',
+	run('cc', ['-Wall', '-Wextra', '-Werror', '-O2', '-I', 'kmod', '-o', 'build/fixtures/fork_munmap', 'test/fixtures/fork-munmap/fork_munmap.c']).status === 0,
+);
+
 if (only !== 'device') {
 	section('host and VM tests (vitest: host, vm)');
 	run(bin('vitest'), ['run', '--project', 'host', '--project', 'vm', '--reporter=default', '--reporter=json', `--outputFile.json=${path.join(reports, 'host.json')}`]);

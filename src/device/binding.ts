@@ -87,6 +87,10 @@ export interface NativeBinding {
 	getStats(fd: number): NativeStats;
 	zap(fd: number, addr: bigint, length: number | bigint): NativeRangeResult;
 	remap(fd: number, addr: bigint, length: number | bigint): NativeRangeResult;
+	/** ioctl with any command and argument address (bad-input checks: ENOTTY, EFAULT). */
+	ioctlRaw(fd: number, request: number, arg: bigint): number;
+	/** mremap() growing in place; a driver's VM_DONTEXPAND must refuse it. */
+	mremapGrow(address: bigint, oldLength: number, newLength: number): void;
 	readonly pageSize: number;
 	readonly constants: {
 		PROT_NONE: number;
@@ -98,6 +102,8 @@ export interface NativeBinding {
 		UAPI_VERSION: number;
 		RANGE_NOOP: number;
 		MODE_COUNT: number;
+		IOC_GET_INFO: number;
+		IOC_MAGIC: number;
 	};
 }
 

@@ -23,7 +23,7 @@ function withTotalCap<T>(cap: number, fn: () => T): T {
 export const badInput: Scenario = {
 	name: 'bad-input',
 	title: 'every rejected input gets its errno, and nothing else happens',
-	expectation: 'MAP_PRIVATE, a non-zero offset and more than max_pages → EINVAL; passing the global page cap → ENOMEM; mode mixed without allow_bug → EPERM; a bad SET_MODE → EINVAL; ZAP outside a mapping → EINVAL; REMAP of a vm_insert_page mapping → EINVAL; no page leaks and the device still maps afterwards',
+	expectation: 'MAP_PRIVATE, a non-zero offset and more than max_pages → EINVAL; passing the global page cap → ENOMEM; mode mixed without allow_bug → EPERM; a bad SET_MODE → EINVAL; an unknown ioctl → ENOTTY; a bad user pointer → EFAULT; mremap growth refused; ZAP outside a mapping → EINVAL; REMAP of a vm_insert_page mapping → EINVAL; no page leaks and the device still maps afterwards',
 	async run(ctx: ScenarioContext) {
 		const ev = new Evidence();
 		using dev = ctx.open({ mode: 'remap_pfn', zapAfterMap: false, failAt: null });
@@ -44,7 +44,11 @@ export const badInput: Scenario = {
 			ev.throws('SET_MODE with an unknown map_mode → EINVAL', () => binding.setMode(dev.fd, { mapMode: 99, zapAfterMap: 0, failAt: -1 }), 'EINVAL');
 			ev.throws('SET_MODE with fail_at < -1 → EINVAL', () => binding.setMode(dev.fd, { mapMode: 0, zapAfterMap: 0, failAt: -5 }), 'EINVAL');
 			ev.throws('ZAP of an address outside any mapping → EINVAL', () => binding.zap(dev.fd, 0x10000n, ps), 'EINVAL');
+			const unknownCmd = (binding.constants.IOC_MAGIC << 8) | 0x7f; // _IO(magic, 0x7f)
+			ev.throws('unknown ioctl → ENOTTY', () => binding.ioctlRaw(dev.fd, unknownCmd, 0n), 'ENOTTY');
+			ev.throws('GET_INFO into an unmapped user address → EFAULT', () => binding.ioctlRaw(dev.fd, binding.constants.IOC_GET_INFO, 1n), 'EFAULT');
 			const m = dev.map(4 * ps);
+			ev.throws('mremap growing the mapping → EFAULT (VM_DONTEXPAND)', () => binding.mremapGrow(m.address, 4 * ps, 8 * ps), 'EFAULT');
 			ev.throws('ZAP of an unaligned length → EINVAL', () => binding.zap(dev.fd, m.address, 100), 'EINVAL');
 			ev.throws('ZAP running past the mapping → EINVAL', () => binding.zap(dev.fd, m.address, 8 * ps), 'EINVAL');
 			m.unmap();
