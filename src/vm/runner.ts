@@ -10,7 +10,6 @@ import { chooseKernel, type KernelInfo } from './kernels.js';
 import { qemuArgs, type Accel } from './qemu-args.js';
 import { writeSpec } from './spec.js';
 import { uncompressedKernel } from './vmlinux.js';
-import { INIT_FAILED_STATUS } from './guest-init.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG'];
@@ -228,6 +227,10 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const r = await child;
 	clearTimeout(timer);
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
+	if ((r as { code?: string }).code === 'ENOENT') {
+		rmSync(specDir, { recursive: true, force: true });
+		throw Object.assign(new Error(`${QEMU_BINARY} not found: install QEMU with scripts/bootstrap.sh (apt-get install qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
+	}
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);
 	await new Promise<void>((resolve) => logStream.end(resolve));
@@ -268,4 +271,3 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	};
 }
 
-export { INIT_FAILED_STATUS };
