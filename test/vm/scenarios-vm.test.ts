@@ -35,6 +35,17 @@ describe('hybridmem run in the VM runner', () => {
 		expect(readFileSync(junit, 'utf8')).toMatch(/<testcase classname="hybridmem\.[^"]+" name="bug-pfnmap"/);
 	});
 
+	test('the safe scenarios run in one VM boot from the host and come back as data (what npm start does)', async () => {
+		const r = await execa('node', [CLI, 'run', 'test1', 'error-path', 'zap-noop', '--vm', '--json'], { reject: false, timeout: 280_000 });
+		const data = JSON.parse(r.stdout) as RunJson;
+		expect(data.results.flatMap((x) => x.checks.filter((c) => !c.ok))).toEqual([]);
+		expect(r.exitCode).toBe(0);
+		expect(data.passed).toBe(true);
+		expect(data.results.map((x) => [x.name, x.passed, x.where, x.kernel])).toEqual(
+			['test1', 'error-path', 'zap-noop'].map((n) => [n, true, 'vm', usable[0]]),
+		);
+	});
+
 	// Only meaningful on a kernel without module support, like this project's build machines.
 	test.skipIf(existsSync('/proc/modules'))('a machine that cannot load modules refuses --native with a message that says what to do', async () => {
 		const r = await execa('node', [CLI, 'run', 'test2', '--native'], { reject: false });
