@@ -2,7 +2,7 @@
 // done idempotently and with messages for each way it goes wrong.  Every
 // command runs through execa with an argument array.
 import { execa } from 'execa';
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { SetupError } from './errors.js';
 import { chrdevMajor, isLoaded, kernelLoadsModules, loadedParams } from './kernel-state.js';
@@ -68,7 +68,16 @@ async function vermagicOf(ko: string): Promise<string | undefined> {
 }
 
 /** Turns insmod's complaint into a message that says what to do. */
-export async function explainInsmodFailure(ko: string, stderr: string): Promise<SetupError> {
+/** The lockdown LSM's state ("[none] integrity confidentiality"), "" without it. */
+function lockdownState(): string {
+	try {
+		return readFileSync('/sys/kernel/security/lockdown', 'utf8');
+	} catch {
+		return '';
+	}
+}
+
+export async function explainInsmodFailure(ko: string, stderr: string, readLockdown: () => string = lockdownState): Promise<SetupError> {
 	const release = os.release();
 	if (/Invalid module format|Exec format error/i.test(stderr)) {
 		const vermagic = await vermagicOf(ko);
@@ -86,12 +95,7 @@ export async function explainInsmodFailure(ko: string, stderr: string): Promise<
 			`the kernel refused ${ko} because it is not signed with a trusted key (module signature enforcement or Secure Boot): sign it, disable enforcement, or use 'hybridmem run --vm'`,
 		);
 	if (/Operation not permitted/i.test(stderr)) {
-		let lockdown = '';
-		try {
-			lockdown = (await import('node:fs')).readFileSync('/sys/kernel/security/lockdown', 'utf8');
-		} catch {
-			/* no lockdown LSM */
-		}
+		const lockdown = readLockdown();
 		if (/\[(integrity|confidentiality)\]/.test(lockdown))
 			return new SetupError('ERR_LOCKDOWN', `the kernel is in lockdown mode (${lockdown.trim()}) and refuses unsigned modules: use 'hybridmem run --vm'`);
 		return new SetupError('ERR_NOT_ROOT', `insmod was not permitted: run as root (CAP_SYS_MODULE), or use 'hybridmem run --vm'`);

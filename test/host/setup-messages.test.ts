@@ -13,6 +13,16 @@ describe('insmod failures', () => {
 		expect(e.message).toContain("use 'hybridmem run --vm'");
 	});
 
+	test('lockdown: EPERM from a kernel in integrity or confidentiality mode', async () => {
+		const stderr = 'insmod: ERROR: could not insert module /x.ko: Operation not permitted';
+		const locked = await explainInsmodFailure('/x.ko', stderr, () => 'none [integrity] confidentiality\n');
+		expect(locked.code).toBe('ERR_LOCKDOWN');
+		expect(locked.message).toBe("the kernel is in lockdown mode (none [integrity] confidentiality) and refuses unsigned modules: use 'hybridmem run --vm'");
+		const open = await explainInsmodFailure('/x.ko', stderr, () => '[none] integrity confidentiality\n');
+		expect(open.code).toBe('ERR_NOT_ROOT');
+		expect(open.message).toContain('run as root (CAP_SYS_MODULE)');
+	});
+
 	test('no module support', async () => {
 		const e = await explainInsmodFailure('/x.ko', 'insmod: ERROR: could not insert module /x.ko: Function not implemented');
 		expect(e.code).toBe('ERR_NO_MODULE_SUPPORT');
