@@ -1,6 +1,7 @@
 // Runs one command as root in a throwaway VM and reports how it ended.
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -203,9 +204,10 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		child.kill('SIGKILL');
 	};
 	let partial = '';
+	const decoder = new StringDecoder('utf8'); // a chunk may end inside a character
 	child.stdout?.on('data', (chunk: Buffer) => {
 		logStream.write(chunk);
-		const text = partial + chunk.toString('utf8');
+		const text = partial + decoder.write(chunk);
 		const lines = text.split('\n');
 		partial = lines.pop() ?? '';
 		for (const raw of lines) {
