@@ -15,7 +15,8 @@ export interface BuildResult {
 	warnings: string[];
 }
 
-function newestSource(dir: string): number {
+/** Modification time of the newest module source (kmod/*.c, *.h, Kbuild, Makefile). */
+export function newestKmodSource(dir = KMOD_SOURCE_DIR): number {
 	let newest = 0;
 	for (const name of readdirSync(dir)) {
 		if (!/\.(c|h)$|^Kbuild$|^Makefile$/.test(name)) continue;
@@ -33,7 +34,7 @@ export async function buildModule(kver: string, opts: { force?: boolean; extraWa
 	// A W=1 build leaves its warnings beside the module, so an up-to-date
 	// module can still answer "was it built clean with W=1?".
 	const warningsFile = path.join(moduleBuildDir(kver), 'w1-warnings.txt');
-	const sources = newestSource(KMOD_SOURCE_DIR);
+	const sources = newestKmodSource();
 	const fresh = (f: string) => existsSync(f) && statSync(f).mtimeMs >= sources;
 	if (!opts.force && fresh(file) && (!opts.extraWarnings || fresh(warningsFile)))
 		return { kver, file, built: false, warnings: opts.extraWarnings ? readFileSync(warningsFile, 'utf8').split('\n').filter(Boolean) : [] };

@@ -2,7 +2,7 @@
 // small function per check.  Each finding says what was seen and, for a gap,
 // the exact command that closes it.  Nothing here boots a VM or loads a
 // module, except the KVM probe when the caller asks for it.
-import { accessSync, constants, existsSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -10,7 +10,9 @@ import { chooseAccel } from '../vm/accel.js';
 import { findBusybox } from '../vm/initramfs.js';
 import { listKernels, type KernelInfo } from '../vm/kernels.js';
 import { QEMU_BINARY } from '../vm/runner.js';
-import { KMOD_SOURCE_DIR, PACKAGE_ROOT, moduleFile } from './paths.js';
+import { newestKmodSource } from './build.js';
+import { kernelLoadsModules } from './kernel-state.js';
+import { PACKAGE_ROOT, moduleFile } from './paths.js';
 
 export type CheckStatus = 'ok' | 'missing';
 /** The two ways scenarios can run: the module loaded into this kernel, or inside the VM runner. */
@@ -212,13 +214,6 @@ export function checkAddon(file = ADDON_FILE): Check {
 	});
 }
 
-function newestKmodSource(dir = KMOD_SOURCE_DIR): number {
-	let newest = 0;
-	for (const name of readdirSync(dir))
-		if (/\.(c|h)$|^Kbuild$|^Makefile$/.test(name)) newest = Math.max(newest, statSync(path.join(dir, name)).mtimeMs);
-	return newest;
-}
-
 /** hybridmem_test.ko for `kver`: present and not older than the sources under kmod/. */
 export function checkModuleBuilt(kver: string, neededFor: RunPath[], why = ''): Check {
 	const file = moduleFile(kver);
@@ -290,11 +285,11 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
 		...checkModulesForKernels(kernels),
 	];
 	// The native path needs the module for the running kernel, which the VM kernels' checks do not cover.
-	if (existsSync('/proc/modules') && !kernels.some((k) => k.usable && k.version === release))
+	if (kernelLoadsModules() && !kernels.some((k) => k.usable && k.version === release))
 		checks.push(checkModuleBuilt(release, ['native'], ' (the running kernel)'));
 	else {
 		const own = checks.find((c) => c.id === `module:${release}`);
-		if (own && existsSync('/proc/modules')) own.neededFor = [...new Set([...own.neededFor, 'native' as const])];
+		if (own && kernelLoadsModules()) own.neededFor = [...new Set([...own.neededFor, 'native' as const])];
 	}
 	return summarize(checks);
 }
