@@ -132,28 +132,27 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 	const crash = scenarios.filter((s) => s.crashes);
 	const kernel = chooseKernel(opts.kernel).version;
 	const results: ScenarioResult[] = [];
-	if (safe.length) {
-		if (native) results.push(...(await runNatively(safe, opts)));
-		else {
-			opts.onProgress?.(`building the module for ${kernel}`);
-			await buildModule(kernel);
-			opts.onProgress?.(`booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`);
-			results.push(...(await runSafeInVm(safe, opts, kernel)));
-		}
+	const report = (r: ScenarioResult) => {
+		results.push(r);
+		opts.onResult?.(r);
+	};
+	if (safe.length && native) results.push(...(await runNatively(safe, opts)));
+	if ((safe.length && !native) || crash.length) {
+		opts.onProgress?.(`building the module for ${kernel}`);
+		await buildModule(kernel);
+	}
+	if (safe.length && !native) {
+		opts.onProgress?.(`booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`);
+		results.push(...(await runSafeInVm(safe, opts, kernel)));
 	}
 	for (const s of crash) {
 		opts.onProgress?.(`booting ${kernel} for ${s.name} (it crashes that kernel)`);
-		await buildModule(kernel);
 		const started = Date.now();
 		try {
 			const outcome = await runBugPfnmapInVm({ kernel, ...(opts.signal ? { signal: opts.signal } : {}) });
-			const r = result(s, outcome, started, 'vm', outcome.kernel);
-			results.push(r);
-			opts.onResult?.(r);
+			report(result(s, outcome, started, 'vm', outcome.kernel));
 		} catch (err) {
-			const r = result(s, { checks: [], summary: 'did not run' }, started, 'vm', kernel, errorMessage(err));
-			results.push(r);
-			opts.onResult?.(r);
+			report(result(s, { checks: [], summary: 'did not run' }, started, 'vm', kernel, errorMessage(err)));
 		}
 	}
 	return results;
