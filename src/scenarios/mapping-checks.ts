@@ -47,8 +47,9 @@ export function pageMap(marks: PageMark[]): string {
 	return marks.join('');
 }
 
-export function marksFromProbe(states: PageState[], present: PageMark = 'M'): PageMark[] {
-	return states.map((s) => (s === 'present' ? present : s === 'faulting' ? 'F' : '.'));
+/** Marks from probe states; after a zap, pass 'Z' so the pages it took read as zapped. */
+export function marksFromProbe(states: PageState[], faulting: PageMark = 'F'): PageMark[] {
+	return states.map((s) => (s === 'present' ? 'M' : s === 'faulting' ? faulting : '.'));
 }
 
 /** Marks pages holding a mismatch with X. */

@@ -5,7 +5,7 @@
 import type { ScenarioContext } from './context.js';
 import { Evidence } from './evidence.js';
 import { expectMapLogged, expectNoLeak, hex, marksFromProbe, ofType, pageAddresses, pageMap } from './mapping-checks.js';
-import type { PageMark, Scenario } from './types.js';
+import type { Scenario } from './types.js';
 
 const TEST1_PAGES = 4; // the notes mapped 4 pages
 
@@ -35,7 +35,7 @@ export const test1: Scenario = {
 		return {
 			checks: ev.checks,
 			summary: `${TEST1_PAGES} pages at ${hex(address)}: ${TEST1_PAGES} inserted, ${zaps.length} zapped, ${touched.faulting} SIGBUS on touch`,
-			pageMap: pageMap(touched.pages.map((s): PageMark => (s === 'faulting' ? 'Z' : s === 'present' ? 'M' : '.'))),
+			pageMap: pageMap(marksFromProbe(touched.pages, 'Z')),
 		};
 	},
 };
@@ -58,7 +58,7 @@ export const zapRemap: Scenario = {
 		ev.eq('zap lines at the user addresses', ofType(zapped.events, 'zap').map((z) => z.address), pageAddresses(m, ZAP_PAGES));
 		const touched = m.probe({ touch: true });
 		ev.eq('touching a zapped page raises SIGBUS (caught)', touched.faulting, ZAP_PAGES);
-		const zapMarks = touched.pages.map((s): PageMark => (s === 'faulting' ? 'Z' : s === 'present' ? 'M' : '.'));
+		const zapMarks = marksFromProbe(touched.pages, 'Z');
 		const remapped = await ctx.kernelLog(() => dev.remap(m));
 		ev.eq('REMAP acted on every page', remapped.value.pages, ZAP_PAGES);
 		ev.eq('remap lines at the user addresses', ofType(remapped.events, 'remap').map((r) => r.address), pageAddresses(m, ZAP_PAGES));
