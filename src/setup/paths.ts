@@ -8,7 +8,8 @@ export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 export const KMOD_SOURCE_DIR = path.join(PACKAGE_ROOT, 'kmod');
 export const MODULE_NAME = 'hybridmem_test';
 export const CHRDEV_NAME = 'kex';
-export const DEFAULT_NODE = '/dev/devKex';
+/** The notes' node; one definition, the device API's default path. */
+export { DEFAULT_DEVICE_PATH as DEFAULT_NODE } from '../device/device.js';
 export const DEFAULT_MODE = '0660';
 export const SYSFS_COUNTERS = `/sys/kernel/${MODULE_NAME}`;
 export const SYSFS_MODULE = `/sys/module/${MODULE_NAME}`;
