@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 const argv = process.argv.slice(2);
-const ci = process.env.CI === 'true' || process.env.CI === '1';
+// The same rule as test/env.ts isCi(): CI unset, '', '0' or 'false' is not CI.
+const ci = !['', '0', 'false'].includes(process.env.CI ?? '');
 const allKernels = argv.includes('--all-kernels') || ci;
 const native = argv.includes('--native') || process.env.HYBRIDMEM_NATIVE === '1';
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;

@@ -3,20 +3,12 @@
 // (with --json, with everything it saw).  Module lines are injected through
 // /dev/kmsg, which root may write.
 import { execa, type ResultPromise } from 'execa';
-import { accessSync, constants, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { canWriteKmsg } from '../env.js';
 
 const CLI = path.resolve('dist/cli/main.js');
-
-function kmsgWritable(): boolean {
-	try {
-		accessSync('/dev/kmsg', constants.R_OK | constants.W_OK);
-		return process.getuid?.() === 0;
-	} catch {
-		return false;
-	}
-}
 
 async function waitFor(read: () => string, text: string, ms = 15_000): Promise<void> {
 	const until = Date.now() + ms;
@@ -33,7 +25,7 @@ function collect(child: ResultPromise) {
 	return out;
 }
 
-describe.skipIf(!kmsgWritable())('hybridmem dmesg --follow (needs root and /dev/kmsg)', () => {
+describe.skipIf(!canWriteKmsg())('hybridmem dmesg --follow (needs root and /dev/kmsg)', () => {
 	const address = `00007f${process.pid.toString(16).padStart(6, '0')}000`;
 
 	test('prints module events as the kernel logs them and exits 0 on Ctrl-C', async () => {

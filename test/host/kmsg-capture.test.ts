@@ -1,23 +1,16 @@
 // Capture tests on this machine's real /dev/kmsg: records are injected by
 // writing "<6>text" to /dev/kmsg (root), each write through its own open so
 // the per-open write ratelimit of printk.devkmsg=ratelimit never applies.
-import { accessSync, constants, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { accessError, KmsgAccessError, parseDmesgRaw } from '../../src/kmsg/dmesg-fallback.js';
 import { parseRecords } from '../../src/kmsg/parse.js';
 import { parseKmsgRecord, type KmsgRecord } from '../../src/kmsg/record.js';
 import { ingest, KmsgCapture, readKernelLog, startCapture } from '../../src/kmsg/reader.js';
 import { SequenceTracker } from '../../src/kmsg/sequence.js';
+import { canWriteKmsg } from '../env.js';
 
-function canUseKmsg(): boolean {
-	try {
-		accessSync('/dev/kmsg', constants.R_OK | constants.W_OK);
-		return process.getuid?.() === 0;
-	} catch {
-		return false;
-	}
-}
-const live = canUseKmsg();
+const live = canWriteKmsg();
 const tag = `hybridmem-test-${process.pid}-${Date.now().toString(36)}`;
 const log = (text: string, level = 6): void => writeFileSync('/dev/kmsg', `<${level}>${tag}: ${text}\n`);
 const ours = (records: KmsgRecord[]): string[] => records.filter((r) => r.text.startsWith(tag)).map((r) => r.text.slice(tag.length + 2));

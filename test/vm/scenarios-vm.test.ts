@@ -7,10 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { listKernels } from '../../src/vm/kernels.js';
+import { isCi } from '../env.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 const usable = listKernels().filter((k) => k.usable).map((k) => k.version);
-const kernels = process.env.CI ? usable : usable.slice(0, 1);
+const kernels = isCi() ? usable : usable.slice(0, 1);
 
 interface RunJson {
 	passed: boolean;
