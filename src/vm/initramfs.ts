@@ -5,14 +5,16 @@
 // rebuilds it and nothing else does.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { cacheDir, hashKey, writeAtomic } from './cache.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
-import { APPLETS, GUEST_INIT } from './guest-init.js';
+import { APPLETS, FSTABS, GUEST_INIT, INIT_DIRS } from './guest-init.js';
 import type { KernelInfo } from './kernels.js';
 
-/** What the guest needs; their dependencies are added by modinfo. */
-export const GUEST_MODULES = ['virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay'];
+/**
+ * What the guest needs on either machine (virtio over MMIO for microvm, over
+ * PCI for q35); their dependencies are added by modinfo.
+ */
+export const GUEST_MODULES = ['virtio_mmio', 'virtio_pci', 'virtio_console', '9pnet_virtio', '9p', 'overlay'];
 
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 
@@ -30,6 +32,7 @@ export function findBusybox(): string {
 }
 
 async function modinfo(version: string, field: string, name: string): Promise<string> {
+	const { execa } = await import('execa'); // only on a cache miss: it takes 70 ms to load
 	const r = await execa('modinfo', ['-k', version, '-F', field, name], { reject: false });
 	if (r.exitCode !== 0) throw new Error(`modinfo cannot find module ${name} for kernel ${version}: ${r.stderr.trim()}`);
 	return r.stdout.trim();
@@ -66,6 +69,7 @@ export async function readModule(file: string): Promise<Buffer> {
 	const cmd = DECOMPRESSORS[path.extname(file)];
 	if (!cmd) return readFileSync(file);
 	const [bin, ...args] = cmd as [string, ...string[]];
+	const { execa } = await import('execa');
 	const r = await execa(bin, [...args, file], { encoding: 'buffer', maxBuffer: 1 << 28 });
 	return Buffer.from(r.stdout as Uint8Array);
 }
@@ -78,18 +82,19 @@ function stamp(file: string): string {
 /** Cache key: busybox, the init script, and the kernel's module index. */
 export function initramfsKey(kernel: KernelInfo, busybox: string): string {
 	const depFile = path.join(kernel.modulesDir, 'modules.dep');
-	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, GUEST_MODULES.join(','), APPLETS.join(','));
+	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, JSON.stringify(FSTABS), INIT_DIRS.join(','), GUEST_MODULES.join(','), APPLETS.join(','));
 }
 
 export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox()): Promise<Buffer> {
 	const modules = await resolveModules(kernel.version);
 	const entries: CpioEntry[] = [
-		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', 'lower', 'rw', 'newroot'].map((name) => ({ type: 'dir' as const, name })),
+		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', ...INIT_DIRS].map((name) => ({ type: 'dir' as const, name })),
 		// The kernel opens /dev/console for init before anything is mounted.
 		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
 		{ type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
 		...APPLETS.map((a) => ({ type: 'symlink' as const, name: `bin/${a}`, target: 'busybox' })),
 		{ type: 'file', name: 'init', data: Buffer.from(GUEST_INIT), mode: 0o755 },
+		...Object.entries(FSTABS).map(([file, text]) => ({ type: 'file' as const, name: file.slice(1), data: Buffer.from(text) })),
 	];
 	for (const [i, m] of modules.entries()) {
 		const n = String(i).padStart(2, '0');

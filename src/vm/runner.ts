@@ -4,11 +4,12 @@ import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { chooseAccel, KVM_PROBE_TIMEOUT_MS, type AccelRequest } from './accel.js';
+import { hostTscKhz } from './host-tsc.js';
 import { initramfsFor } from './initramfs.js';
 import { chooseKernel, type KernelInfo } from './kernels.js';
-import { qemuArgs, type Accel } from './qemu-args.js';
+import { chooseMachine, qemuArgs, type Accel, type Machine } from './qemu-args.js';
 import { writeSpec } from './spec.js';
 import { uncompressedKernel } from './vmlinux.js';
 
@@ -32,6 +33,8 @@ export interface VmOptions {
 	cpus?: number;
 	timeoutMs?: number;
 	accel?: AccelRequest;
+	/** Default: microvm, or q35 when there are more writable shares than microvm has transports. */
+	machine?: Machine;
 	/** Where to save the kernel console; default: a new file under the temp dir. */
 	consoleLog?: string;
 	/** 'inherit': the command's output goes to this process's stdout/stderr, live. */
@@ -54,6 +57,7 @@ export interface VmResult {
 	outcome: VmOutcome;
 	kernel: string;
 	accel: Accel;
+	machine: Machine;
 	consoleLog: string;
 	/** The last console lines, for a crash message. */
 	consoleTail: string[];
@@ -101,6 +105,7 @@ async function probeKvm(assets: BootAssets): Promise<boolean> {
 			shares: [],
 			probe: true,
 		});
+		const { execa } = await import('execa');
 		const r = await execa(QEMU_BINARY, args, {
 			stdio: 'ignore',
 			timeout: KVM_PROBE_TIMEOUT_MS,
@@ -159,7 +164,6 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const started = Date.now();
 	const assets = await prepareBoot(opts.kernel);
 	const { accel, reason } = await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
-	opts.onNotice?.(`kernel ${assets.kernel.version}, ${reason}`);
 
 	const shares = (opts.rw ?? []).map((dir, i) => ({ tag: `hmrw${i}`, dir: path.resolve(dir) }));
 	const specDir = writeSpec({
@@ -169,12 +173,17 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		shares,
 	});
 	const statusFile = path.join(specDir, 'status');
+	const tscKhz = hostTscKhz();
+	const machine = opts.machine ?? chooseMachine(shares.length, accel, tscKhz);
+	opts.onNotice?.(`kernel ${assets.kernel.version}, ${machine}, ${reason}`);
 	const consoleLog = opts.consoleLog ?? path.join(os.tmpdir(), `hybridmem-console-${started}-${process.pid}.log`);
 	const logStream = createWriteStream(consoleLog);
 	const args = qemuArgs({
 		kernelImage: assets.vmlinux,
 		initramfs: assets.initramfs,
 		accel,
+		machine,
+		...(tscKhz !== undefined ? { tscKhz } : {}),
 		memMiB: opts.memMiB ?? 2048,
 		cpus: opts.cpus ?? 2,
 		stdoutSocket: path.join(specDir, 'out.sock'),
@@ -190,11 +199,18 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// console, its stderr QEMU's own complaints.
 	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined);
 	const errSink = await openSink(path.join(specDir, 'err.sock'), opts.stderr === 'inherit' ? process.stderr : undefined);
-	const child = execa(QEMU_BINARY, args, {
-		stdio: ['ignore', 'pipe', 'pipe'],
-		reject: false,
-		encoding: 'utf8',
-		buffer: { stdout: false, stderr: true },
+	// node:child_process rather than execa here: loading execa costs 70 ms
+	// of every boot, and this needs no more than an argument array and the
+	// exit.  execa stays for the cache-miss paths (modinfo, decompressors).
+	const child = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	const exited = new Promise<{ spawnError?: NodeJS.ErrnoException }>((resolve) => {
+		child.once('error', (err: NodeJS.ErrnoException) => resolve({ spawnError: err }));
+		child.once('close', () => resolve({}));
+	});
+	let qemuStderr = '';
+	child.stderr.setEncoding('utf8');
+	child.stderr.on('data', (text: string) => {
+		if (qemuStderr.length < 64 * 1024) qemuStderr += text;
 	});
 	let outcome: VmOutcome | undefined;
 	let matchedLine: string | undefined;
@@ -205,7 +221,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	};
 	let partial = '';
 	const decoder = new StringDecoder('utf8'); // a chunk may end inside a character
-	child.stdout?.on('data', (chunk: Buffer) => {
+	child.stdout.on('data', (chunk: Buffer) => {
 		logStream.write(chunk);
 		const text = partial + decoder.write(chunk);
 		const lines = text.split('\n');
@@ -226,10 +242,10 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	opts.signal?.addEventListener('abort', onAbort, { once: true });
 	if (opts.signal?.aborted) onAbort();
 
-	const r = await child;
+	const { spawnError } = await exited;
 	clearTimeout(timer);
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
-	if ((r as { code?: string }).code === 'ENOENT') {
+	if (spawnError?.code === 'ENOENT') {
 		rmSync(specDir, { recursive: true, force: true });
 		throw Object.assign(new Error(`${QEMU_BINARY} not found: install QEMU with scripts/bootstrap.sh (apt-get install qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
 	}
@@ -256,7 +272,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	} else {
 		outcome = 'crashed';
 		exitCode = EXIT_CRASH;
-		const qemuErr = String(r.stderr ?? '').trim();
+		const qemuErr = (spawnError ? String(spawnError.message) : qemuStderr).trim();
 		if (qemuErr) tail.push(`[qemu] ${qemuErr}`);
 	}
 	return {
@@ -264,6 +280,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		outcome,
 		kernel: assets.kernel.version,
 		accel,
+		machine,
 		consoleLog,
 		consoleTail: tail,
 		...(matchedLine !== undefined ? { matchedLine } : {}),

@@ -3,7 +3,6 @@
 // directly: extract it once per kernel image and keep it in the cache.
 import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { cacheDir, hashKey, writeAtomic } from './cache.js';
 
 const FORMATS: { name: string; magic: Buffer; command: string[] }[] = [
@@ -43,6 +42,7 @@ export async function uncompressedKernel(image: string): Promise<string> {
 		const [cmd, ...args] = f.command as [string, ...string[]];
 		// The decompressors complain about the bzImage trailer after the
 		// stream ("trailing garbage") and exit non-zero: judge by the output.
+		const { execa } = await import('execa'); // only on a cache miss: it takes 70 ms to load
 		const r = await execa(cmd, args, {
 			input: data.subarray(f.at),
 			encoding: 'buffer',

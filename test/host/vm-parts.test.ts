@@ -8,7 +8,8 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { writeCpio } from '../../src/vm/cpio.js';
 import { buildInitramfsImage, resolveModules } from '../../src/vm/initramfs.js';
 import { chooseKernel, compareKernelVersions, listKernels } from '../../src/vm/kernels.js';
-import { qemuArgs } from '../../src/vm/qemu-args.js';
+import { chooseMachine, MICROVM_TRANSPORTS, qemuArgs } from '../../src/vm/qemu-args.js';
+import { parseTscKhz } from '../../src/vm/host-tsc.js';
 import { shellQuote } from '../../src/vm/shell-quote.js';
 import { mountsFile, runScript } from '../../src/vm/spec.js';
 
@@ -70,6 +71,8 @@ describe('initramfs', () => {
 		const names = mods.map((m) => m.name);
 		expect(names).toContain('9p');
 		expect(names).toContain('overlay');
+		// microvm's virtio transport is a module in Debian's kernels; PCI's is built in or a module.
+		expect(names).toContain('virtio_mmio');
 		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9pnet_virtio'));
 		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9p'));
 		expect(names.indexOf('netfs')).toBeLessThan(names.indexOf('9p'));
@@ -85,6 +88,7 @@ describe('initramfs', () => {
 		expect(names).toContain('init');
 		expect(names).toContain('bin/busybox');
 		expect(names).toContain('dev/console');
+		expect(names).toEqual(expect.arrayContaining(['etc/fstab.early', 'etc/fstab.newroot', 'upper', 'work']));
 		const modules = names.filter((n) => n.startsWith('lib/modules/') && n.endsWith('.ko'));
 		expect(modules.length).toBeGreaterThan(2);
 		expect([...modules].sort()).toEqual(modules);
@@ -127,5 +131,50 @@ describe('the guest run script', () => {
 		expect(joined).toContain('local,id=hmrw0,path=/data,security_model=none');
 		expect(args[args.indexOf('-append') + 1]).toMatch(/console=ttyS0 .*panic=-1 .*hm\.spec=\/tmp\/spec$/);
 		expect(() => qemuArgs({ kernelImage: '/k', initramfs: '/i', accel: 'tcg', memMiB: 1, cpus: 1, statusFile: '/s', shares: [{ tag: 't', dir: '/a,b' }] })).toThrow(/commas/);
+	});
+
+	const base = { kernelImage: '/k', initramfs: '/i', memMiB: 512, cpus: 1, statusFile: '/s', shares: [{ tag: 'hmrw0', dir: '/data' }] };
+	const append = (args: string[]) => args[args.indexOf('-append') + 1]!.split(' ');
+
+	test('microvm (the default) puts every virtio device on MMIO and tells a TCG guest the TSC frequency', () => {
+		const args = qemuArgs({ ...base, accel: 'tcg', tscKhz: 2596120 });
+		expect(args[args.indexOf('-machine') + 1]).toBe('microvm,accel=tcg');
+		const devices = args.filter((_, i) => args[i - 1] === '-device');
+		expect(devices.filter((d) => /virtio-(serial|9p)-device\b/.test(d))).toHaveLength(3); // serial, root, one share
+		expect(devices.some((d) => d.includes('-pci'))).toBe(false);
+		expect(append(args)).toEqual(expect.arrayContaining(['tsc_early_khz=2596120', 'pci=off', 'hostname=hybridmem-vm']));
+		// Under KVM the guest reads the TSC frequency itself.
+		expect(append(qemuArgs({ ...base, accel: 'kvm', tscKhz: 2596120 })).some((w) => w.startsWith('tsc_early_khz'))).toBe(false);
+	});
+
+	test('q35 puts the same devices on PCI and keeps PCI probing', () => {
+		const args = qemuArgs({ ...base, accel: 'tcg', machine: 'q35', tscKhz: 2596120 });
+		expect(args[args.indexOf('-machine') + 1]).toBe('q35,accel=tcg');
+		const devices = args.filter((_, i) => args[i - 1] === '-device');
+		expect(devices.filter((d) => /virtio-(serial|9p)-pci\b/.test(d))).toHaveLength(3);
+		expect(append(args)).not.toContain('pci=off');
+		// q35's guest calibrates the TSC against its PM timer; runner.test.ts compares that with ours.
+		expect(append(args).some((w) => w.startsWith('tsc_early_khz'))).toBe(false);
+	});
+
+	test('the machine: microvm while its transports suffice and a TCG guest can be told the TSC rate, else q35', () => {
+		expect(chooseMachine(0, 'tcg', 2596120)).toBe('microvm');
+		expect(chooseMachine(MICROVM_TRANSPORTS - 2, 'tcg', 2596120)).toBe('microvm');
+		expect(chooseMachine(MICROVM_TRANSPORTS - 1, 'tcg', 2596120)).toBe('q35');
+		expect(chooseMachine(0, 'tcg', undefined)).toBe('q35');
+		expect(chooseMachine(0, 'kvm', undefined)).toBe('microvm');
+	});
+});
+
+describe('host TSC frequency', () => {
+	const cpu = (flags: string, bogomips = '5192.24') => `processor\t: 0\nflags\t\t: fpu ${flags} sse2\nbogomips\t: ${bogomips}\n\nprocessor\t: 1\n`;
+
+	test('is bogomips * 500 when the TSC is constant and never stops', () => {
+		expect(parseTscKhz(cpu('tsc constant_tsc nonstop_tsc'))).toBe(2596120);
+		expect(parseTscKhz(cpu('tsc constant_tsc'))).toBeUndefined();
+		expect(parseTscKhz(cpu('tsc nonstop_tsc'))).toBeUndefined();
+		expect(parseTscKhz(cpu('constant_tsc nonstop_tsc'))).toBeUndefined();
+		expect(parseTscKhz(cpu('tsc constant_tsc nonstop_tsc', 'n/a'))).toBeUndefined();
+		expect(parseTscKhz('')).toBeUndefined();
 	});
 });

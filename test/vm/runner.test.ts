@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { hostTscKhz } from '../../src/vm/host-tsc.js';
 import { chooseKernel } from '../../src/vm/kernels.js';
 
 const CLI = path.resolve('dist/cli/main.js');
@@ -34,10 +35,15 @@ describe('hybridmem vm', () => {
 			'--console-log', log, '--env', 'HM_GREETING=hello world', '--',
 			'sh', '-c',
 			// A kernel message at error level reaches the console while the command runs.
-			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; echo err-line >&2; exit 7',
+			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; ' +
+				// The default machine is microvm: no PCI bus.  The init set the host name and brought loopback up.
+				'ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; cat /sys/class/net/lo/flags; echo err-line >&2; exit 7',
 		]);
 		expect(r.exitCode).toBe(7);
-		const [release, greeting, cwd, ...rest] = r.stdout.split('\n');
+		const [release, greeting, cwd, pciDevices, hostname, loFlags, ...rest] = r.stdout.split('\n');
+		expect(pciDevices).toBe('0');
+		expect(hostname).toBe('hybridmem-vm');
+		expect(Number(loFlags) & 1, 'IFF_UP on lo').toBe(1);
 		expect(release).toBe(chooseKernel().version);
 		expect(release).not.toBe(os.release());
 		expect(greeting).toBe('out:hello world');
@@ -48,17 +54,26 @@ describe('hybridmem vm', () => {
 		expect(r.stdout + r.stderr).not.toContain('hm-console-marker');
 	});
 
-	test('--kernel boots the other installed kernel; --rw shares a directory writable, other writes stay in the VM', async () => {
+	test('--kernel boots the other installed kernel; --machine q35; --rw shares a directory writable, other writes stay in the VM', async () => {
 		const other = (await import('../../src/vm/kernels.js')).listKernels().filter((k) => k.usable).at(-1);
 		expect(other, 'needs at least one usable kernel').toBeDefined();
 		const shared = mkdtempSync(path.join(tmp, 'rw-'));
 		const outside = path.join(os.tmpdir(), `hybridmem-must-not-exist-${process.pid}`);
 		const r = await hm([
-			'--kernel', other!.version, '--rw', shared, '--',
-			'sh', '-c', `uname -r > ${shared}/release && touch ${outside} && ls ${outside}`,
+			'--kernel', other!.version, '--machine', 'q35', '--rw', shared, '--',
+			'sh', '-c',
+			`uname -r > ${shared}/release && ls /sys/bus/pci/devices | wc -l > ${shared}/pci && ` +
+				`dmesg | grep -o 'tsc: Detected [0-9.]* MHz processor' > ${shared}/tsc; touch ${outside} && ls ${outside}`,
 		]);
 		expect(r.exitCode).toBe(0);
 		expect(readFileSync(path.join(shared, 'release'), 'utf8').trim()).toBe(other!.version);
+		expect(Number(readFileSync(path.join(shared, 'pci'), 'utf8'))).toBeGreaterThan(0);
+		// q35's guest calibrates its TSC itself (PM timer, PIT): the frequency
+		// microvm guests are told instead (host-tsc.ts) must agree with it.
+		const guestMhz = Number(/Detected ([0-9.]+) MHz/.exec(readFileSync(path.join(shared, 'tsc'), 'utf8'))?.[1]);
+		const told = hostTscKhz();
+		expect(told, 'this x86 host has a constant TSC').toBeDefined();
+		expect(Math.abs(guestMhz * 1000 - told!) / told!).toBeLessThan(0.002);
 		expect(r.stdout).toBe(outside); // it existed inside the VM...
 		expect(existsSync(outside)).toBe(false); // ...and not on the host
 	});

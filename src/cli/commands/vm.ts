@@ -23,6 +23,8 @@ Options:
   --cpus N            virtual CPUs (default 2)
   --timeout SECONDS   kill the VM after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
   --accel auto|kvm|tcg  accelerator (default auto: KVM only if a test guest boots with it)
+  --machine microvm|q35  QEMU machine (default microvm, the faster boot; q35 when
+                      there are more --rw shares than microvm has virtio slots)
   --console-log FILE  save the kernel console here (default: a file in the temp dir, named on failure)
   --show-console      also copy the kernel console to stderr, live
   --stop-at=REGEX     end the VM as soon as a console line matches, e.g.
@@ -45,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
 		cpus: { type: 'string' },
 		timeout: { type: 'string' },
 		accel: { type: 'string' },
+		machine: { type: 'string' },
 		'console-log': { type: 'string' },
 		'show-console': { type: 'boolean' },
 		'stop-at': { type: 'string' },
@@ -53,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
 	if (command.length === 0) throw new CliError("vm: no command given; usage: hybridmem vm [options] -- CMD [ARGS...]", 2);
 	const accel = values.accel ?? 'auto';
 	if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CliError(`vm: --accel must be auto, kvm or tcg, not '${accel}'`, 2);
+	const machine = values.machine;
+	if (machine !== undefined && machine !== 'microvm' && machine !== 'q35') throw new CliError(`vm: --machine must be microvm or q35, not '${machine}'`, 2);
 	let stopWhen: RegExp | undefined;
 	try {
 		if (values['stop-at'] !== undefined) stopWhen = new RegExp(values['stop-at']);
@@ -70,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
 			cpus: positiveNumber(values.cpus, '--cpus', 2),
 			timeoutMs: positiveNumber(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS / 1000) * 1000,
 			accel: accel as AccelRequest,
+			...(machine ? { machine } : {}),
 			...(values['console-log'] ? { consoleLog: values['console-log'] } : {}),
 			stdout: 'inherit',
 			stderr: 'inherit',
