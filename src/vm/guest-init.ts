@@ -60,14 +60,22 @@ mount -a -T ${FSTAB_EARLY}
 mkdir /dev/pts /dev/shm
 # The loopback interface comes up while the modules load.
 ip link set lo up 2>/dev/null &
-lo=$!
 
 say() { echo "hybridmem-init: $*" > /dev/console; }
 
-for m in /lib/modules/*.ko; do
-	[ -e "$m" ] || continue
-	insmod "$m" || say "cannot load $m"
+# Modules are named LEVEL-NAME.ko: those of one level depend only on lower
+# levels and built-ins, so they load in parallel, one level at a time.
+level=0
+while :; do
+	set -- /lib/modules/$level-*.ko
+	[ -e "$1" ] || break
+	for m; do
+		{ insmod "$m" || say "cannot load $m"; } &
+	done
+	wait
+	level=$((level + 1))
 done
+wait
 
 # virtio-serial ports get their names from the host shortly after the driver
 # binds: wait for all three in one scan per round, instead of guessing
@@ -117,7 +125,6 @@ while read -r tag dir; do
 done < "/lower$spec/mounts"
 
 ports || { say "virtio ports missing"; finish ${INIT_FAILED_STATUS}; }
-wait $lo
 # env -i from the initramfs: one dynamic executable fewer to load over 9p.
 env -i /bin/chroot /newroot /bin/sh "$spec/run.sh" < /dev/null > "$out" 2> "$err"
 finish $?

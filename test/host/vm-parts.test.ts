@@ -76,6 +76,12 @@ describe('initramfs', () => {
 		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9pnet_virtio'));
 		expect(names.indexOf('9pnet')).toBeLessThan(names.indexOf('9p'));
 		expect(names.indexOf('netfs')).toBeLessThan(names.indexOf('9p'));
+		// A module's level is above each of its dependencies' (they load in parallel per level).
+		const level = (n: string) => mods.find((m) => m.name === n)!.level;
+		expect(level('9pnet')).toBeLessThan(level('9pnet_virtio'));
+		expect(level('9pnet')).toBeLessThan(level('9p'));
+		expect(level('netfs')).toBeLessThan(level('9p'));
+		expect(level('overlay')).toBe(0);
 		for (const m of mods) expect(m.file).toMatch(/\.ko(\.xz|\.zst|\.gz)?$/);
 		expect(new Set(names).size).toBe(names.length);
 	});
@@ -91,7 +97,7 @@ describe('initramfs', () => {
 		expect(names).toEqual(expect.arrayContaining(['etc/fstab.early', 'etc/fstab.newroot', 'upper', 'work']));
 		const modules = names.filter((n) => n.startsWith('lib/modules/') && n.endsWith('.ko'));
 		expect(modules.length).toBeGreaterThan(2);
-		expect([...modules].sort()).toEqual(modules);
+		for (const m of modules) expect(m).toMatch(/^lib\/modules\/\d+-\w+\.ko$/);
 		const out = path.join(tmp, `x-${version}`);
 		mkdirSync(out);
 		await execa('cpio', ['-idm', '-F', file, modules[0]!], { cwd: out });
@@ -143,6 +149,11 @@ describe('the guest run script', () => {
 		expect(devices.filter((d) => /virtio-(serial|9p)-device\b/.test(d))).toHaveLength(3); // serial, root, one share
 		expect(devices.some((d) => d.includes('-pci'))).toBe(false);
 		expect(append(args)).toEqual(expect.arrayContaining(['tsc_early_khz=2596120', 'pci=off', 'hostname=hybridmem-vm']));
+		// The caller's words come after the runner's, so they win; the spec stays last.
+		const words = append(qemuArgs({ ...base, accel: 'tcg', tscKhz: 1, extraKernelArgs: ['rodata=on', 'nohz=on'], specDir: '/sp' }));
+		expect(words.indexOf('rodata=on')).toBeGreaterThan(words.indexOf('rodata=off'));
+		expect(words.indexOf('nohz=on')).toBeGreaterThan(words.indexOf('nohz=off'));
+		expect(words.at(-1)).toBe('hm.spec=/sp');
 		// Under KVM the guest reads the TSC frequency itself.
 		expect(append(qemuArgs({ ...base, accel: 'kvm', tscKhz: 2596120 })).some((w) => w.startsWith('tsc_early_khz'))).toBe(false);
 	});

@@ -37,10 +37,13 @@ describe('hybridmem vm', () => {
 			// A kernel message at error level reaches the console while the command runs.
 			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; ' +
 				// The default machine is microvm: no PCI bus.  The init set the host name and brought loopback up.
-				'ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; cat /sys/class/net/lo/flags; echo err-line >&2; exit 7',
+				'ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; cat /sys/class/net/lo/flags; ' +
+				// rodata=off by default: no W+X check ran.
+				'dmesg | grep -c "Checked W+X mappings"; echo err-line >&2; exit 7',
 		]);
 		expect(r.exitCode).toBe(7);
-		const [release, greeting, cwd, pciDevices, hostname, loFlags, ...rest] = r.stdout.split('\n');
+		const [release, greeting, cwd, pciDevices, hostname, loFlags, wxChecks, ...rest] = r.stdout.split('\n');
+		expect(wxChecks).toBe('0');
 		expect(pciDevices).toBe('0');
 		expect(hostname).toBe('hybridmem-vm');
 		expect(Number(loFlags) & 1, 'IFF_UP on lo').toBe(1);
@@ -60,14 +63,17 @@ describe('hybridmem vm', () => {
 		const shared = mkdtempSync(path.join(tmp, 'rw-'));
 		const outside = path.join(os.tmpdir(), `hybridmem-must-not-exist-${process.pid}`);
 		const r = await hm([
-			'--kernel', other!.version, '--machine', 'q35', '--rw', shared, '--',
+			'--kernel', other!.version, '--machine', 'q35', '--append', 'rodata=on', '--rw', shared, '--',
 			'sh', '-c',
 			`uname -r > ${shared}/release && ls /sys/bus/pci/devices | wc -l > ${shared}/pci && ` +
+				`dmesg | grep -c 'Checked W+X mappings' > ${shared}/wx; ` +
 				`dmesg | grep -o 'tsc: Detected [0-9.]* MHz processor' > ${shared}/tsc; touch ${outside} && ls ${outside}`,
 		]);
 		expect(r.exitCode).toBe(0);
 		expect(readFileSync(path.join(shared, 'release'), 'utf8').trim()).toBe(other!.version);
 		expect(Number(readFileSync(path.join(shared, 'pci'), 'utf8'))).toBeGreaterThan(0);
+		// --append rodata=on wins over the runner's rodata=off: the kernel made its text read-only and checked it.
+		expect(readFileSync(path.join(shared, 'wx'), 'utf8').trim()).toBe('1');
 		// q35's guest calibrates its TSC itself (PM timer, PIT): the frequency
 		// microvm guests are told instead (host-tsc.ts) must agree with it.
 		const guestMhz = Number(/Detected ([0-9.]+) MHz/.exec(readFileSync(path.join(shared, 'tsc'), 'utf8'))?.[1]);

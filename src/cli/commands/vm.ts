@@ -25,6 +25,8 @@ Options:
   --accel auto|kvm|tcg  accelerator (default auto: KVM only if a test guest boots with it)
   --machine microvm|q35  QEMU machine (default microvm, the faster boot; q35 when
                       there are more --rw shares than microvm has virtio slots)
+  --append ARGS       extra kernel command-line words, after the runner's own
+                      (so they win), e.g. --append 'rodata=on initcall_debug'
   --console-log FILE  save the kernel console here (default: a file in the temp dir, named on failure)
   --show-console      also copy the kernel console to stderr, live
   --stop-at=REGEX     end the VM as soon as a console line matches, e.g.
@@ -48,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
 		timeout: { type: 'string' },
 		accel: { type: 'string' },
 		machine: { type: 'string' },
+		append: { type: 'string', multiple: true },
 		'console-log': { type: 'string' },
 		'show-console': { type: 'boolean' },
 		'stop-at': { type: 'string' },
@@ -76,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
 			timeoutMs: positiveNumber(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS / 1000) * 1000,
 			accel: accel as AccelRequest,
 			...(machine ? { machine } : {}),
+			...(values.append ? { extraKernelArgs: values.append.flatMap((a) => a.split(/\s+/).filter(Boolean)) } : {}),
 			...(values['console-log'] ? { consoleLog: values['console-log'] } : {}),
 			stdout: 'inherit',
 			stderr: 'inherit',
