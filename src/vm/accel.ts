@@ -5,7 +5,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cacheDir, hashKey, writeAtomic } from './cache.js';
+import { cacheDir, hashKey, markUsed, writeAtomic } from './cache.js';
 import type { Accel } from './qemu-args.js';
 
 export type AccelRequest = 'auto' | Accel;
@@ -69,6 +69,7 @@ export async function chooseAccel(
 	let works: boolean | undefined;
 	try {
 		works = (JSON.parse(readFileSync(file, 'utf8')) as { kvmWorks?: boolean }).kvmWorks;
+		markUsed(file);
 	} catch {
 		/* no verdict yet */
 	}

@@ -1,8 +1,9 @@
 // Where the runner keeps what it derives from a kernel (uncompressed vmlinux,
 // initramfs, the KVM verdict): $HYBRIDMEM_CACHE, else $XDG_CACHE_HOME/hybridmem,
 // else ~/.cache/hybridmem.  Entries are keyed by content, so a stale one is
-// simply never looked up again.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+// never looked up again; each use refreshes an entry's mtime, and building a
+// new entry removes those nobody used for UNUSED_DAYS (a vmlinux is 60 MB).
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -26,4 +27,33 @@ export function writeAtomic(file: string, data: Buffer | string): void {
 	const tmp = `${file}.${process.pid}.tmp`;
 	writeFileSync(tmp, data);
 	renameSync(tmp, file);
+}
+
+export const UNUSED_DAYS = 14;
+
+/** Records that a cache entry was used, so pruning keeps it. */
+export function markUsed(file: string): void {
+	const now = new Date();
+	try {
+		utimesSync(file, now, now);
+	} catch {
+		/* read-only cache or gone: pruning may then take it, which only costs a rebuild */
+	}
+}
+
+/** Removes cache entries not used for `days` days; called when a new entry is built. */
+export function pruneUnused(dir = cacheDir(), days = UNUSED_DAYS, now = Date.now()): string[] {
+	const removed: string[] = [];
+	for (const name of readdirSync(dir)) {
+		const file = path.join(dir, name);
+		try {
+			if (now - statSync(file).mtimeMs > days * 86_400_000) {
+				rmSync(file, { force: true });
+				removed.push(file);
+			}
+		} catch {
+			/* raced with another run: fine */
+		}
+	}
+	return removed;
 }

@@ -3,7 +3,7 @@
 // directly: extract it once per kernel image and keep it in the cache.
 import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir, hashKey, writeAtomic } from './cache.js';
+import { cacheDir, hashKey, markUsed, pruneUnused, writeAtomic } from './cache.js';
 
 const FORMATS: { name: string; magic: Buffer; command: string[] }[] = [
 	{ name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), command: ['xz', '-dc'] },
@@ -31,7 +31,11 @@ function isElf(file: string): boolean {
 export async function uncompressedKernel(image: string): Promise<string> {
 	const st = statSync(image);
 	const out = path.join(cacheDir(), `vmlinux-${path.basename(image)}-${hashKey(image, st.size, st.mtimeMs)}`);
-	if (existsSync(out)) return out;
+	if (existsSync(out)) {
+		markUsed(out);
+		return out;
+	}
+	pruneUnused();
 	const data = readFileSync(image);
 	// Try formats in the order their magic appears: the payload is the first
 	// compressed stream after the setup code; later matches are noise.

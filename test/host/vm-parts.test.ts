@@ -1,10 +1,11 @@
 // The VM runner's pieces that need no VM: kernel choice, the cpio writer,
 // module ordering, quoting of the guest's run script, QEMU's arguments.
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { markUsed, pruneUnused } from '../../src/vm/cache.js';
 import { writeCpio } from '../../src/vm/cpio.js';
 import { buildInitramfsImage, resolveModules } from '../../src/vm/initramfs.js';
 import { chooseKernel, compareKernelVersions, listKernels } from '../../src/vm/kernels.js';
@@ -187,5 +188,21 @@ describe('host TSC frequency', () => {
 		expect(parseTscKhz(cpu('constant_tsc nonstop_tsc'))).toBeUndefined();
 		expect(parseTscKhz(cpu('tsc constant_tsc nonstop_tsc', 'n/a'))).toBeUndefined();
 		expect(parseTscKhz('')).toBeUndefined();
+	});
+});
+
+describe('the cache', () => {
+	test('building an entry removes those unused for two weeks; using one keeps it', () => {
+		const dir = mkdtempSync(path.join(tmp, 'cache-'));
+		const old = new Date(Date.now() - 15 * 86_400_000);
+		for (const name of ['vmlinux-gone-kernel', 'initramfs-x-stale.cpio', 'initramfs-x-used.cpio']) {
+			writeFileSync(path.join(dir, name), 'x');
+			utimesSync(path.join(dir, name), old, old);
+		}
+		writeFileSync(path.join(dir, 'initramfs-x-new.cpio'), 'x');
+		markUsed(path.join(dir, 'initramfs-x-used.cpio'));
+		expect(pruneUnused(dir).map((f) => path.basename(f)).sort()).toEqual(['initramfs-x-stale.cpio', 'vmlinux-gone-kernel']);
+		expect(existsSync(path.join(dir, 'initramfs-x-used.cpio'))).toBe(true);
+		expect(existsSync(path.join(dir, 'initramfs-x-new.cpio'))).toBe(true);
 	});
 });
