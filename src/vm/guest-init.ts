@@ -10,7 +10,7 @@ export const SPEC_PARAM = 'hm.spec';
 export const PROBE_PARAM = 'hm.probe';
 
 /** virtio-serial port names, shared by the QEMU arguments and the init script. */
-export const PORTS = { stdout: 'hm.stdout', stderr: 'hm.stderr', status: 'hm.status' } as const;
+export const PORTS = { stdin: 'hm.stdin', stdout: 'hm.stdout', stderr: 'hm.stderr', status: 'hm.status' } as const;
 
 /** 9p mount tag of the host root filesystem. */
 export const ROOT_TAG = 'hostroot';
@@ -78,9 +78,9 @@ done
 wait
 
 # virtio-serial ports get their names from the host shortly after the driver
-# binds: wait for all three in one scan per round, instead of guessing
+# binds: wait for all four in one scan per round, instead of guessing
 # device numbers (and without a subshell per lookup).
-out= err= st=
+inp= out= err= st=
 ports() {
 	i=0
 	while [ $i -lt 500 ]; do
@@ -88,12 +88,13 @@ ports() {
 			[ -e "$p/name" ] || continue
 			read -r n < "$p/name"
 			case "$n" in
+			${PORTS.stdin}) inp="/dev/\${p##*/}" ;;
 			${PORTS.stdout}) out="/dev/\${p##*/}" ;;
 			${PORTS.stderr}) err="/dev/\${p##*/}" ;;
 			${PORTS.status}) st="/dev/\${p##*/}" ;;
 			esac
 		done
-		[ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && return 0
+		[ -n "$inp" ] && [ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && return 0
 		i=$((i + 1))
 		usleep 10000
 	done
@@ -126,6 +127,6 @@ done < "/lower$spec/mounts"
 
 ports || { say "virtio ports missing"; finish ${INIT_FAILED_STATUS}; }
 # env -i from the initramfs: one dynamic executable fewer to load over 9p.
-env -i /bin/chroot /newroot /bin/sh "$spec/run.sh" < /dev/null > "$out" 2> "$err"
+env -i /bin/chroot /newroot /bin/sh "$spec/run.sh" < "$inp" > "$out" 2> "$err"
 finish $?
 `;

@@ -44,6 +44,8 @@ export interface QemuConfig {
 	machine?: Machine;
 	memMiB: number;
 	cpus: number;
+	/** Unix socket (listened on by the host) feeding the command's stdin; none: stdin is at EOF. */
+	stdinSocket?: string;
 	/** Unix sockets (listened on by the host) receiving the command's stdout and stderr. */
 	stdoutSocket?: string;
 	stderrSocket?: string;
@@ -133,6 +135,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-chardev', 'stdio,id=con,signal=off',
 		'-serial', 'chardev:con',
 		'-device', `${virtioDevice(machine, 'serial')},id=vser`,
+		...port('hmin', PORTS.stdin, c.stdinSocket),
 		...port('hmout', PORTS.stdout, c.stdoutSocket),
 		...port('hmerr', PORTS.stderr, c.stderrSocket),
 		'-chardev', `file,id=hmst,path=${c.statusFile}`,

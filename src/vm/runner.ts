@@ -37,6 +37,12 @@ export interface VmOptions {
 	machine?: Machine;
 	/** Where to save the kernel console; default: a new file under the temp dir. */
 	consoleLog?: string;
+	/**
+	 * The command's stdin: 'ignore' (the default) gives it end-of-file at once,
+	 * 'inherit' forwards this process's stdin until it ends, a string or
+	 * Buffer is fed to it whole.
+	 */
+	stdin?: 'ignore' | 'inherit' | string | Buffer;
 	/** 'inherit': the command's output goes to this process's stdout/stderr, live. */
 	stdout?: 'inherit' | 'pipe';
 	stderr?: 'inherit' | 'pipe';
@@ -160,6 +166,43 @@ function openSink(socketPath: string, relay?: NodeJS.WritableStream): Promise<Si
 	});
 }
 
+interface Source {
+	/** Stops feeding (QEMU has exited) and lets go of this process's stdin. */
+	close(): void;
+}
+
+/**
+ * Listens on a Unix socket for QEMU's connection and feeds it `input`: this
+ * process's stdin, or fixed bytes.  Ending the connection is what the guest
+ * sees as end-of-file.
+ */
+function openSource(socketPath: string, input: 'inherit' | string | Buffer): Promise<Source> {
+	let conn: net.Socket | undefined;
+	const server = net.createServer((c) => {
+		conn = c;
+		server.close();
+		c.on('error', () => {}); // the guest may exit without reading it all
+		if (input === 'inherit') process.stdin.pipe(c);
+		else c.end(input);
+	});
+	return new Promise((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(socketPath, () =>
+			resolve({
+				close() {
+					server.close();
+					if (input === 'inherit') {
+						if (conn) process.stdin.unpipe(conn);
+						// A paused stdin no longer keeps this process alive.
+						process.stdin.pause();
+					}
+					conn?.destroy();
+				},
+			}),
+		);
+	});
+}
+
 export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const started = Date.now();
 	const assets = await prepareBoot(opts.kernel);
@@ -186,6 +229,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		...(tscKhz !== undefined ? { tscKhz } : {}),
 		memMiB: opts.memMiB ?? 2048,
 		cpus: opts.cpus ?? 2,
+		...(opts.stdin !== undefined && opts.stdin !== 'ignore' ? { stdinSocket: path.join(specDir, 'in.sock') } : {}),
 		stdoutSocket: path.join(specDir, 'out.sock'),
 		stderrSocket: path.join(specDir, 'err.sock'),
 		statusFile,
@@ -199,6 +243,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// console, its stderr QEMU's own complaints.
 	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined);
 	const errSink = await openSink(path.join(specDir, 'err.sock'), opts.stderr === 'inherit' ? process.stderr : undefined);
+	const source = opts.stdin !== undefined && opts.stdin !== 'ignore' ? await openSource(path.join(specDir, 'in.sock'), opts.stdin) : undefined;
 	// node:child_process rather than execa here: loading execa costs 70 ms
 	// of every boot, and this needs no more than an argument array and the
 	// exit.  execa stays for the cache-miss paths (modinfo, decompressors).
@@ -244,6 +289,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 
 	const { spawnError } = await exited;
 	clearTimeout(timer);
+	source?.close();
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
 	if (spawnError?.code === 'ENOENT') {
 		rmSync(specDir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // The VM runner, end to end: each test boots a real Debian kernel under QEMU
 // through the CLI, as a user would.  Kept to a handful of boots.
 import { execa } from 'execa';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +13,13 @@ const CLI = path.resolve('dist/cli/main.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-vmtest-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function hm(args: string[], opts: { timeout?: number; tag?: string } = {}) {
-	return execa('node', [CLI, 'vm', ...args], { reject: false, timeout: opts.timeout ?? 120_000, env: { HM_TEST_TAG: opts.tag ?? '' } });
+function hm(args: string[], opts: { timeout?: number; tag?: string; input?: Buffer } = {}) {
+	return execa('node', [CLI, 'vm', ...args], {
+		reject: false,
+		timeout: opts.timeout ?? 120_000,
+		env: { HM_TEST_TAG: opts.tag ?? '' },
+		...(opts.input ? { input: opts.input } : { stdin: 'ignore' as const }),
+	});
 }
 
 /** QEMU processes started by a CLI run carrying `tag` in its environment (QEMU inherits it). */
@@ -29,8 +35,10 @@ async function qemuPids(tag: string): Promise<string[]> {
 }
 
 describe('hybridmem vm', () => {
-	test('runs the command in the guest kernel, exits with its status, keeps stdout, stderr and kernel messages apart', async () => {
+	test('runs the command in the guest kernel, exits with its status, feeds it stdin, keeps stdout, stderr and kernel messages apart', async () => {
 		const log = path.join(tmp, 'console-1.log');
+		// 1 MiB of binary stdin, read whole by the command inside.
+		const input = randomBytes(1 << 20);
 		const r = await hm([
 			'--console-log', log, '--env', 'HM_GREETING=hello world', '--',
 			'sh', '-c',
@@ -39,10 +47,11 @@ describe('hybridmem vm', () => {
 				// The default machine is microvm: no PCI bus.  The init set the host name and brought loopback up.
 				'ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; cat /sys/class/net/lo/flags; ' +
 				// rodata=off by default: no W+X check ran.
-				'dmesg | grep -c "Checked W+X mappings"; echo err-line >&2; exit 7',
-		]);
+				'dmesg | grep -c "Checked W+X mappings"; sha256sum | cut -c1-64; echo err-line >&2; exit 7',
+		], { input });
 		expect(r.exitCode).toBe(7);
-		const [release, greeting, cwd, pciDevices, hostname, loFlags, wxChecks, ...rest] = r.stdout.split('\n');
+		const [release, greeting, cwd, pciDevices, hostname, loFlags, wxChecks, stdinHash, ...rest] = r.stdout.split('\n');
+		expect(stdinHash).toBe(createHash('sha256').update(input).digest('hex'));
 		expect(wxChecks).toBe('0');
 		expect(pciDevices).toBe('0');
 		expect(hostname).toBe('hybridmem-vm');
@@ -57,7 +66,7 @@ describe('hybridmem vm', () => {
 		expect(r.stdout + r.stderr).not.toContain('hm-console-marker');
 	});
 
-	test('--kernel boots the other installed kernel; --machine q35; --rw shares a directory writable, other writes stay in the VM', async () => {
+	test('--kernel boots the other installed kernel; --machine q35; --rw shares a directory writable, other writes stay in the VM; unread stdin holds nothing up', async () => {
 		const other = (await import('../../src/vm/kernels.js')).listKernels().filter((k) => k.usable).at(-1);
 		expect(other, 'needs at least one usable kernel').toBeDefined();
 		const shared = mkdtempSync(path.join(tmp, 'rw-'));
@@ -68,7 +77,7 @@ describe('hybridmem vm', () => {
 			`uname -r > ${shared}/release && ls /sys/bus/pci/devices | wc -l > ${shared}/pci && ` +
 				`dmesg | grep -c 'Checked W+X mappings' > ${shared}/wx; ` +
 				`dmesg | grep -o 'tsc: Detected [0-9.]* MHz processor' > ${shared}/tsc; touch ${outside} && ls ${outside}`,
-		]);
+		], { input: Buffer.alloc(8 << 20) }); // never read: the run must still end
 		expect(r.exitCode).toBe(0);
 		expect(readFileSync(path.join(shared, 'release'), 'utf8').trim()).toBe(other!.version);
 		expect(Number(readFileSync(path.join(shared, 'pci'), 'utf8'))).toBeGreaterThan(0);
@@ -86,7 +95,8 @@ describe('hybridmem vm', () => {
 
 	test('a guest kernel crash gives exit 125, the last console lines and a console log with the panic', async () => {
 		const log = path.join(tmp, 'console-crash.log');
-		const r = await hm(['--console-log', log, '--', 'sh', '-c', 'echo c > /proc/sysrq-trigger']);
+		// cat first: with no stdin given, the command reads end-of-file at once.
+		const r = await hm(['--console-log', log, '--', 'sh', '-c', 'cat; echo c > /proc/sysrq-trigger']);
 		expect(r.exitCode).toBe(125);
 		expect(r.stderr).toContain('the guest kernel crashed or gave no exit status');
 		expect(r.stderr).toContain(`console log: ${log}`);

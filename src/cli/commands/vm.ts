@@ -12,8 +12,8 @@ export const help = `Usage: hybridmem vm [options] -- CMD [ARGS...]
 Runs CMD as root in a fresh QEMU virtual machine that boots a Debian kernel
 from /boot.  The host's root filesystem is visible read-only at the same paths
 (writes land in a tmpfs overlay and vanish with the VM), and the working
-directory is the current one.  CMD's stdout and stderr stream here live; the
-kernel console goes to a log file.
+directory is the current one.  CMD reads this command's stdin, and its stdout
+and stderr stream here live; the kernel console goes to a log file.
 
 Options:
   --kernel VER        kernel release to boot (default: newest with headers; see 'hybridmem kernels')
@@ -81,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
 			...(machine ? { machine } : {}),
 			...(values.append ? { extraKernelArgs: values.append.flatMap((a) => a.split(/\s+/).filter(Boolean)) } : {}),
 			...(values['console-log'] ? { consoleLog: values['console-log'] } : {}),
+			stdin: 'inherit',
 			stdout: 'inherit',
 			stderr: 'inherit',
 			signal: signals.signal,
