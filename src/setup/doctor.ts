@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { chooseAccel } from '../vm/accel.js';
+import { hostTscKhz } from '../vm/host-tsc.js';
 import { findBusybox } from '../vm/initramfs.js';
 import { listKernels, type KernelInfo } from '../vm/kernels.js';
 import { QEMU_BINARY } from '../vm/runner.js';
@@ -186,6 +187,21 @@ export function checkBusybox(): Check {
 	return check({ ...base, status: 'ok', detail: `${file}, statically linked` });
 }
 
+/** Which QEMU machine a TCG guest gets: microvm needs the host's TSC frequency (vm/host-tsc.ts). */
+export function checkVmMachine(tscKhz: number | undefined): Check {
+	return check({
+		id: 'vm-machine',
+		title: 'fast VM machine',
+		status: tscKhz !== undefined ? 'ok' : 'missing',
+		detail:
+			tscKhz !== undefined
+				? `microvm: the host TSC is constant at ${tscKhz} kHz, which TCG guests are told instead of calibrating it`
+				: 'q35 (about 0.4 s more per boot): no constant, nonstop TSC frequency to tell a microvm guest under TCG',
+		fix: 'none needed (q35 works)',
+		neededFor: [],
+	});
+}
+
 export function checkKernels(kernels: KernelInfo[] = listKernels()): Check {
 	const usable = kernels.filter((k) => k.usable);
 	const unusable = kernels.filter((k) => !k.usable).map((k) => `${k.version} not usable: ${k.reason}`);
@@ -280,6 +296,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
 		await checkQemu(),
 		await checkKvm(opts.probeKvm),
 		checkBusybox(),
+		checkVmMachine(hostTscKhz()),
 		checkKernels(kernels),
 		checkAddon(),
 		...checkModulesForKernels(kernels),

@@ -17,6 +17,7 @@ import {
 	checkModuleSupport,
 	checkModulesForKernels,
 	checkQemu,
+	checkVmMachine,
 	isStaticElf,
 	parseQemuVersion,
 	type DoctorReport,
@@ -126,6 +127,19 @@ describe('QEMU and busybox', () => {
 		if (!bb) return expect(c.fix).toBe('apt-get install -y busybox-static');
 		expect(c.status).toBe(isStaticElf(bb) ? 'ok' : 'missing');
 		expect(c.detail).toContain(bb);
+	});
+});
+
+describe('VM machine', () => {
+	test('microvm with a known TSC frequency, q35 without one; never needed', () => {
+		const fast = checkVmMachine(2596120);
+		expect(fast.status).toBe('ok');
+		expect(fast.detail).toContain('microvm');
+		expect(fast.detail).toContain('2596120 kHz');
+		const slow = checkVmMachine(undefined);
+		expect(slow.status).toBe('missing');
+		expect(slow.detail).toMatch(/^q35/);
+		expect(slow.neededFor).toEqual([]);
 	});
 });
 
