@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { hostTscKhz } from '../../src/vm/host-tsc.js';
+import { MICROVM_TRANSPORTS } from '../../src/vm/qemu-args.js';
 import { chooseKernel } from '../../src/vm/kernels.js';
 
 const CLI = path.resolve('dist/cli/main.js');
@@ -39,17 +40,22 @@ describe('hybridmem vm', () => {
 		const log = path.join(tmp, 'console-1.log');
 		// 1 MiB of binary stdin, read whole by the command inside.
 		const input = randomBytes(1 << 20);
+		// As many writable shares as microvm takes (one more and the runner uses q35).
+		const shares = Array.from({ length: MICROVM_TRANSPORTS - 2 }, (_, i) => mkdtempSync(path.join(tmp, `share${i}-`)));
+		const last = shares.at(-1)!;
 		const r = await hm([
-			'--console-log', log, '--env', 'HM_GREETING=hello world', '--',
+			'--console-log', log, '--env', 'HM_GREETING=hello world', ...shares.flatMap((d) => ['--rw', d]), '--',
 			'sh', '-c',
 			// A kernel message at error level reaches the console while the command runs.
 			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; ' +
 				// The default machine is microvm: no PCI bus.  The init set the host name and brought loopback up.
 				'ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; cat /sys/class/net/lo/flags; ' +
 				// rodata=off by default: no W+X check ran.
-				'dmesg | grep -c "Checked W+X mappings"; sha256sum | cut -c1-64; echo err-line >&2; exit 7',
+				'dmesg | grep -c "Checked W+X mappings"; sha256sum | cut -c1-64; ' +
+				`echo written > ${last}/from-guest; echo err-line >&2; exit 7`,
 		], { input });
 		expect(r.exitCode).toBe(7);
+		expect(readFileSync(path.join(last, 'from-guest'), 'utf8')).toBe('written\n');
 		const [release, greeting, cwd, pciDevices, hostname, loFlags, wxChecks, stdinHash, ...rest] = r.stdout.split('\n');
 		expect(stdinHash).toBe(createHash('sha256').update(input).digest('hex'));
 		expect(wxChecks).toBe('0');
