@@ -3,7 +3,7 @@
 // else ~/.cache/hybridmem.  Entries are keyed by content, so a stale one is
 // never looked up again; each use refreshes an entry's mtime, and building a
 // new entry removes those nobody used for UNUSED_DAYS (a vmlinux is 60 MB).
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -39,6 +39,19 @@ export function markUsed(file: string): void {
 	} catch {
 		/* read-only cache or gone: pruning may then take it, which only costs a rebuild */
 	}
+}
+
+/**
+ * True when `file` is in the cache (and marks it used); otherwise prunes
+ * entries nobody used lately, since the caller is about to build a new one.
+ */
+export function cached(file: string): boolean {
+	if (existsSync(file)) {
+		markUsed(file);
+		return true;
+	}
+	pruneUnused();
+	return false;
 }
 
 /** Removes cache entries not used for `days` days; called when a new entry is built. */

@@ -24,6 +24,9 @@ export const APPLETS = ['sh', 'mount', 'insmod', 'mkdir', 'usleep', 'poweroff', 
 /** Guest host name, set by the kernel (hostname=, Linux 5.19+) rather than by one more process. */
 export const GUEST_HOSTNAME = 'hybridmem-vm';
 
+/** 9p mount options of the root and of every writable share. */
+const NINEP_OPTS = 'trans=virtio,version=9p2000.L,msize=512000';
+
 /** Where the init script's mount tables live in the initramfs. */
 export const FSTAB_EARLY = '/etc/fstab.early';
 export const FSTAB_ROOT = '/etc/fstab.newroot';
@@ -40,7 +43,7 @@ export const FSTABS: Record<string, string> = {
 	[FSTAB_EARLY]: ['proc /proc proc defaults 0 0', 'sysfs /sys sysfs defaults 0 0', 'devtmpfs /dev devtmpfs defaults 0 0'].join('\n') + '\n',
 	[FSTAB_ROOT]:
 		[
-			`${ROOT_TAG} /lower 9p trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose 0 0`,
+			`${ROOT_TAG} /lower 9p ${NINEP_OPTS},ro,cache=loose 0 0`,
 			'overlay /newroot overlay lowerdir=/lower,upperdir=/upper,workdir=/work 0 0',
 			'proc /newroot/proc proc defaults 0 0',
 			'sysfs /newroot/sys sysfs defaults 0 0',
@@ -121,7 +124,7 @@ mount -a -T ${FSTAB_ROOT} ||
 	{ say "cannot mount the host root over 9p with an overlay on it"; finish ${INIT_FAILED_STATUS}; }
 while read -r tag dir; do
 	[ -n "$tag" ] || continue
-	mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "$tag" "/newroot$dir" ||
+	mount -t 9p -o ${NINEP_OPTS} "$tag" "/newroot$dir" ||
 		{ say "cannot mount $dir writable"; finish ${INIT_FAILED_STATUS}; }
 done < "/lower$spec/mounts"
 

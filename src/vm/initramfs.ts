@@ -5,7 +5,7 @@
 // rebuilds it and nothing else does.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir, hashKey, markUsed, pruneUnused, writeAtomic } from './cache.js';
+import { cacheDir, cached, hashKey, writeAtomic } from './cache.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { APPLETS, FSTABS, GUEST_INIT, INIT_DIRS } from './guest-init.js';
 import type { KernelInfo } from './kernels.js';
@@ -118,10 +118,6 @@ export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusy
 export async function initramfsFor(kernel: KernelInfo): Promise<string> {
 	const busybox = findBusybox();
 	const file = path.join(cacheDir(), `initramfs-${kernel.version}-${initramfsKey(kernel, busybox)}.cpio`);
-	if (existsSync(file)) markUsed(file);
-	else {
-		pruneUnused();
-		writeAtomic(file, await buildInitramfsImage(kernel, busybox));
-	}
+	if (!cached(file)) writeAtomic(file, await buildInitramfsImage(kernel, busybox));
 	return file;
 }

@@ -216,6 +216,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		shares,
 	});
 	const statusFile = path.join(specDir, 'status');
+	const stdinFeed = opts.stdin === 'ignore' ? undefined : opts.stdin;
+	const stdinSocket = path.join(specDir, 'in.sock');
 	const tscKhz = hostTscKhz();
 	const machine = opts.machine ?? chooseMachine(shares.length, accel, tscKhz);
 	opts.onNotice?.(`kernel ${assets.kernel.version}, ${machine}, ${reason}`);
@@ -229,7 +231,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		...(tscKhz !== undefined ? { tscKhz } : {}),
 		memMiB: opts.memMiB ?? 2048,
 		cpus: opts.cpus ?? 2,
-		...(opts.stdin !== undefined && opts.stdin !== 'ignore' ? { stdinSocket: path.join(specDir, 'in.sock') } : {}),
+		...(stdinFeed !== undefined ? { stdinSocket } : {}),
 		stdoutSocket: path.join(specDir, 'out.sock'),
 		stderrSocket: path.join(specDir, 'err.sock'),
 		statusFile,
@@ -243,7 +245,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// console, its stderr QEMU's own complaints.
 	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined);
 	const errSink = await openSink(path.join(specDir, 'err.sock'), opts.stderr === 'inherit' ? process.stderr : undefined);
-	const source = opts.stdin !== undefined && opts.stdin !== 'ignore' ? await openSource(path.join(specDir, 'in.sock'), opts.stdin) : undefined;
+	const source = stdinFeed !== undefined ? await openSource(stdinSocket, stdinFeed) : undefined;
 	// node:child_process rather than execa here: loading execa costs 70 ms
 	// of every boot, and this needs no more than an argument array and the
 	// exit.  execa stays for the cache-miss paths (modinfo, decompressors).

@@ -1,9 +1,9 @@
 // Under TCG a bzImage spends about 2.4 s decompressing itself.  Debian's
 // kernels are built with CONFIG_PVH, so QEMU can boot the uncompressed ELF
 // directly: extract it once per kernel image and keep it in the cache.
-import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir, hashKey, markUsed, pruneUnused, writeAtomic } from './cache.js';
+import { cacheDir, cached, hashKey, writeAtomic } from './cache.js';
 
 const FORMATS: { name: string; magic: Buffer; command: string[] }[] = [
 	{ name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), command: ['xz', '-dc'] },
@@ -31,11 +31,7 @@ function isElf(file: string): boolean {
 export async function uncompressedKernel(image: string): Promise<string> {
 	const st = statSync(image);
 	const out = path.join(cacheDir(), `vmlinux-${path.basename(image)}-${hashKey(image, st.size, st.mtimeMs)}`);
-	if (existsSync(out)) {
-		markUsed(out);
-		return out;
-	}
-	pruneUnused();
+	if (cached(out)) return out;
 	const data = readFileSync(image);
 	// Try formats in the order their magic appears: the payload is the first
 	// compressed stream after the setup code; later matches are noise.
