@@ -196,7 +196,7 @@ export function checkVmMachine(tscKhz: number | undefined): Check {
 		detail:
 			tscKhz !== undefined
 				? `microvm: the host TSC is constant at ${tscKhz} kHz, which TCG guests are told instead of calibrating it`
-				: 'q35 (about 0.4 s more per boot): no constant, nonstop TSC frequency to tell a microvm guest under TCG',
+				: 'q35 (about 0.3 s more per boot): no constant, nonstop TSC frequency to tell a microvm guest under TCG',
 		fix: 'none needed (q35 works)',
 		neededFor: [],
 	});

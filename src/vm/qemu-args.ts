@@ -8,9 +8,10 @@ export type Accel = 'kvm' | 'tcg';
 
 /**
  * microvm: no PCI, no legacy firmware, virtio devices on MMIO transports
- * described by ACPI.  It brings the guest to init about 0.4 s sooner than q35
- * under TCG (no PCI enumeration, far fewer devices to probe).  q35 remains for
- * guests that need more virtio devices than microvm has transports.
+ * described by ACPI.  It boots about 0.3 s sooner than q35 under TCG (no PCI
+ * enumeration, far fewer devices to probe).  q35 remains for guests that need
+ * more virtio devices than microvm takes, and for TCG guests that cannot be
+ * told the host's TSC frequency (see chooseMachine).
  */
 export type Machine = 'microvm' | 'q35';
 

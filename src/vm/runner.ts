@@ -33,7 +33,7 @@ export interface VmOptions {
 	cpus?: number;
 	timeoutMs?: number;
 	accel?: AccelRequest;
-	/** Default: microvm, or q35 when there are more writable shares than microvm has transports. */
+	/** Default: chooseMachine's (microvm unless the shares or an unknown TSC frequency rule it out). */
 	machine?: Machine;
 	/** Where to save the kernel console; default: a new file under the temp dir. */
 	consoleLog?: string;

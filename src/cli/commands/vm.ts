@@ -24,7 +24,8 @@ Options:
   --timeout SECONDS   kill the VM after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
   --accel auto|kvm|tcg  accelerator (default auto: KVM only if a test guest boots with it)
   --machine microvm|q35  QEMU machine (default microvm, the faster boot; q35 when
-                      there are more --rw shares than microvm has virtio slots)
+                      there are more --rw shares than microvm has virtio slots,
+                      or the host TSC frequency is unknown; see 'hybridmem doctor')
   --append ARGS       extra kernel command-line words, after the runner's own
                       (so they win), e.g. --append 'rodata=on initcall_debug'
   --console-log FILE  save the kernel console here (default: a file in the temp dir, named on failure)
