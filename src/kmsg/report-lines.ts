@@ -124,8 +124,13 @@ export interface TaskLine {
 	uid?: number;
 	pid?: number;
 	comm?: string;
-	/** Taint letters without the padding ("GO"); "" for "Not tainted". */
+	/**
+	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
+	 * ("G        W", "P           O"); undefined for "Not tainted".
+	 */
 	tainted?: string;
+	/** The line said "Not tainted". */
+	untainted?: boolean;
 	/** Kernel release ("6.1.0-56-amd64"). */
 	release?: string;
 }
@@ -139,15 +144,22 @@ const KASAN_TASK = / by task (.+)\/(\d+)\s*$/;
 const HUNG_TASK_LINE = /^task:(\S+)\s+state:\S+.*?\bpid:\s*(\d+)/;
 
 function taintAndRelease(kind: string | undefined, rest: string | undefined, out: TaskLine): void {
-	const tokens = (rest ?? '').trim().split(/\s+/);
-	let i = 0;
-	let taint = '';
-	if (kind === 'Tainted: ') {
-		while (i < tokens.length && /^[A-Z]+$/.test(tokens[i] ?? '')) taint += tokens[i++];
+	let tail = rest ?? '';
+	if (kind !== 'Tainted: ') out.untainted = true;
+	else {
+		// The flags are one character per taint bit, blanks where a bit is clear;
+		// the release follows after a space (RHEL puts "-------------" between).
+		const m = /^[A-Z][A-Z ]*/.exec(tail);
+		if (m) {
+			const flags = m[0].trimEnd();
+			out.tainted = flags;
+			tail = tail.slice(flags.length);
+		}
 	}
-	out.tainted = taint;
+	const tokens = tail.trim().split(/\s+/);
+	let i = 0;
 	while (i < tokens.length && /^-+$/.test(tokens[i] ?? '')) i++;
-	let release = tokens[i];
+	let release = tokens[i]?.replace(/^-+/, '');
 	if (release?.startsWith('(')) release = release.slice(1);
 	if (release && /^\d/.test(release)) out.release = release;
 }

@@ -37,7 +37,11 @@ export interface CrashReport {
 	function?: string;
 	/** [module] on the function's line, else on the nearest reliable frame that names one (build ids stripped). */
 	module?: string;
-	/** Taint letters ("GO"), "" when "Not tainted". */
+	/**
+	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
+	 * ("G        W", "G           OE"); absent (null in the corpus JSON) for
+	 * "Not tainted" and when no line says.
+	 */
 	tainted?: string;
 	cpu?: number;
 	pid?: number;
@@ -82,6 +86,8 @@ interface OpenReport {
 	context: string | undefined;
 	misses: number;
 	lastTs: number | undefined;
+	/** A task line said "Tainted: ..." or "Not tainted": later ones do not override it. */
+	taintSeen: boolean;
 }
 
 interface Pending {
@@ -177,6 +183,7 @@ export class ReportAssembler {
 			context: undefined,
 			misses: 0,
 			lastTs: ts,
+			taintSeen: false,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
@@ -324,7 +331,10 @@ export class ReportAssembler {
 			if (report.pid === undefined && task.pid !== undefined) report.pid = task.pid;
 			if (report.comm === undefined && task.comm !== undefined) report.comm = task.comm;
 			if (report.uid === undefined && task.uid !== undefined) report.uid = task.uid;
-			if (report.tainted === undefined && task.tainted !== undefined) report.tainted = task.tainted;
+			if (!open.taintSeen && (task.tainted !== undefined || task.untainted)) {
+				open.taintSeen = true;
+				if (task.tainted !== undefined) report.tainted = task.tainted;
+			}
 			if (report.release === undefined && task.release !== undefined) report.release = task.release;
 			return;
 		}
@@ -345,7 +355,8 @@ export class ReportAssembler {
 			return;
 		}
 		// 6.12's verbose taint line "Tainted: [O]=OOT_MODULE, [W]=WARN"
-		if (report.tainted === undefined && text.startsWith('Tainted: [')) {
+		if (!open.taintSeen && text.startsWith('Tainted: [')) {
+			open.taintSeen = true;
 			report.tainted = Array.from(text.matchAll(/\[([A-Z])\]=/g), (m) => m[1]).join('');
 		}
 	}

@@ -70,7 +70,7 @@ export function describeReport(report: CrashReport, index: number, maxFrames: nu
 	if (report.comm !== undefined) who.push(`comm ${report.comm}`);
 	if (report.pid !== undefined) who.push(`pid ${report.pid}`);
 	if (report.cpu !== undefined) who.push(`cpu ${report.cpu}`);
-	if (report.tainted !== undefined) who.push(`tainted ${report.tainted || '-'}`);
+	if (report.tainted !== undefined) who.push(`tainted '${report.tainted}'`);
 	if (report.release !== undefined) who.push(`kernel ${report.release}`);
 	if (who.length) lines.push(`   task: ${who.join(', ')}`);
 	const reliable = report.frames.filter((f) => f.reliable);
