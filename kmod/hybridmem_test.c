@@ -56,6 +56,8 @@ static const char * const hm_mode_names[HYBRIDMEM_MODE_COUNT] = {
 	[HYBRIDMEM_MODE_REMAP_CONTIG]	= "remap_contig",
 	[HYBRIDMEM_MODE_FAULT]		= "fault",
 	[HYBRIDMEM_MODE_MIXED]		= "mixed",
+	[HYBRIDMEM_MODE_FREE_AFTER_MAP]	= "free_after_map",
+	[HYBRIDMEM_MODE_LEAK_ON_ERROR]	= "leak_on_error",
 };
 
 static unsigned int map_mode = HYBRIDMEM_MODE_REMAP_PFN;
@@ -64,6 +66,7 @@ static int fail_at = -1;
 static unsigned long max_pages = 65536;	/* 256 MiB of 4 KiB pages */
 static unsigned long max_total_pages;	/* 0 until init: see hm_init() */
 static bool allow_bug;
+static bool allow_as_written;
 static unsigned int log_pages = 64;
 
 static int hm_param_set_mode(const char *val, const struct kernel_param *kp)
@@ -89,7 +92,7 @@ static const struct kernel_param_ops hm_mode_ops = {
 };
 module_param_cb(map_mode, &hm_mode_ops, &map_mode, 0644);
 MODULE_PARM_DESC(map_mode,
-		 "remap_pfn (default), insert_page, insert_pages, remap_contig, fault or mixed");
+		 "remap_pfn (default), insert_page, insert_pages, remap_contig, fault, mixed, free_after_map or leak_on_error");
 
 static int hm_param_set_fail_at(const char *val, const struct kernel_param *kp)
 {
@@ -140,6 +143,9 @@ MODULE_PARM_DESC(zap_after_map,
 module_param(allow_bug, bool, 0444);
 MODULE_PARM_DESC(allow_bug,
 		 "let map_mode=mixed hit the kernel BUG in vm_insert_page (default: -EPERM)");
+module_param(allow_as_written, bool, 0444);
+MODULE_PARM_DESC(allow_as_written,
+		 "let map_mode free_after_map and leak_on_error run the notes' test2 code as written: a use-after-free and a leak (default: -EPERM)");
 module_param(log_pages, uint, 0644);
 MODULE_PARM_DESC(log_pages,
 		 "per-page log lines one operation prints at most (default 64)");
@@ -208,7 +214,8 @@ struct hm_mapping {
 	struct kref kref;
 	enum hybridmem_map_mode mode;
 	int fail_at;			/* fault mode: this page SIGBUSes */
-	unsigned long npages;		/* reserved against max_total_pages */
+	unsigned long npages;		/* pages in the mapping */
+	unsigned long reserved;		/* pages counted in live_pages */
 	unsigned long nr_alloc;		/* pages[0..nr_alloc) are allocated */
 	struct page **pages;		/* order-0 pages, one ref each: ours */
 	unsigned long *block_start;	/* remap_contig: first page of a block */
@@ -237,7 +244,7 @@ static void hm_mapping_release(struct kref *kref)
 		__free_page(m->pages[i]);
 	pr_info("freed %lu pages\n", m->nr_alloc);
 	atomic_long_add(m->nr_alloc, &hm_stats.frees);
-	atomic_long_sub(m->npages, &hm_stats.live_pages);
+	atomic_long_sub(m->reserved, &hm_stats.live_pages);
 	atomic_long_dec(&hm_stats.live_mappings);
 	kvfree(m->block_start);
 	kvfree(m->pages);
@@ -500,6 +507,54 @@ static int hm_map_insert_pages(struct hm_map_ctx *c)
 	return 0;
 }
 
+static bool hm_as_written(enum hybridmem_map_mode mode)
+{
+	return mode == HYBRIDMEM_MODE_FREE_AFTER_MAP ||
+	       mode == HYBRIDMEM_MODE_LEAK_ON_ERROR;
+}
+
+/*
+ * The notes' test2 loop as written, reached only with allow_as_written=1:
+ * alloc_page(GFP_KERNEL) (no __GFP_ZERO) and remap_pfn_range() one page at a
+ * time.  free_after_map then calls __free_page() at once: remap_pfn_range()
+ * took no reference, so user space maps a page the buddy allocator holds as
+ * free (a use-after-free).  leak_on_error keeps the pages, but its error
+ * path (see hm_mmap()) zaps pages 0..N-1 and frees nothing, as the notes'
+ * "TODO free previous pages" left it.  fail_at N simulates alloc_page()
+ * failing at page N.
+ */
+static int hm_map_as_written(struct hm_map_ctx *c)
+{
+	struct hm_mapping *m = c->m;
+	unsigned long i;
+	int err;
+
+	for (i = 0; i < m->npages; i++) {
+		struct page *page;
+
+		if (hm_fail_here(m, i))
+			return hm_map_fail(c, i, i, -ENOMEM);
+		page = alloc_page(GFP_KERNEL);
+		if (!page)
+			return hm_map_fail(c, i, i, -ENOMEM);
+		err = remap_pfn_range(c->vma, hm_addr(c, i), page_to_pfn(page),
+				      PAGE_SIZE, c->vma->vm_page_prot);
+		if (err) {
+			__free_page(page);
+			return hm_map_fail(c, i, i + 1, err);
+		}
+		hm_log_inserted(c, i);
+		if (m->mode == HYBRIDMEM_MODE_FREE_AFTER_MAP) {
+			__free_page(page);
+			atomic_long_inc(&hm_stats.frees);
+		} else {
+			m->pages[m->nr_alloc++] = page;
+		}
+		cond_resched();
+	}
+	return 0;
+}
+
 /*
  * The notes' crash: page 0 by remap_pfn_range() makes the vma VM_PFNMAP,
  * then vm_insert_page() on page 1 hits BUG_ON(vma->vm_flags & VM_PFNMAP)
@@ -570,6 +625,8 @@ static struct hm_mapping *hm_mapping_alloc(unsigned long npages,
 	m->mode = mode;
 	m->fail_at = fail;
 	m->npages = npages;
+	/* free_after_map hands its pages back at once: nothing stays live. */
+	m->reserved = mode == HYBRIDMEM_MODE_FREE_AFTER_MAP ? 0 : npages;
 	atomic_set(&m->fault_log_left,
 		   min_t(unsigned int, READ_ONCE(log_pages), INT_MAX));
 	atomic_long_set(&m->fault_log_suppressed, 0);
@@ -632,6 +689,10 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 				 "map_mode mixed would hit a kernel BUG in vm_insert_page; load with allow_bug=1 to let it");
 	if (mode == HYBRIDMEM_MODE_MIXED && npages < 2)
 		return hm_refuse(-EINVAL, "map_mode mixed needs 2 pages or more");
+	if (hm_as_written(mode) && !allow_as_written)
+		return hm_refuse(-EPERM,
+				 "map_mode %s is the notes' use-after-free or leak; load with allow_as_written=1 to let it",
+				 hm_mode_names[mode]);
 
 	/* Reserve against the global cap before allocating anything. */
 	cap = READ_ONCE(max_total_pages);
@@ -647,8 +708,12 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 		return -ENOMEM;
 	}
 	c.m = m;
+	/* hm_mapping_alloc() set what stays reserved; give back the rest. */
+	atomic_long_sub(npages - m->reserved, &hm_stats.live_pages);
 
-	err = mode == HYBRIDMEM_MODE_REMAP_CONTIG ? hm_alloc_contig(m) :
+	/* The as-written modes allocate page by page while mapping. */
+	err = hm_as_written(mode) ? 0 :
+	      mode == HYBRIDMEM_MODE_REMAP_CONTIG ? hm_alloc_contig(m) :
 						     hm_alloc_single(m);
 	if (err) {
 		c.failed = m->nr_alloc;
@@ -682,6 +747,10 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	case HYBRIDMEM_MODE_MIXED:
 		err = hm_map_mixed(&c);
 		break;
+	case HYBRIDMEM_MODE_FREE_AFTER_MAP:
+	case HYBRIDMEM_MODE_LEAK_ON_ERROR:
+		err = hm_map_as_written(&c);
+		break;
 	case HYBRIDMEM_MODE_FAULT:
 	default:
 		/* Nothing now: hm_vm_fault() maps each page on first touch. */
@@ -711,6 +780,14 @@ fail:
 	pr_info("map failed at page %d: error %d\n", (int)c.failed, err);
 	if (c.zap)
 		hm_zap(vma, vma->vm_start, c.zap);
+	if (mode == HYBRIDMEM_MODE_LEAK_ON_ERROR) {
+		/*
+		 * The notes' bug, on purpose: the mapped pages stay allocated
+		 * and counted in live_pages, and nothing points at them.
+		 */
+		m->reserved -= m->nr_alloc;
+		m->nr_alloc = 0;
+	}
 	atomic_long_inc(&hm_stats.map_failures);
 	hm_mapping_put(m);
 	return err;
@@ -908,6 +985,10 @@ static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 		   m->mode == HYBRIDMEM_MODE_INSERT_PAGES) {
 		pr_info("remap refused at 0x%lx: map_mode %s mapping: zap_vma_ptes cannot empty it and vm_insert_page on a present pte is -EBUSY\n",
 			addr, hm_mode_names[m->mode]);
+		err = -EINVAL;
+	} else if (hm_as_written(m->mode)) {
+		pr_info_ratelimited("remap refused at 0x%lx: map_mode %s mapping: the module does not own its pages\n",
+				    addr, hm_mode_names[m->mode]);
 		err = -EINVAL;
 	} else {
 		err = hm_remap_range(vma, m, addr, first, nr);

@@ -26,6 +26,9 @@ enum hybridmem_map_mode {
 	HYBRIDMEM_MODE_REMAP_CONTIG = 3,	/* "remap_contig": high-order blocks, one remap each */
 	HYBRIDMEM_MODE_FAULT = 4,	/* "fault": lazy, from vm_ops->fault */
 	HYBRIDMEM_MODE_MIXED = 5,	/* "mixed": remap page 0, insert page 1: the notes' BUG */
+	/* The notes' test2 code as written (allow_as_written=1 only): */
+	HYBRIDMEM_MODE_FREE_AFTER_MAP = 6,	/* "free_after_map": __free_page() right after remap_pfn_range() */
+	HYBRIDMEM_MODE_LEAK_ON_ERROR = 7,	/* "leak_on_error": on failure at page N, zap 0..N-1, free nothing */
 	HYBRIDMEM_MODE_COUNT
 };
 
@@ -98,7 +101,8 @@ struct hybridmem_stats {
  *   mmap:   EINVAL  MAP_PRIVATE, offset != 0, more than max_pages pages,
  *                   mode mixed with fewer than 2 pages
  *           EPERM   mode mixed while the module was loaded without
- *                   allow_bug=1
+ *                   allow_bug=1; mode free_after_map or leak_on_error
+ *                   without allow_as_written=1
  *           ENOMEM  max_total_pages would be passed, an allocation failed,
  *                   or fail_at (a simulated failure: the pages mapped so
  *                   far are zapped and everything is freed; map_failures
@@ -114,7 +118,9 @@ struct hybridmem_stats {
  *                   of a mapping of this same open file (mprotect/munmap
  *                   may have split it); REMAP also EINVAL on an
  *                   insert_page(s) mapping (zap_vma_ptes cannot empty it,
- *                   and vm_insert_page on a present pte is EBUSY)
+ *                   and vm_insert_page on a present pte is EBUSY) and on
+ *                   a free_after_map or leak_on_error mapping (the module
+ *                   does not own, or must not touch, those pages)
  *           REMAP    EINTR  killed while waiting for the mmap lock
  * REMAP gives the pages fresh (zeroed) contents; in fault mode they are
  * mapped again on the next touch.

@@ -11,7 +11,7 @@ import { checkMapRequest, type MapOptions } from './protection.js';
 export const DEFAULT_DEVICE_PATH = '/dev/devKex';
 
 /** The module's map_mode names, in the order of enum hybridmem_map_mode. */
-export const MAP_MODES = ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault', 'mixed'] as const;
+export const MAP_MODES = ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault', 'mixed', 'free_after_map', 'leak_on_error'] as const;
 export type MapMode = (typeof MAP_MODES)[number];
 
 export interface OpenOptions {
