@@ -2,6 +2,7 @@
 // setup, and the scenarios.
 export * from './device/index.js';
 export * from './kmsg/index.js';
+export * from './evidence/index.js';
 export { runInVm, prepareBoot, EXIT_TIMEOUT, EXIT_CRASH, type VmOptions, type VmResult, type VmOutcome } from './vm/runner.js';
 export { listKernels, chooseKernel, type KernelInfo } from './vm/kernels.js';
 export { setup, type SetupOptions, type SetupResult } from './setup/setup.js';

@@ -1,5 +1,7 @@
 // Every scenario, in the order a report lists them: the notes' two tests
-// first, then each map_mode, the error and zap paths, bad input, the crash.
+// first, then each map_mode, the error and zap paths, bad input, the notes'
+// hidden bugs as written, the crash.
+import { notesErrorLeak, notesTest2Uaf } from './as-written.js';
 import { badInput } from './bad-input.js';
 import { bugPfnmap } from './bug-pfnmap.js';
 import { errorPath } from './error-path.js';
@@ -18,6 +20,8 @@ export const SCENARIOS: readonly Scenario[] = [
 	zapRemap,
 	zapNoop,
 	badInput,
+	notesTest2Uaf,
+	notesErrorLeak,
 	bugPfnmap,
 ];
 

@@ -14,6 +14,8 @@ export interface Logged<T> {
 	reports: CrashReport[];
 	/** Records the kernel overwrote before they could be read. */
 	lost: number;
+	/** The text of every record, in order. */
+	lines: string[];
 }
 
 export class ScenarioContext {
@@ -46,6 +48,6 @@ export class ScenarioContext {
 			collected = await capture.stop();
 		}
 		const log = parseRecords(collected.records);
-		return { value, events: log.events, reports: log.reports, lost: collected.lost };
+		return { value, events: log.events, reports: log.reports, lost: collected.lost, lines: collected.records.map((r) => r.text) };
 	}
 }

@@ -13,7 +13,7 @@ function wrap(map: string): string[] {
 }
 
 export function formatResult(r: ScenarioResult): string {
-	const lines = [`${r.passed ? 'PASS' : 'FAIL'} ${r.name.padEnd(13)} ${r.summary} (${r.durationMs} ms)`];
+	const lines = [`${r.passed ? 'PASS' : 'FAIL'} ${r.name.padEnd(16)} ${r.summary} (${r.durationMs} ms)`];
 	const indent = '     ';
 	if (r.pageMap) wrap(r.pageMap).forEach((row, i) => lines.push(`${indent}${i === 0 ? 'pages ' : '      '}${row}`));
 	if (r.crash) {
@@ -24,6 +24,8 @@ export function formatResult(r: ScenarioResult): string {
 		);
 		if (c.consoleLog) lines.push(`${indent}console log: ${c.consoleLog}`);
 	}
+	if (r.verdict) lines.push(`${indent}verdict: ${r.verdict}`);
+	if (r.evidence && (r.verdict || !r.passed)) for (const e of r.evidence) lines.push(`${indent}  ${e}`);
 	if (!r.passed) {
 		lines.push(`${indent}expected: ${r.expectation}`);
 		if (r.error) lines.push(`${indent}error: ${r.error}`);

@@ -29,6 +29,10 @@ export interface ScenarioOutcome {
 	summary: string;
 	pageMap?: string;
 	crash?: CrashSummary;
+	/** What the kernel's evidence showed, when the verdict rests on it: one line each (PFNs, frees, log lines, counters). */
+	evidence?: string[];
+	/** The defect the scenario set out to show, when it showed it ("use-after-free"). */
+	verdict?: string;
 }
 
 export interface ScenarioResult extends ScenarioOutcome {
@@ -50,5 +54,10 @@ export interface Scenario {
 	expectation: string;
 	/** Needs a VM of its own (it crashes the kernel). */
 	crashes?: boolean;
+	/**
+	 * Damages the kernel on purpose without crashing it (a use-after-free, a
+	 * leak): runs in a VM boot of its own, and natively only with allowCrash.
+	 */
+	ownVm?: boolean;
 	run(ctx: import('./context.js').ScenarioContext): Promise<ScenarioOutcome>;
 }

@@ -1,11 +1,12 @@
 // The notes' test2 and its siblings: map pages with one map_mode, let user
 // space write and read them back, and hold the kernel's log to what user space
 // saw.  One scenario per mode, all shaped alike.
-import type { MapMode } from '../device/index.js';
-import type { ScenarioContext } from './context.js';
+import type { DeviceStats, KexDevice, MapMode, Mapping } from '../device/index.js';
+import type { Logged, ScenarioContext } from './context.js';
 import { Evidence } from './evidence.js';
+import { expectCleanLifecycle, MappingTrace } from './kernel-evidence.js';
 import { expectMapLogged, expectNoLeak, hex, marksFromProbe, markMismatches, ofType, pageAddresses, pageMap } from './mapping-checks.js';
-import type { Scenario, ScenarioOutcome } from './types.js';
+import type { PageMark, Scenario, ScenarioOutcome } from './types.js';
 
 export const WRITE_READ_PAGES = 64;
 
@@ -15,7 +16,39 @@ async function writeRead(ctx: ScenarioContext, mode: MapMode, pages = WRITE_READ
 	const info = dev.info();
 	const before = dev.stats();
 	const length = pages * dev.pageSize;
-	const mapped = await ctx.kernelLog(() => dev.map(length));
+	const trace = await MappingTrace.start(dev.pageSize);
+	let traced;
+	try {
+		trace.mark('map');
+		const mapped = await ctx.kernelLog(() => dev.map(length));
+		trace.mapped(mapped.value);
+		const rest = await afterMap(ctx, ev, { dev, mode, pages, logPages: info.logPages, before, mapped, trace });
+		traced = { ...rest, ...trace.finish() };
+	} catch (err) {
+		trace.finish();
+		throw err;
+	}
+	const evidence = expectCleanLifecycle(ev, traced.lifecycle, traced.log, pages);
+	const after = dev.stats();
+	ev.eq('counted one more map', after.maps - before.maps, 1n);
+	if (mode === 'fault') ev.eq('counted one fault per page', after.faults - before.faults, BigInt(pages));
+	expectNoLeak(ev, before, after);
+	return {
+		checks: ev.checks,
+		summary: `${pages} pages at ${hex(traced.address)}, ${traced.verifiedBytes} bytes verified, ${traced.kernelLines} kernel lines matched, ${traced.lifecycle?.distinctPfns ?? 0} PFNs traced`,
+		pageMap: pageMap(traced.marks),
+		evidence,
+	};
+}
+
+/** From the mmap to the munmap: the kernel's lines against user space's view. */
+async function afterMap(
+	ctx: ScenarioContext,
+	ev: Evidence,
+	s: { dev: KexDevice; mode: MapMode; pages: number; logPages: number; before: DeviceStats; mapped: Logged<Mapping>; trace: MappingTrace },
+): Promise<{ address: bigint; verifiedBytes: number; kernelLines: number; marks: PageMark[] }> {
+	const { dev, mode, pages, before, mapped, trace } = s;
+	const info = { logPages: s.logPages };
 	const m = mapped.value;
 	expectMapLogged(ev, mapped.events, m, pages, { eager: mode !== 'fault', logPages: info.logPages });
 
@@ -36,18 +69,12 @@ async function writeRead(ctx: ScenarioContext, mode: MapMode, pages = WRITE_READ
 	const address = m.address;
 	const marks = markMismatches(marksFromProbe(probe.pages), verify.mismatches.map((x) => x.offset), dev.pageSize);
 
+	trace.mark('unmap');
 	const unmapped = await ctx.kernelLog(() => m.unmap());
+	trace.mark('end');
 	const [freed] = ofType(unmapped.events, 'freed');
 	ev.eq('the last unmap frees the pages', freed?.pages, pages);
-	const after = dev.stats();
-	ev.eq('counted one more map', after.maps - before.maps, 1n);
-	if (mode === 'fault') ev.eq('counted one fault per page', after.faults - before.faults, BigInt(pages));
-	expectNoLeak(ev, before, after);
-	return {
-		checks: ev.checks,
-		summary: `${pages} pages at ${hex(address)}, ${verify.bytes} bytes verified, ${mapped.events.length + filled.events.length} kernel lines matched`,
-		pageMap: pageMap(marks),
-	};
+	return { address, verifiedBytes: verify.bytes, kernelLines: mapped.events.length + filled.events.length, marks };
 }
 
 function writeReadScenario(s: { name: string; mode: MapMode; title: string; expectation: string }): Scenario {
