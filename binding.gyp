@@ -1,3 +1,6 @@
+# -z nodelete: the .node installs a process-wide SIGSEGV/SIGBUS handler, so it
+# must never be unloaded (Node dlcloses an addon when the worker that loaded it
+# exits); native/guard.h.
 {
 	"targets": [
 		{
@@ -22,7 +25,8 @@
 			"cflags!": ["-fno-exceptions", "-O2"],
 			"cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],
 			"cflags": ["-O3"],
-			"cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra"]
+			"cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra"],
+			"ldflags": ["-Wl,-z,nodelete"]
 		}
 	]
 }

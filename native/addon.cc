@@ -20,13 +20,22 @@ namespace hybridmem {
 
 namespace {
 
+constexpr size_t kMemfdNameMax = 249;
+
 uint64_t PageSize() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
+
+std::string ToPath(const Napi::Value& value) {
+	if (!value.IsString()) ThrowArgType(value.Env(), "path", "of type string", value);
+	std::string path = value.As<Napi::String>();
+	if (path.empty() || path.find('\0') != std::string::npos)
+		ThrowArgValue(value.Env(), "path", "must be a non-empty string without null bytes", value);
+	return path;
+}
 
 Napi::Value Open(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
-	if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
-	std::string path = info[0].As<Napi::String>();
-	int flags = info.Length() > 1 ? static_cast<int>(ToI64(info[1], "flags")) : O_RDWR;
+	std::string path = ToPath(info[0]);
+	int flags = info[1].IsUndefined() ? O_RDWR : static_cast<int>(ToInt(info[1], "flags", 0, INT32_MAX));
 	int fd = open(path.c_str(), flags | O_CLOEXEC);
 	if (fd < 0) ThrowErrno(env, errno, "open", path);
 	return Napi::Number::New(env, fd);
@@ -41,7 +50,16 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 Napi::Value Memfd(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
-	std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "hybridmem";
+	std::string name = "hybridmem";
+	if (!info[0].IsUndefined()) {
+		if (!info[0].IsString()) ThrowArgType(env, "name", "of type string", info[0]);
+		name = info[0].As<Napi::String>().Utf8Value();
+	}
+	// memfd_create(2): EINVAL for a name longer than 249 bytes (NAME_MAX
+	// minus "memfd:"); say so instead of a bare EINVAL.
+	if (name.size() > kMemfdNameMax)
+		ThrowArgValue(env, "name", "must be at most " + std::to_string(kMemfdNameMax) + " bytes long (memfd_create's limit; it is " + std::to_string(name.size()) + ")", info[0]);
+	if (name.find('\0') != std::string::npos) ThrowArgValue(env, "name", "must not contain null bytes", info[0]);
 	int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
 	if (fd < 0) ThrowErrno(env, errno, "memfd_create");
 	return Napi::Number::New(env, fd);
@@ -50,23 +68,32 @@ Napi::Value Memfd(const Napi::CallbackInfo& info) {
 Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
 	int fd = ToFd(info[0]);
-	int64_t size = ToI64(info[1], "size");
-	if (ftruncate(fd, size) != 0) ThrowErrno(env, errno, "ftruncate");
+	uint64_t size = ToU64(info[1], "size");
+	if (size > static_cast<uint64_t>(INT64_MAX)) ThrowOutOfRange(env, "size", "< 2n ** 63n", RangeReceived(info[1]));
+	if (ftruncate(fd, static_cast<off_t>(size)) != 0) ThrowErrno(env, errno, "ftruncate");
 	return env.Undefined();
 }
 
-// mmap(fd, length, prot, shared, offset) -> NativeMapping
+// mmap(fd, length, prot, shared, offset, group?) -> NativeMapping
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
 	int fd = ToFd(info[0]);
 	uint64_t length = ToU64(info[1], "length");
-	int prot = static_cast<int>(ToI64(info[2], "prot"));
-	bool shared = info[3].ToBoolean();
-	uint64_t offset = info.Length() > 4 ? ToU64(info[4], "offset") : 0;
-	if (length == 0 || offset > static_cast<uint64_t>(INT64_MAX)) ThrowErrno(env, EINVAL, "mmap");
+	if (length == 0) ThrowOutOfRange(env, "length", ">= 1", "0");
+	int prot = static_cast<int>(ToInt(info[2], "prot", 0, PROT_READ | PROT_WRITE | PROT_EXEC));
+	if (!info[3].IsBoolean()) ThrowArgType(env, "shared", "of type boolean", info[3]);
+	bool shared = info[3].As<Napi::Boolean>().Value();
+	uint64_t offset = info[4].IsUndefined() ? 0 : ToU64(info[4], "offset");
+	if (offset > static_cast<uint64_t>(INT64_MAX)) ThrowOutOfRange(env, "offset", "< 2n ** 63n", RangeReceived(info[4]));
+	Group* group = ToGroup(info[5]);
+	ReserveMappingSlot(env);
 	void* addr = mmap(nullptr, length, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, static_cast<off_t>(offset));
-	if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-	return MappingHandle::Create(env, static_cast<uint8_t*>(addr), length, PageSize());
+	if (addr == MAP_FAILED) {
+		int err = errno;
+		ReturnMappingSlot();
+		ThrowErrno(env, err, "mmap");
+	}
+	return CreateMapping(env, static_cast<uint8_t*>(addr), length, PageSize(), group);
 }
 
 template <typename T>
@@ -94,12 +121,13 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
 Napi::Value SetMode(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
 	int fd = ToFd(info[0]);
-	if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "mode object expected");
-	Napi::Object m = info[1].As<Napi::Object>();
+	Napi::Object m = ToOptions(info[1], "mode");
 	struct hybridmem_mode mode = {};
-	mode.map_mode = static_cast<__u32>(ToU64(m.Get("mapMode"), "mapMode"));
-	mode.zap_after_map = static_cast<__u32>(ToU64(m.Get("zapAfterMap"), "zapAfterMap"));
-	mode.fail_at = static_cast<__s32>(ToI64(m.Get("failAt"), "failAt"));
+	// Only the C types' ranges: the bad-input scenario hands the kernel
+	// values it must refuse (map_mode 99, fail_at -5).
+	mode.map_mode = static_cast<__u32>(ToInt(m.Get("mapMode"), "mode.mapMode", 0, UINT32_MAX));
+	mode.zap_after_map = static_cast<__u32>(ToInt(m.Get("zapAfterMap"), "mode.zapAfterMap", 0, UINT32_MAX));
+	mode.fail_at = static_cast<__s32>(ToInt(m.Get("failAt"), "mode.failAt", INT32_MIN, INT32_MAX));
 	Ioctl(env, fd, HYBRIDMEM_IOC_SET_MODE, &mode);
 	return env.Undefined();
 }
@@ -152,6 +180,7 @@ Napi::Value IoctlRaw(const Napi::CallbackInfo& info) {
 // shrunk back at once so its owner still unmaps exactly what it mapped.
 Napi::Value MremapGrow(const Napi::CallbackInfo& info) {
 	Napi::Env env = info.Env();
+	if (!info[0].IsBigInt()) ThrowArgType(env, "address", "of type bigint", info[0]);
 	void* addr = reinterpret_cast<void*>(static_cast<uintptr_t>(ToU64(info[0], "address")));
 	size_t old_len = static_cast<size_t>(ToU64(info[1], "oldLength"));
 	size_t new_len = static_cast<size_t>(ToU64(info[2], "newLength"));
@@ -168,7 +197,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	// Installed at load so it sits above whatever handler Node/V8 set up
 	// (and chains to it); failure is reported by the first guarded call.
 	InstallFaultHandlers();
-	exports.Set("NativeMapping", MappingHandle::DefineClass(env));
+	InitMappings(env, exports);
 	exports.Set("open", Napi::Function::New<Open>(env, "open"));
 	exports.Set("close", Napi::Function::New<Close>(env, "close"));
 	exports.Set("memfd", Napi::Function::New<Memfd>(env, "memfd"));
@@ -204,4 +233,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 static Napi::Object InitHybridmem(Napi::Env env, Napi::Object exports) { return hybridmem::Init(env, exports); }
 
-NODE_API_MODULE(hybridmem, InitHybridmem)
+// NODE_API_MODULE, except for the version reported to Node: compiled against
+// the stable Node-API 8 headers, the module registers as the experimental
+// version, whose basic finalizers (the ones that unmap) run synchronously in
+// the garbage collection that finds their object dead instead of on a later
+// event-loop turn (Node >= 20.10; see native/mapping.h).
+EXTERN_C_START
+NAPI_MODULE_EXPORT int32_t NODE_API_MODULE_GET_API_VERSION(void) { return NAPI_VERSION_EXPERIMENTAL; }
+NAPI_MODULE_EXPORT napi_value NAPI_MODULE_INITIALIZER(napi_env env, napi_value exports) {
+	return Napi::RegisterModule(env, exports, InitHybridmem);
+}
+EXTERN_C_END

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 namespace hybridmem {
 
@@ -17,7 +18,10 @@ namespace {
 // One slot per thread inside a guard. A table searched by pthread_self()
 // instead of thread_local: a dlopen'ed library's TLS may be allocated lazily
 // (malloc) on first access, which must not happen inside a signal handler
-// that runs on a thread that never used the guard (a V8 wasm trap).
+// that runs on a thread that never used the guard (a V8 wasm trap). The
+// table grows by blocks of 64 slots, linked once and never freed, so any
+// number of threads can be inside a guard at once and the handler only ever
+// reads a list that can grow but never shrink.
 struct FaultSlot {
 	std::atomic<pthread_t> owner{0};
 	volatile sig_atomic_t armed = 0;
@@ -27,8 +31,13 @@ struct FaultSlot {
 	sigjmp_buf jump;
 };
 
-constexpr int kSlots = 64;
-FaultSlot g_slots[kSlots];
+constexpr int kSlotsPerBlock = 64;
+struct SlotBlock {
+	FaultSlot slots[kSlotsPerBlock];
+	std::atomic<SlotBlock*> next{nullptr};
+};
+
+SlotBlock g_first_block;
 struct sigaction g_prev_segv;
 struct sigaction g_prev_bus;
 std::once_flag g_install_once;
@@ -36,11 +45,24 @@ int g_install_error = 0;
 
 FaultSlot* AcquireSlot() {
 	pthread_t self = pthread_self();
-	for (FaultSlot& slot : g_slots) {
-		pthread_t expected = 0;
-		if (slot.owner.compare_exchange_strong(expected, self)) return &slot;
+	for (SlotBlock* block = &g_first_block;;) {
+		for (FaultSlot& slot : block->slots) {
+			pthread_t expected = 0;
+			if (slot.owner.load(std::memory_order_relaxed) == 0 && slot.owner.compare_exchange_strong(expected, self))
+				return &slot;
+		}
+		SlotBlock* next = block->next.load(std::memory_order_acquire);
+		if (next == nullptr) {
+			SlotBlock* fresh = new (std::nothrow) SlotBlock();
+			if (fresh == nullptr) return nullptr;
+			if (block->next.compare_exchange_strong(next, fresh, std::memory_order_acq_rel)) {
+				next = fresh;
+			} else {
+				delete fresh;  // another thread linked one first; next is now that block
+			}
+		}
+		block = next;
 	}
-	return nullptr;
 }
 
 void ReleaseSlot(FaultSlot* slot) {
@@ -50,8 +72,10 @@ void ReleaseSlot(FaultSlot* slot) {
 
 FaultSlot* FindArmedSlot() {
 	pthread_t self = pthread_self();
-	for (FaultSlot& slot : g_slots)
-		if (slot.owner.load(std::memory_order_relaxed) == self && slot.armed) return &slot;
+	for (SlotBlock* block = &g_first_block; block != nullptr; block = block->next.load(std::memory_order_acquire)) {
+		for (FaultSlot& slot : block->slots)
+			if (slot.owner.load(std::memory_order_relaxed) == self && slot.armed) return &slot;
+	}
 	return nullptr;
 }
 
@@ -80,8 +104,12 @@ void Chain(int sig, siginfo_t* info, void* context) {
 }
 
 void OnFault(int sig, siginfo_t* info, void* context) {
-	FaultSlot* slot = FindArmedSlot();
-	if (slot != nullptr && info != nullptr) {
+	// Only a fault the kernel raised (si_code > 0: BUS_ADRERR, SEGV_MAPERR,
+	// ...) is a fault of the walk. A signal sent by kill/sigqueue/tgkill
+	// (si_code <= 0) carries a sender's pid where si_addr would be, whatever
+	// it says; it goes on to the previous handler like any other signal.
+	FaultSlot* slot = info != nullptr && info->si_code > 0 ? FindArmedSlot() : nullptr;
+	if (slot != nullptr) {
 		uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
 		if (addr >= slot->start && addr < slot->end) {
 			slot->fault_addr = addr;
@@ -114,7 +142,7 @@ int GuardedWalk(uint8_t* base, uint64_t begin, uint64_t end, uint64_t page_size,
 	void* ctx, std::vector<uint64_t>* faulting_pages) {
 	if (int err = InstallFaultHandlers()) return err;
 	FaultSlot* slot = AcquireSlot();
-	if (slot == nullptr) return EAGAIN;
+	if (slot == nullptr) return ENOMEM;
 	slot->start = reinterpret_cast<uintptr_t>(base + begin);
 	slot->end = reinterpret_cast<uintptr_t>(base + end);
 

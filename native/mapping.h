@@ -1,52 +1,69 @@
-// The native side of a Mapping: owns one mmap'ed region and the external
-// ArrayBuffer over it. The region is unmapped exactly once, either by
-// unmap() (which detaches the ArrayBuffer first, so every view drops to
-// length 0 before the address can be handed out again) or by the
-// ArrayBuffer's finalizer when the buffer is garbage collected.
+// The native side of a Mapping: one mmap'ed region, the NativeMapping object
+// over it and, created on first use, the external ArrayBuffer that views it.
+//
+// Who may still reach the region decides when it goes back to the kernel:
+//  - the NativeMapping object and every ArrayBuffer made over the region
+//    hold it; each has a basic finalizer that runs inside the garbage
+//    collection that finds it dead (the addon registers as the experimental
+//    Node-API version, whose basic finalizers run synchronously from the GC),
+//    so mappings dropped without unmap() in a synchronous loop are released
+//    by the next scavenge instead of piling up to vm.max_map_count;
+//  - unmap() detaches the ArrayBuffer (every view drops to length 0) and
+//    releases the driver's mapping, but while an ArrayBuffer object is alive
+//    (a view held by a pending fs.read, stream.write or zlib call keeps it
+//    alive) the address range stays reserved by an anonymous zero-filled
+//    private mapping, so native code still holding the pointer reads zeros
+//    and writes into scratch pages; no later mmap can be given the address;
+//  - an async fill/verify holds it until its completion runs.
+// Live regions (mapped or reserved) are counted process-wide, and mmap
+// refuses with ERR_HYBRIDMEM_TOO_MANY_MAPPINGS well below vm.max_map_count.
 #pragma once
 
 #include <napi.h>
 
 #include <cstdint>
-#include <memory>
 
 namespace hybridmem {
 
+struct Group;
+
+struct EnvState {
+	bool tearing_down = false;
+};
+
 struct MapState {
+	napi_env env = nullptr;
+	EnvState* env_state = nullptr;
 	uint8_t* addr = nullptr;
 	uint64_t length = 0;
 	uint64_t page_size = 0;
-	bool released = false;
-	int busy = 0;  // async fill/verify workers reading the region
+	int64_t charge = 0;          // external memory reported to V8 for this region
+	int busy = 0;                // async fill/verify calls using the region
+	bool closed = false;         // unmap() or the group's close() ran: no more use
+	bool mapped = true;          // [addr, addr + length) is still ours (mapping or reservation)
+	bool reserved = false;       // it is the reservation kept after unmap()
+	bool handle_alive = false;   // the NativeMapping object has not been collected
+	int buffers = 0;             // ArrayBuffer objects over the region not yet collected
+	napi_ref buffer_ref = nullptr;  // weak: the newest of them
+	Group* group = nullptr;      // the device's list of unclosed mappings
+	MapState* prev = nullptr;
+	MapState* next = nullptr;
 };
 
-class MappingHandle : public Napi::ObjectWrap<MappingHandle> {
-public:
-	static Napi::Function DefineClass(Napi::Env env);
-	// Wraps a fresh mmap result; on failure to build the JS side it unmaps.
-	static Napi::Object Create(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size);
+// Defines NativeMapping and the per-environment data; call once from Init.
+void InitMappings(Napi::Env env, Napi::Object exports);
 
-	explicit MappingHandle(const Napi::CallbackInfo& info);
+// Wraps a fresh mmap result (counted in the live total by the caller) into a
+// NativeMapping; on failure it unmaps and throws.
+Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size, Group* group);
 
-	std::shared_ptr<MapState> state() const { return state_; }
+// The live-mapping budget: throws ERR_HYBRIDMEM_TOO_MANY_MAPPINGS when no
+// mapping can be added, after one forced garbage collection.
+void ReserveMappingSlot(Napi::Env env);
+void ReturnMappingSlot();
 
-private:
-	Napi::Value GetBuffer(const Napi::CallbackInfo& info);
-	Napi::Value GetAddress(const Napi::CallbackInfo& info);
-	Napi::Value GetLength(const Napi::CallbackInfo& info);
-	Napi::Value GetClosed(const Napi::CallbackInfo& info);
-	Napi::Value GetBusy(const Napi::CallbackInfo& info);
-	Napi::Value Unmap(const Napi::CallbackInfo& info);
-	Napi::Value FillSync(const Napi::CallbackInfo& info);
-	Napi::Value VerifySync(const Napi::CallbackInfo& info);
-	Napi::Value FillAsync(const Napi::CallbackInfo& info);
-	Napi::Value VerifyAsync(const Napi::CallbackInfo& info);
-	Napi::Value Probe(const Napi::CallbackInfo& info);
-
-	void RequireOpen(Napi::Env env, const char* syscall) const;
-
-	std::shared_ptr<MapState> state_;
-	Napi::ObjectReference buffer_;
-};
+// A group (one per KexDevice) from binding.createGroup(), or nullptr for
+// undefined/null; throws ERR_INVALID_ARG_TYPE for anything else.
+Group* ToGroup(const Napi::Value& value);
 
 }  // namespace hybridmem

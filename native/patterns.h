@@ -29,7 +29,7 @@ struct RegionResult {
 	uint64_t bytes = 0;  // bytes actually filled / compared (faulting pages excluded)
 	std::vector<uint64_t> faulting_pages;
 	uint64_t ns = 0;
-	int error = 0;  // errno from the guard (EAGAIN), 0 when fine
+	int error = 0;  // errno from the guard (ENOMEM: no slot), 0 when fine
 };
 
 struct VerifyResult : RegionResult {

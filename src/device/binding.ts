@@ -45,7 +45,20 @@ export interface NativeMapping {
 	fillAsync(options: NativeRegionOptions): Promise<NativeFillResult>;
 	verifyAsync(options: NativeRegionOptions): Promise<NativeVerifyResult>;
 	/** Page states: 0 absent, 1 present, 2 faulting. */
-	probe(options: { touch?: boolean; offset?: number; length?: number }): Uint8Array;
+	probe(options?: { touch?: boolean; offset?: number; length?: number }): Uint8Array;
+}
+
+/** An opaque list of a device's unclosed mappings (binding.createGroup()). */
+export interface NativeGroup {
+	readonly __nativeGroup?: never;
+}
+
+export interface NativeLiveMappings {
+	/** Regions mapped, or still reserved for a detached buffer, in this process. */
+	live: number;
+	/** mmap() refuses with ERR_HYBRIDMEM_TOO_MANY_MAPPINGS at this many. */
+	limit: number;
+	maxMapCount: number;
 }
 
 export interface NativeInfo {
@@ -77,11 +90,15 @@ export interface NativeRangeResult {
 }
 
 export interface NativeBinding {
-	open(path: string, flags: number): number;
+	open(path: string, flags?: number): number;
 	close(fd: number): void;
-	memfd(name: string): number;
+	memfd(name?: string): number;
 	ftruncate(fd: number, size: number | bigint): void;
-	mmap(fd: number, length: number | bigint, prot: number, shared: boolean, offset: number | bigint): NativeMapping;
+	mmap(fd: number, length: number | bigint, prot: number, shared: boolean, offset?: number | bigint, group?: NativeGroup | null): NativeMapping;
+	createGroup(): NativeGroup;
+	/** Unmaps every unclosed mapping of the group; EBUSY (nothing changed) while one is busy. Returns how many. */
+	closeGroup(group: NativeGroup): number;
+	liveMappings(): NativeLiveMappings;
 	getInfo(fd: number): NativeInfo;
 	setMode(fd: number, mode: { mapMode: number; zapAfterMap: number; failAt: number }): void;
 	getStats(fd: number): NativeStats;

@@ -3,10 +3,11 @@
 // another device fail with the kernel's ENOTTY, as a normal Error.
 import { fstatSync } from 'node:fs';
 
-import { loadBinding, type NativeBinding, type NativeInfo, type NativeStats } from './binding.js';
-import { callNative, codedError, deviceClosed, invalidArgument, outOfRange, systemError, type CodedError } from './errors.js';
-import { Mapping, toIndex } from './mapping.js';
+import { loadBinding, type NativeBinding, type NativeGroup, type NativeInfo } from './binding.js';
+import { callNative, codedError, deviceClosed, invalidArgType, invalidArgValue, outOfRange, type CodedError } from './errors.js';
+import { Mapping } from './mapping.js';
 import { checkMapRequest, type MapOptions } from './protection.js';
+import { validateBoolean, validateIndex, validateInteger, validateOneOf, validateOptions, validateString } from './validate.js';
 
 export const DEFAULT_DEVICE_PATH = '/dev/devKex';
 
@@ -19,6 +20,12 @@ export interface OpenOptions {
 	readOnly?: boolean;
 }
 
+/**
+ * HYBRIDMEM_IOC_GET_INFO: the module's settings. Numbers, all of them: these
+ * are sizes and page indices you compute map lengths from (maxPages * pageSize),
+ * and info() refuses (ERR_HYBRIDMEM_UAPI) a value beyond Number.MAX_SAFE_INTEGER
+ * rather than round it.
+ */
 export interface DeviceInfo {
 	version: number;
 	pageSize: number;
@@ -27,13 +34,28 @@ export interface DeviceInfo {
 	/** Page index the module's mmap fails at; -1 = off. */
 	failAt: number;
 	allowBug: boolean;
+	/** Most pages one mmap may have (module parameter max_pages). */
 	maxPages: number;
+	/** Most pages all mappings may hold together (max_total_pages). */
 	maxTotalPages: number;
 	logPages: number;
 }
 
-/** HYBRIDMEM_IOC_GET_STATS as the addon returns it: module-wide counters, bigints. */
-export type DeviceStats = NativeStats;
+/**
+ * HYBRIDMEM_IOC_GET_STATS: module-wide event counters. Bigints, all of them:
+ * they are the kernel's u64 counters, which only grow and are compared by
+ * difference (after.maps - before.maps === 1n), so they are never rounded.
+ */
+export interface DeviceStats {
+	livePages: bigint;
+	liveMappings: bigint;
+	maps: bigint;
+	mapFailures: bigint;
+	zaps: bigint;
+	faults: bigint;
+	remaps: bigint;
+	frees: bigint;
+}
 
 export interface ModeOptions {
 	mode?: MapMode;
@@ -58,14 +80,22 @@ export class KexDevice implements Disposable, AsyncDisposable {
 	readonly readOnly: boolean;
 	#fd: number;
 	readonly #binding: NativeBinding;
-	readonly #mappings = new Set<WeakRef<Mapping>>();
+	/** The addon's list of this device's unclosed mappings (it holds none of them alive). */
+	readonly #group: NativeGroup;
+	/** Running fill/verify calls of this device's mappings. */
+	readonly #pending = new Set<Promise<unknown>>();
 
-	/** @internal Use openDevice(). */
-	constructor(binding: NativeBinding, fd: number, path: string, readOnly: boolean) {
+	private constructor(binding: NativeBinding, fd: number, path: string, readOnly: boolean) {
 		this.#binding = binding;
 		this.#fd = fd;
 		this.path = path;
 		this.readOnly = readOnly;
+		this.#group = binding.createGroup();
+	}
+
+	/** @internal Used by openDevice(); not part of the API. */
+	static fromFd(binding: NativeBinding, fd: number, path: string, readOnly: boolean): KexDevice {
+		return new KexDevice(binding, fd, path, readOnly);
 	}
 
 	get closed(): boolean {
@@ -94,41 +124,34 @@ export class KexDevice implements Disposable, AsyncDisposable {
 
 	/** HYBRIDMEM_IOC_SET_MODE for later mmaps of this fd; fields left out keep their current value. */
 	setMode(options: ModeOptions): DeviceInfo {
+		// Every argument is checked before the first ioctl.
+		if (options === undefined) throw invalidArgType('options', 'of type object', options);
+		const opts = validateOptions(options);
+		const mode = opts.mode === undefined ? undefined : validateOneOf(opts.mode, 'options.mode', MAP_MODES);
+		if (opts.zapAfterMap !== undefined) validateBoolean(opts.zapAfterMap, 'options.zapAfterMap');
+		const failAtIn = opts.failAt === null ? -1 : opts.failAt === undefined ? undefined : validateInteger(opts.failAt, 'options.failAt', -1, 0x7fffffff);
 		const fd = this.#live('set the mode');
-		const current = this.info();
-		const mode = options.mode ?? current.mapMode;
-		const mapMode = MAP_MODES.indexOf(mode);
-		if (mapMode < 0) throw invalidArgument('mode', `must be one of ${MAP_MODES.map((m) => `'${m}'`).join(', ')}; received ${String(mode)}`);
-		const failAt = options.failAt === null ? -1 : (options.failAt ?? current.failAt);
-		if (!Number.isInteger(failAt) || failAt < -1 || failAt > 0x7fffffff) {
-			throw outOfRange('failAt', `must be a page index, -1 or null; received ${failAt}`);
-		}
-		const zapAfterMap = options.zapAfterMap ?? current.zapAfterMap;
+		const current = mode === undefined || opts.zapAfterMap === undefined || failAtIn === undefined ? this.info() : undefined;
+		const mapMode = MAP_MODES.indexOf(mode ?? current!.mapMode);
+		const failAt = failAtIn ?? current!.failAt;
+		const zapAfterMap = opts.zapAfterMap ?? current!.zapAfterMap;
 		callNative(() => this.#binding.setMode(fd, { mapMode, zapAfterMap: zapAfterMap ? 1 : 0, failAt }), this.path);
 		return this.info();
 	}
 
 	/** mmap()s length bytes of the device (a page multiple). */
-	map(length: number | bigint, options: MapOptions = {}): Mapping {
-		const fd = this.#live('map');
+	map(length: number | bigint, options?: MapOptions): Mapping {
 		const request = checkMapRequest(this.#binding, length, options);
+		const fd = this.#live('map');
 		if (this.readOnly && request.prot === 'rw') {
 			throw codedError('ERR_DEVICE_READ_ONLY', `cannot map ${this.path} with prot 'rw': the device was opened read-only`);
 		}
-		const native = callNative(() => this.#binding.mmap(fd, request.length, request.protBits, request.shared, request.offset), this.path);
-		for (const ref of this.#mappings) if (ref.deref() === undefined) this.#mappings.delete(ref);
-		// The device tracks its mappings weakly: one dropped without unmap can still be collected.
-		const tracked: { ref?: WeakRef<Mapping> } = {};
-		const mapping = new Mapping(
+		const native = callNative(() => this.#binding.mmap(fd, request.length, request.protBits, request.shared, request.offset, this.#group), this.path);
+		return Mapping.fromNative(
 			native,
 			{ path: this.path, pageSize: this.#binding.pageSize, prot: request.prot, shared: request.shared, offset: request.offset },
-			() => {
-				if (tracked.ref) this.#mappings.delete(tracked.ref);
-			},
+			this.#pending,
 		);
-		tracked.ref = new WeakRef(mapping);
-		this.#mappings.add(tracked.ref);
-		return mapping;
 	}
 
 	/** HYBRIDMEM_IOC_ZAP: the kernel takes the range's pages away from the mapping (zap_vma_ptes). */
@@ -147,9 +170,7 @@ export class KexDevice implements Disposable, AsyncDisposable {
 	 */
 	close(): void {
 		if (this.#fd < 0) return;
-		const live = [...this.#mappings].map((ref) => ref.deref()).filter((m): m is Mapping => m !== undefined && !m.closed);
-		if (live.some((m) => m.busy)) throw systemError(-16, 'close', this.path);
-		for (const mapping of live) mapping.unmap();
+		callNative(() => this.#binding.closeGroup(this.#group), this.path);
 		const fd = this.#fd;
 		this.#fd = -1;
 		callNative(() => this.#binding.close(fd), this.path);
@@ -161,7 +182,7 @@ export class KexDevice implements Disposable, AsyncDisposable {
 
 	/** Waits for running fill/verify calls of its mappings, then closes. */
 	async [Symbol.asyncDispose](): Promise<void> {
-		for (const ref of this.#mappings) await ref.deref()?.settled();
+		while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
 		this.close();
 	}
 
@@ -171,8 +192,8 @@ export class KexDevice implements Disposable, AsyncDisposable {
 	}
 
 	#rangeIoctl(name: 'zap' | 'remap', target: RangeTarget): RangeResult {
-		const fd = this.#live(name);
 		const { address, length } = resolveRange(target, this.#binding.pageSize);
+		const fd = this.#live(name);
 		const call = name === 'zap' ? this.#binding.zap : this.#binding.remap;
 		const result = callNative(() => call(fd, address, length), this.path);
 		return { pages: result.pages, flags: result.flags, noop: (result.flags & this.#binding.constants.RANGE_NOOP) !== 0 };
@@ -180,24 +201,32 @@ export class KexDevice implements Disposable, AsyncDisposable {
 }
 
 function resolveRange(target: RangeTarget, pageSize: number): { address: bigint; length: number } {
-	if (target instanceof Mapping) return rangeOf(target, 0, target.length, pageSize);
+	if (target instanceof Mapping) return rangeOf(target, 0, target.length, pageSize, 'target');
+	if (typeof target !== 'object' || target === null || Array.isArray(target)) {
+		throw invalidArgType('target', 'an instance of Mapping or of type object', target);
+	}
 	if ('mapping' in target) {
-		const offset = toIndex('offset', target.offset ?? 0);
-		const length = toIndex('length', target.length ?? target.mapping.length - offset);
-		return rangeOf(target.mapping, offset, length, pageSize);
+		if (!(target.mapping instanceof Mapping)) throw invalidArgType('target.mapping', 'an instance of Mapping', target.mapping);
+		const offset = target.offset === undefined ? 0 : validateIndex(target.offset, 'target.offset');
+		if (offset > target.mapping.length) throw outOfRange('target.offset', `<= ${target.mapping.length} (the mapping's length)`, target.offset);
+		const length = target.length === undefined ? target.mapping.length - offset : validateIndex(target.length, 'target.length');
+		return rangeOf(target.mapping, offset, length, pageSize, 'target');
 	}
-	if (typeof target.address !== 'bigint') throw invalidArgument('address', 'must be a bigint');
-	const length = toIndex('length', target.length);
-	if (target.address % BigInt(pageSize) !== 0n || length % pageSize !== 0) {
-		throw outOfRange('address', `and length must be page aligned (${pageSize})`);
-	}
+	if (!('address' in target)) throw invalidArgValue('target', target, 'must be a Mapping, {mapping, offset?, length?} or {address, length}');
+	if (typeof target.address !== 'bigint') throw invalidArgType('target.address', 'of type bigint', target.address);
+	const length = validateIndex(target.length, 'target.length');
+	if (target.address % BigInt(pageSize) !== 0n) throw outOfRange('target.address', `a multiple of the page size (${pageSize})`, target.address);
+	if (length % pageSize !== 0) throw outOfRange('target.length', `a multiple of the page size (${pageSize})`, target.length);
 	return { address: target.address, length };
 }
 
-function rangeOf(mapping: Mapping, offset: number, length: number, pageSize: number): { address: bigint; length: number } {
+function rangeOf(mapping: Mapping, offset: number, length: number, pageSize: number, where: string): { address: bigint; length: number } {
+	if (offset % pageSize !== 0) throw outOfRange(`${where}.offset`, `a multiple of the page size (${pageSize})`, offset);
+	if (length % pageSize !== 0) throw outOfRange(`${where}.length`, `a multiple of the page size (${pageSize})`, length);
+	if (length > mapping.length - offset) {
+		throw outOfRange(`${where}.length`, `<= ${mapping.length - offset} (the mapping's ${mapping.length} bytes from offset ${offset})`, length);
+	}
 	if (mapping.closed) throw codedError('ERR_MAPPING_CLOSED', 'cannot act on the range: the mapping was unmapped');
-	if (offset % pageSize !== 0 || length % pageSize !== 0) throw outOfRange('offset', `and length must be multiples of the page size (${pageSize})`);
-	if (offset > mapping.length || length > mapping.length - offset) throw outOfRange('length', `with offset ${offset} reaches past the mapping (${mapping.length} bytes)`);
 	return { address: mapping.address + BigInt(offset), length };
 }
 
@@ -211,10 +240,15 @@ function toInfo(raw: NativeInfo): DeviceInfo {
 		zapAfterMap: raw.zapAfterMap !== 0,
 		failAt: raw.failAt,
 		allowBug: raw.allowBug !== 0,
-		maxPages: Number(raw.maxPages),
-		maxTotalPages: Number(raw.maxTotalPages),
+		maxPages: safeNumber(raw.maxPages, 'max_pages'),
+		maxTotalPages: safeNumber(raw.maxTotalPages, 'max_total_pages'),
 		logPages: raw.logPages,
 	};
+}
+
+function safeNumber(value: bigint, field: string): number {
+	if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw codedError('ERR_HYBRIDMEM_UAPI', `the module reports ${field} = ${value}, more than a number holds exactly`);
+	return Number(value);
 }
 
 function notCharDevice(path: string, kind: string): CodedError {
@@ -228,10 +262,13 @@ function notCharDevice(path: string, kind: string): CodedError {
 }
 
 /** Opens a character device (default /dev/devKex) for mapping and the module's ioctls. */
-export function openDevice(path: string = DEFAULT_DEVICE_PATH, options: OpenOptions = {}): KexDevice {
-	if (typeof path !== 'string' || path === '') throw invalidArgument('path', `must be a non-empty string; received ${String(path)}`);
+export function openDevice(path: string = DEFAULT_DEVICE_PATH, options?: OpenOptions): KexDevice {
+	validateString(path, 'path');
+	if (path === '' || path.includes('\0')) throw invalidArgValue('path', path, 'must be a non-empty string without null bytes');
+	const opts = validateOptions(options);
+	if (opts.readOnly !== undefined) validateBoolean(opts.readOnly, 'options.readOnly');
 	const binding = loadBinding();
-	const readOnly = options.readOnly === true;
+	const readOnly = opts.readOnly === true;
 	const flags = readOnly ? binding.constants.O_RDONLY : binding.constants.O_RDWR;
 	const fd = callNative(() => binding.open(path, flags), path);
 	try {
@@ -244,5 +281,5 @@ export function openDevice(path: string = DEFAULT_DEVICE_PATH, options: OpenOpti
 		binding.close(fd);
 		throw error;
 	}
-	return new KexDevice(binding, fd, path, readOnly);
+	return KexDevice.fromFd(binding, fd, path, readOnly);
 }

@@ -2,7 +2,7 @@
 // code, errno (negative, libuv's convention), syscall and path, and a message
 // such as "ENOENT: no such file or directory, open '/dev/devKex'". Misuse of
 // the API gets a Node-style ERR_* code and a message that says what to do.
-import { getSystemErrorMap } from 'node:util';
+import { getSystemErrorMap, inspect } from 'node:util';
 
 export interface SystemError extends Error {
 	code: string;
@@ -71,10 +71,70 @@ export function deviceClosed(operation: string, path: string): CodedError {
 	return codedError('ERR_DEVICE_CLOSED', `cannot ${operation}: the device ${path} was closed`);
 }
 
-export function invalidArgument(name: string, message: string): CodedError {
-	return codedError('ERR_INVALID_ARG_VALUE', `The "${name}" argument ${message}`, TypeError);
+// ---- argument errors, worded as Node's own (lib/internal/errors.js) ----
+
+/** What Node's ERR_INVALID_ARG_TYPE prints after "Received" (determineSpecificType). */
+export function describeReceived(value: unknown): string {
+	if (value === null) return 'null';
+	if (value === undefined) return 'undefined';
+	switch (typeof value) {
+		case 'bigint':
+			return `type bigint (${value}n)`;
+		case 'number':
+			return `type number (${Object.is(value, -0) ? '-0' : String(value)})`;
+		case 'boolean':
+			return `type boolean (${value})`;
+		case 'symbol':
+			return `type symbol (${String(value)})`;
+		case 'function':
+			return `function ${value.name}`;
+		case 'object': {
+			const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+			if (typeof ctor?.name === 'string' && ctor.name !== '') return `an instance of ${ctor.name}`;
+			return inspect(value, { depth: -1 });
+		}
+		case 'string': {
+			const text = value.length > 28 ? `${value.slice(0, 25)}...` : value;
+			return text.includes("'") ? `type string (${JSON.stringify(text)})` : `type string ('${text}')`;
+		}
+		default:
+			return `type ${typeof value}`;
+	}
 }
 
-export function outOfRange(name: string, message: string): CodedError {
-	return codedError('ERR_OUT_OF_RANGE', `The "${name}" argument ${message}`, RangeError);
+function kind(name: string): 'argument' | 'property' {
+	return name.includes('.') ? 'property' : 'argument';
+}
+
+function separated(digits: string): string {
+	const sign = digits.startsWith('-') ? '-' : '';
+	const body = sign ? digits.slice(1) : digits;
+	return sign + body.replace(/\B(?=(\d{3})+(?!\d))/g, '_');
+}
+
+/** What Node's ERR_OUT_OF_RANGE prints after "Received". */
+export function rangeReceived(value: unknown): string {
+	if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > 2 ** 32) return separated(String(value));
+	if (typeof value === 'bigint') {
+		const text = value > 2n ** 32n || value < -(2n ** 32n) ? separated(String(value)) : String(value);
+		return `${text}n`;
+	}
+	return inspect(value);
+}
+
+/** TypeError ERR_INVALID_ARG_TYPE: `expected` follows "must be", e.g. "of type object". */
+export function invalidArgType(name: string, expected: string, actual: unknown): CodedError {
+	return codedError('ERR_INVALID_ARG_TYPE', `The "${name}" ${kind(name)} must be ${expected}. Received ${describeReceived(actual)}`, TypeError);
+}
+
+/** RangeError ERR_OUT_OF_RANGE: `range` follows "It must be", e.g. ">= 0 && <= 255". */
+export function outOfRange(name: string, range: string, received: unknown): CodedError {
+	return codedError('ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${rangeReceived(received)}`, RangeError);
+}
+
+/** TypeError ERR_INVALID_ARG_VALUE: a value of the right type that is not allowed. */
+export function invalidArgValue(name: string, value: unknown, reason = 'is invalid'): CodedError {
+	let shown = inspect(value);
+	if (shown.length > 128) shown = `${shown.slice(0, 128)}...`;
+	return codedError('ERR_INVALID_ARG_VALUE', `The ${kind(name)} '${name}' ${reason}. Received ${shown}`, TypeError);
 }

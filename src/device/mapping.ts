@@ -1,10 +1,14 @@
 // A Mapping: one mmap'ed region of a device (or memfd) with a Uint8Array over
 // it, and fill/verify/probe that never crash node (faulting pages are
-// reported, not raised). unmap() detaches the buffer before the address is
-// returned to the kernel; afterwards every use throws ERR_MAPPING_CLOSED.
+// reported, not raised). unmap() detaches the buffer and releases the
+// driver's mapping; the address range itself stays reserved until the
+// detached ArrayBuffer is collected (see native/mapping.h), so I/O still
+// holding the old pointer can never reach another mapping. Afterwards every
+// use throws ERR_MAPPING_CLOSED.
 import type { NativeMapping, NativeRegionOptions } from './binding.js';
 import { callNative, codedError, mappingClosed, outOfRange, withPath, type CodedError } from './errors.js';
 import { resolvePattern, type PatternOptions, type ResolvedPattern } from './patterns.js';
+import { validateBoolean, validateIndex, validateInteger, validateOptions } from './validate.js';
 import { vmFlagsAt } from './vmflags.js';
 
 /** Regions at least this large are filled and verified on a worker thread. */
@@ -78,6 +82,11 @@ export interface MappingDescription {
 
 const STATES: readonly PageState[] = ['absent', 'present', 'faulting'];
 
+interface Region {
+	offset: number;
+	length: number;
+}
+
 export class Mapping implements Disposable, AsyncDisposable {
 	readonly address: bigint;
 	readonly length: number;
@@ -88,12 +97,11 @@ export class Mapping implements Disposable, AsyncDisposable {
 	readonly fileOffset: bigint;
 	readonly path: string;
 	readonly #native: NativeMapping;
-	readonly #pending = new Set<Promise<unknown>>();
+	/** Running fill/verify calls: this mapping's, shared with its device when it has one. */
+	readonly #pending: Set<Promise<unknown>>;
 	#bytes: Uint8Array | undefined;
-	readonly #onUnmap: ((mapping: Mapping) => void) | undefined;
 
-	/** @internal Created by KexDevice.map() or MemFile.map(). */
-	constructor(native: NativeMapping, description: MappingDescription, onUnmap?: (mapping: Mapping) => void) {
+	private constructor(native: NativeMapping, description: MappingDescription, pending: Set<Promise<unknown>>) {
 		this.#native = native;
 		this.address = native.address;
 		this.length = native.length;
@@ -102,7 +110,12 @@ export class Mapping implements Disposable, AsyncDisposable {
 		this.shared = description.shared;
 		this.fileOffset = description.offset;
 		this.path = description.path;
-		this.#onUnmap = onUnmap;
+		this.#pending = pending;
+	}
+
+	/** @internal Used by KexDevice.map() and MemFile.map(); not part of the API. */
+	static fromNative(native: NativeMapping, description: MappingDescription, pending: Set<Promise<unknown>> = new Set()): Mapping {
+		return new Mapping(native, description, pending);
 	}
 
 	get closed(): boolean {
@@ -118,33 +131,35 @@ export class Mapping implements Disposable, AsyncDisposable {
 	get bytes(): Uint8Array {
 		const buffer = this.#live('read bytes').buffer;
 		if (!buffer) throw mappingClosed('read bytes');
-		this.#bytes ??= new Uint8Array(buffer);
+		if (this.#bytes?.buffer !== buffer) this.#bytes = new Uint8Array(buffer);
 		return this.#bytes;
 	}
 
-	fillSync(options: RegionOptions = {}): FillResult {
-		return this.#run('fill', options, false, (native, args) => native.fillSync(args));
+	fillSync(options?: RegionOptions): FillResult {
+		const { args } = this.#prepare('fill', options);
+		return callNative(() => this.#native.fillSync(args), this.path);
 	}
 
-	verifySync(options: VerifyOptions = {}): VerifyResult {
-		const pattern = resolvePattern(options);
-		const raw = this.#run('verify', options, true, (native, args) => native.verifySync(args));
-		return toVerifyResult(raw, pattern);
+	verifySync(options?: VerifyOptions): VerifyResult {
+		const { args, pattern } = this.#prepare('verify', options);
+		return toVerifyResult(
+			callNative(() => this.#native.verifySync(args), this.path),
+			pattern,
+		);
 	}
 
 	/** Fills the region; on a worker thread when it is at least ASYNC_THRESHOLD bytes. */
-	async fill(options: RegionOptions = {}): Promise<FillResult> {
-		const length = this.#regionLength(options);
-		if (length < ASYNC_THRESHOLD) return this.fillSync(options);
-		return this.#track(this.#run('fill', options, false, (native, args) => native.fillAsync(args)));
+	async fill(options?: RegionOptions): Promise<FillResult> {
+		const { args } = this.#prepare('fill', options);
+		if (args.length < ASYNC_THRESHOLD) return callNative(() => this.#native.fillSync(args), this.path);
+		return this.#track(callNative(() => this.#native.fillAsync(args), this.path));
 	}
 
 	/** Verifies the region; on a worker thread when it is at least ASYNC_THRESHOLD bytes. */
-	async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-		const length = this.#regionLength(options);
-		if (length < ASYNC_THRESHOLD) return this.verifySync(options);
-		const pattern = resolvePattern(options);
-		const raw = await this.#track(this.#run('verify', options, true, (native, args) => native.verifyAsync(args)));
+	async verify(options?: VerifyOptions): Promise<VerifyResult> {
+		const { args, pattern } = this.#prepare('verify', options);
+		if (args.length < ASYNC_THRESHOLD) return toVerifyResult(callNative(() => this.#native.verifySync(args), this.path), pattern);
+		const raw = await this.#track(callNative(() => this.#native.verifyAsync(args), this.path));
 		return toVerifyResult(raw, pattern);
 	}
 
@@ -156,15 +171,12 @@ export class Mapping implements Disposable, AsyncDisposable {
 	 * guarded read and becomes 'present' or 'faulting' (SIGBUS/SIGSEGV caught);
 	 * on a vma with a fault handler that read may map the page in.
 	 */
-	probe(options: ProbeOptions = {}): ProbeResult {
+	probe(options?: ProbeOptions): ProbeResult {
+		const opts = validateOptions(options);
+		if (opts.touch !== undefined) validateBoolean(opts.touch, 'options.touch');
 		const native = this.#live('probe');
-		const offset = toIndex('offset', options.offset ?? 0);
-		const length = toIndex('length', options.length ?? this.length - offset);
-		if (offset % this.pageSize !== 0 || length % this.pageSize !== 0) {
-			throw outOfRange('offset', `and length must be multiples of the page size (${this.pageSize}) to probe`);
-		}
-		this.#checkRange(offset, length);
-		const touch = options.touch === true;
+		const { offset, length } = this.#region(opts, this.pageSize, `a multiple of the page size (${this.pageSize})`);
+		const touch = opts.touch === true;
 		const raw = callNative(() => native.probe({ touch, offset, length }), this.path);
 		const pages = Array.from(raw, (code) => STATES[code] ?? 'faulting');
 		const count = (state: PageState): number => pages.reduce((n, s) => (s === state ? n + 1 : n), 0);
@@ -183,17 +195,20 @@ export class Mapping implements Disposable, AsyncDisposable {
 	}
 
 	/**
-	 * Detaches the bytes (all views drop to length 0) and munmaps, once.
+	 * Detaches the bytes (all views drop to length 0) and releases the
+	 * mapping, once. While a view of the old bytes is still reachable (held by
+	 * a pending fs.read, stream.write, zlib call, ...) the address range stays
+	 * reserved by zero-filled scratch memory, so it cannot be handed to another
+	 * mapping; the reservation goes when the last view is collected.
 	 * Throws EBUSY while an async fill/verify runs; a second call does nothing.
 	 */
 	unmap(): void {
 		if (this.#native.closed) return;
 		callNative(() => this.#native.unmap(), this.path);
 		this.#bytes = undefined;
-		this.#onUnmap?.(this);
 	}
 
-	/** Resolves when no fill/verify of this mapping is running. */
+	/** Resolves when no fill/verify of this mapping (or of its device's mappings) is running. */
 	async settled(): Promise<void> {
 		while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
 	}
@@ -212,36 +227,28 @@ export class Mapping implements Disposable, AsyncDisposable {
 		return this.#native;
 	}
 
-	#regionLength(options: RegionOptions): number {
-		const offset = toIndex('offset', options.offset ?? 0);
-		return options.length === undefined ? Math.max(0, this.length - offset) : toIndex('length', options.length);
+	/** offset/length of an options object, inside the mapping and multiples of `unit`. */
+	#region(options: { offset?: unknown; length?: unknown }, unit: number, multiple: string): Region {
+		const offset = options.offset === undefined ? 0 : validateIndex(options.offset, 'options.offset');
+		if (offset > this.length) throw outOfRange('options.offset', `<= ${this.length} (the mapping's length)`, options.offset);
+		if (offset % unit !== 0) throw outOfRange('options.offset', multiple, options.offset);
+		const length = options.length === undefined ? this.length - offset : validateIndex(options.length, 'options.length');
+		if (length > this.length - offset) {
+			throw outOfRange('options.length', `<= ${this.length - offset} (the mapping's ${this.length} bytes from offset ${offset})`, options.length);
+		}
+		if (length % unit !== 0) throw outOfRange('options.length', multiple, options.length);
+		return { offset, length };
 	}
 
-	#checkRange(offset: number, length: number): void {
-		if (offset > this.length || length > this.length - offset) {
-			throw outOfRange('length', `with offset ${offset} reaches past the end of the mapping (${this.length} bytes); received ${length}`);
-		}
-	}
-
-	#run<T>(operation: 'fill' | 'verify', options: VerifyOptions, verify: boolean, call: (native: NativeMapping, args: NativeRegionOptions) => T): T {
-		const native = this.#live(operation);
-		if (operation === 'fill' && this.prot !== 'rw') {
-			throw notWritable(this.prot);
-		}
-		if (verify && this.prot === 'none') throw codedError('ERR_MAPPING_NOT_READABLE', 'cannot verify: the mapping was made with prot none');
-		const pattern = resolvePattern(options);
-		const offset = toIndex('offset', options.offset ?? 0);
-		const length = toIndex('length', options.length ?? this.length - offset);
-		this.#checkRange(offset, length);
-		if (pattern.unit === 8 && (offset % 8 !== 0 || length % 8 !== 0)) {
-			throw outOfRange('offset', `and length must be multiples of 8 for the ${pattern.name} pattern; received ${offset}, ${length}`);
-		}
-		const maxMismatches = options.maxMismatches ?? 16;
-		if (!Number.isSafeInteger(maxMismatches) || maxMismatches < 0) {
-			throw outOfRange('maxMismatches', `must be a non-negative integer; received ${maxMismatches}`);
-		}
-		const args: NativeRegionOptions = { pattern: pattern.code, seed: pattern.seed, value: pattern.value, offset, length, maxMismatches };
-		return callNative(() => call(native, args), this.path);
+	#prepare(operation: 'fill' | 'verify', options: VerifyOptions | undefined): { args: NativeRegionOptions; pattern: ResolvedPattern } {
+		const opts = validateOptions(options);
+		const pattern = resolvePattern(opts);
+		const maxMismatches = opts.maxMismatches === undefined ? 16 : validateInteger(opts.maxMismatches, 'options.maxMismatches', 0, 2 ** 32 - 1);
+		this.#live(operation);
+		if (operation === 'fill' && this.prot !== 'rw') throw notWritable(this.prot);
+		if (operation === 'verify' && this.prot === 'none') throw codedError('ERR_MAPPING_NOT_READABLE', 'cannot verify: the mapping was made with prot none');
+		const { offset, length } = this.#region(opts, pattern.unit, `a multiple of 8 (the ${pattern.name} pattern compares 64-bit words)`);
+		return { args: { pattern: pattern.code, seed: pattern.seed, value: pattern.value, offset, length, maxMismatches }, pattern };
 	}
 
 	async #track<T>(promise: Promise<T>): Promise<T> {
@@ -274,13 +281,6 @@ function toVerifyResult(raw: { bytes: number; faultingPages: number[]; ns: numbe
 }
 
 /** A non-negative safe integer from a number or bigint argument. */
-export function toIndex(name: string, value: number | bigint): number {
-	if (typeof value === 'bigint') {
-		if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw outOfRange(name, `must be from 0 to 2^53-1; received ${value}`);
-		return Number(value);
-	}
-	if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-		throw outOfRange(name, `must be a non-negative integer; received ${String(value)}`);
-	}
-	return value;
+export function toIndex(name: string, value: unknown): number {
+	return validateIndex(value, name);
 }

@@ -2,19 +2,37 @@
 // as the device: what host tests use without the module, and the classic way
 // to provoke SIGBUS (truncate the file under a live mapping).
 import { loadBinding } from './binding.js';
-import { callNative, codedError } from './errors.js';
-import { Mapping, toIndex } from './mapping.js';
+import { callNative, codedError, invalidArgValue } from './errors.js';
+import { Mapping } from './mapping.js';
 import { checkMapRequest, type MapOptions } from './protection.js';
+import { validateIndex, validateString } from './validate.js';
+
+/** memfd_create(2) refuses longer names (NAME_MAX minus the "memfd:" prefix). */
+export const MEMFD_NAME_MAX = 249;
 
 export class MemFile implements Disposable {
 	readonly name: string;
 	#fd: number;
 
 	constructor(name = 'hybridmem', size: number | bigint = 0) {
+		validateString(name, 'name');
+		const bytes = Buffer.byteLength(name);
+		if (bytes > MEMFD_NAME_MAX) {
+			throw invalidArgValue('name', name, `must be at most ${MEMFD_NAME_MAX} bytes long (memfd_create's limit; it is ${bytes})`);
+		}
+		if (name.includes('\0')) throw invalidArgValue('name', name, 'must not contain null bytes');
+		const initial = validateIndex(size, 'size');
 		this.name = name;
 		const binding = loadBinding();
 		this.#fd = callNative(() => binding.memfd(name));
-		if (size !== 0 && size !== 0n) this.truncate(size);
+		if (initial !== 0) {
+			try {
+				this.truncate(initial);
+			} catch (error) {
+				this.close();
+				throw error;
+			}
+		}
 	}
 
 	get fd(): number {
@@ -27,16 +45,16 @@ export class MemFile implements Disposable {
 	}
 
 	truncate(size: number | bigint): void {
-		const bytes = toIndex('size', size);
+		const bytes = validateIndex(size, 'size');
 		callNative(() => loadBinding().ftruncate(this.fd, bytes), this.path);
 	}
 
-	map(length: number | bigint, options: MapOptions = {}): Mapping {
+	map(length: number | bigint, options?: MapOptions): Mapping {
 		const binding = loadBinding();
 		const request = checkMapRequest(binding, length, options);
 		const fd = this.fd;
 		const native = callNative(() => binding.mmap(fd, request.length, request.protBits, request.shared, request.offset), this.path);
-		return new Mapping(native, { path: this.path, pageSize: binding.pageSize, prot: request.prot, shared: request.shared, offset: request.offset });
+		return Mapping.fromNative(native, { path: this.path, pageSize: binding.pageSize, prot: request.prot, shared: request.shared, offset: request.offset });
 	}
 
 	/** Closes the fd; mappings made from it stay valid until unmapped (as with any mmap). */

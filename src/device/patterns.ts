@@ -1,7 +1,10 @@
 // The test patterns fill and verify write and expect, their native codes,
 // argument checks, and a plain JavaScript reference of each pattern (slow;
 // for tests and for showing what a mismatch should have been).
-import { invalidArgument, outOfRange } from './errors.js';
+import { constants as bufferConstants } from 'node:buffer';
+
+import { invalidArgType, outOfRange } from './errors.js';
+import { validateIndex, validateInteger, validateOneOf, validateOptions } from './validate.js';
 
 export const PATTERNS = ['counter', 'random', 'constant', 'address-tag'] as const;
 export type PatternName = (typeof PATTERNS)[number];
@@ -24,23 +27,21 @@ export interface ResolvedPattern {
 	unit: 1 | 8;
 }
 
-export function resolvePattern(options: PatternOptions = {}): ResolvedPattern {
-	const name = options.pattern ?? 'counter';
+const SEED_MIN = -(2n ** 63n);
+const SEED_MAX = 2n ** 64n - 1n;
+
+/**
+ * Checks and resolves the pattern fields of an options object (already
+ * known to be a plain object); `where` names the options argument.
+ */
+export function resolvePattern(options: PatternOptions = {}, where = 'options'): ResolvedPattern {
+	const name = options.pattern === undefined ? 'counter' : validateOneOf(options.pattern, `${where}.pattern`, PATTERNS);
 	const code = PATTERNS.indexOf(name);
-	if (code < 0) {
-		throw invalidArgument('pattern', `must be one of ${PATTERNS.map((p) => `'${p}'`).join(', ')}; received ${String(name)}`);
-	}
 	const seedIn = options.seed ?? 0;
-	if (typeof seedIn === 'number' && !Number.isSafeInteger(seedIn)) {
-		throw outOfRange('seed', `must be a safe integer or a bigint; received ${seedIn}`);
-	}
-	if (typeof seedIn !== 'number' && typeof seedIn !== 'bigint') {
-		throw invalidArgument('seed', `must be a number or a bigint; received ${typeof seedIn}`);
-	}
-	const value = options.value ?? 0;
-	if (!Number.isInteger(value) || value < 0 || value > 255) {
-		throw outOfRange('value', `must be an integer from 0 to 255; received ${value}`);
-	}
+	if (typeof seedIn !== 'number' && typeof seedIn !== 'bigint') throw invalidArgType(`${where}.seed`, 'one of type number or bigint', seedIn);
+	if (typeof seedIn === 'number' && !Number.isSafeInteger(seedIn)) throw outOfRange(`${where}.seed`, 'a safe integer (or a bigint)', seedIn);
+	if (typeof seedIn === 'bigint' && (seedIn < SEED_MIN || seedIn > SEED_MAX)) throw outOfRange(`${where}.seed`, '>= -(2n ** 63n) and < 2n ** 64n', seedIn);
+	const value = options.value === undefined ? 0 : validateInteger(options.value, `${where}.value`, 0, 255);
 	return {
 		name,
 		code,
@@ -70,16 +71,23 @@ function lane(seed32: number, index: bigint): number {
 
 /** The random pattern's 64-bit word at word index i: two hashed 32-bit lanes (low lane first). */
 export function randomWord(seed: bigint, index: bigint): bigint {
+	if (typeof seed !== 'bigint') throw invalidArgType('seed', 'of type bigint', seed);
+	if (typeof index !== 'bigint') throw invalidArgType('index', 'of type bigint', index);
+	if (index < 0n) throw outOfRange('index', '>= 0n', index);
 	const seed32 = Number((seed ^ (seed >> 32n)) & 0xffffffffn);
 	return BigInt(lane(seed32, index * 2n)) | (BigInt(lane(seed32, index * 2n + 1n)) << 32n);
 }
 
 /** The bytes a pattern puts at [offset, offset + length) of a mapping (little-endian words). */
 export function expectedBytes(options: PatternOptions, offset: number, length: number): Uint8Array {
-	const p = resolvePattern(options);
+	const p = resolvePattern(validateOptions(options));
+	validateIndex(offset, 'offset');
+	validateIndex(length, 'length');
+	if (length > bufferConstants.MAX_LENGTH) throw outOfRange('length', `<= ${bufferConstants.MAX_LENGTH} (buffer.constants.MAX_LENGTH)`, length);
 	const out = new Uint8Array(length);
 	if (p.unit === 8) {
-		if (offset % 8 !== 0 || length % 8 !== 0) throw outOfRange('offset', 'and length must be multiples of 8 for word patterns');
+		if (offset % 8 !== 0) throw outOfRange('offset', `a multiple of 8 for the ${p.name} pattern`, offset);
+		if (length % 8 !== 0) throw outOfRange('length', `a multiple of 8 for the ${p.name} pattern`, length);
 		const view = new DataView(out.buffer);
 		for (let i = 0; i < length; i += 8) {
 			const at = BigInt(offset + i);

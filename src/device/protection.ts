@@ -3,8 +3,9 @@
 import { constants as bufferConstants } from 'node:buffer';
 
 import type { NativeBinding } from './binding.js';
-import { invalidArgument, outOfRange } from './errors.js';
-import { toIndex, type Protection } from './mapping.js';
+import { invalidArgType, outOfRange } from './errors.js';
+import type { Protection } from './mapping.js';
+import { validateBoolean, validateIndex, validateOneOf, validateOptions } from './validate.js';
 
 export interface MapOptions {
 	/** 'rw' (default), 'r' or 'none'. */
@@ -23,42 +24,35 @@ export interface MapRequest {
 	offset: bigint;
 }
 
+export const PROTECTIONS = ['rw', 'r', 'none'] as const;
+
 export function protBits(binding: NativeBinding, prot: Protection): number {
 	const { PROT_NONE, PROT_READ, PROT_WRITE } = binding.constants;
-	switch (prot) {
-		case 'rw':
-			return PROT_READ | PROT_WRITE;
-		case 'r':
-			return PROT_READ;
-		case 'none':
-			return PROT_NONE;
-		default:
-			throw invalidArgument('prot', `must be 'rw', 'r' or 'none'; received ${String(prot)}`);
-	}
+	return prot === 'rw' ? PROT_READ | PROT_WRITE : prot === 'r' ? PROT_READ : PROT_NONE;
 }
 
-export function checkMapRequest(binding: NativeBinding, length: number | bigint, options: MapOptions = {}): MapRequest {
+/** Checks a map(length, options) call completely, before anything reaches the kernel. */
+export function checkMapRequest(binding: NativeBinding, length: number | bigint, options?: MapOptions): MapRequest {
 	const pageSize = binding.pageSize;
-	const bytes = toIndex('length', length);
-	if (bytes === 0) throw outOfRange('length', 'must be at least one page');
+	const opts = validateOptions(options);
+	const bytes = validateIndex(length, 'length', 1);
 	if (bytes % pageSize !== 0) {
-		throw outOfRange('length', `must be a multiple of the page size (${pageSize}); received ${bytes} (${Math.ceil(bytes / pageSize) * pageSize} would do)`);
+		throw outOfRange('length', `a multiple of the page size (${pageSize}), such as ${Math.ceil(bytes / pageSize) * pageSize}`, length);
 	}
 	if (bytes > bufferConstants.MAX_LENGTH) {
 		throw outOfRange(
 			'length',
-			`is ${bytes} bytes, more than Node ${process.version} can view as one buffer (buffer.constants.MAX_LENGTH = ${bufferConstants.MAX_LENGTH}); map it in parts`,
+			`<= ${bufferConstants.MAX_LENGTH}, the most Node ${process.version} can view as one buffer (buffer.constants.MAX_LENGTH); map it in parts`,
+			length,
 		);
 	}
-	const offset = options.offset ?? 0;
-	if (typeof offset === 'bigint' ? offset < 0n : !Number.isSafeInteger(offset) || offset < 0) {
-		throw outOfRange('offset', `must be a non-negative integer; received ${String(offset)}`);
-	}
+	const prot = opts.prot === undefined ? 'rw' : validateOneOf(opts.prot, 'options.prot', PROTECTIONS);
+	if (opts.shared !== undefined) validateBoolean(opts.shared, 'options.shared');
+	const offset = opts.offset ?? 0;
+	if (typeof offset !== 'number' && typeof offset !== 'bigint') throw invalidArgType('options.offset', 'one of type number or bigint', offset);
+	if (typeof offset === 'number' && !Number.isInteger(offset)) throw outOfRange('options.offset', 'an integer', offset);
 	const offsetBig = BigInt(offset);
-	if (offsetBig % BigInt(pageSize) !== 0n) throw outOfRange('offset', `must be a multiple of the page size (${pageSize}); received ${offsetBig}`);
-	const prot = options.prot ?? 'rw';
-	if (options.shared !== undefined && typeof options.shared !== 'boolean') {
-		throw invalidArgument('shared', `must be a boolean; received ${typeof options.shared}`);
-	}
-	return { length: bytes, prot, protBits: protBits(binding, prot), shared: options.shared ?? true, offset: offsetBig };
+	if (offsetBig < 0n || offsetBig >= 2n ** 63n) throw outOfRange('options.offset', '>= 0 && < 2n ** 63n', offset);
+	if (offsetBig % BigInt(pageSize) !== 0n) throw outOfRange('options.offset', `a multiple of the page size (${pageSize})`, offset);
+	return { length: bytes, prot, protBits: protBits(binding, prot), shared: opts.shared ?? true, offset: offsetBig };
 }
