@@ -3,11 +3,28 @@
 // function line (RIP/PC/NIP/epc), the task line, and the end markers.
 // Inputs are messages with the log prefixes already removed (see text.ts).
 
-export type ReportKind = 'BUG' | 'WARNING' | 'page-fault' | 'null-deref' | 'gpf' | 'KASAN' | 'UBSAN' | 'lockup' | 'panic' | 'trace';
+export type ReportKind =
+	| 'BUG'
+	| 'WARNING'
+	| 'page-fault'
+	| 'null-deref'
+	| 'gpf'
+	| 'KASAN'
+	| 'KFENCE'
+	| 'UBSAN'
+	| 'lockup'
+	| 'panic'
+	| 'page-poison'
+	| 'trace';
 
-/** One stack frame: "fn+0xoff/0xsize [module]". */
+/**
+ * One stack frame: "fn+0xoff/0xsize [module]", or a decoded one
+ * ("fn (file.c:12)", syzbot's "fn file.c:12 [inline]"), or arm32's callee
+ * "(fn) from [<...>] (caller+0x/0x)".
+ */
 export interface StackFrame {
 	fn: string;
+	/** 0 when the layout prints no offset (decoded and inlined frames, arm32 callees). */
 	offset: number;
 	size: number;
 	module?: string;
@@ -17,6 +34,10 @@ export interface StackFrame {
 	address?: bigint;
 	/** x86 stack section the frame was in: TASK, IRQ, NMI, SOFTIRQ, ... */
 	context?: string;
+	/** Source position of a decoded frame ("lib/dump_stack.c:107"), as printed. */
+	source?: string;
+	/** syzbot's "[inline]" frames and decode_stacktrace's "(inlined by)". */
+	inline?: boolean;
 }
 
 /** A symbol as printk's %pS prints it. */
@@ -45,7 +66,13 @@ export interface Headline {
 // fn+0xoff/0xsize with an optional " [module]" or " [module buildid]".
 const SYMBOL_SRC = '([A-Za-z_.$][\\w.$]*)\\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \\[([\\w-]+)(?: [0-9a-f]+)?\\])?';
 const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
-const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + '(?: \\((unreliable|[A-Z])\\))?\\s*$');
+// What decode_stacktrace.sh and syzbot append: " (file.c:12 (inlined by) x.c:3)", " file.c:12 [inline]".
+const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
+const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
+// A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
+const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
+// arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
+const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
 const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})>?\] ?/;
 
 function symbolFromMatch(m: RegExpExecArray): KernelSymbol {
@@ -62,14 +89,55 @@ export function findSymbol(text: string): KernelSymbol | undefined {
 	return bare ? { fn: bare[1] ?? '' } : undefined;
 }
 
+/** A symbol with the source position it may carry: "fn+0x1/0x2 [m] file.c:3", "fn (file.c:3)", "fn file.c:3 [inline]". */
+export interface SymbolSite extends KernelSymbol {
+	file?: string;
+	line?: number;
+}
+
+const SITE_AFTER = /^(?: \[[\w-]+(?: [0-9a-f]+)?\])? +(?:\(([^\s():]+):(\d+)|([^\s():]+):(\d+))/;
+
+/** The symbol at the start of `text` and the file:line printed after it, if any. */
+export function symbolSite(text: string): SymbolSite | undefined {
+	const t = text.trimStart();
+	let site: SymbolSite;
+	let rest: string;
+	const m = new RegExp('^' + SYMBOL_SRC).exec(t);
+	if (m) {
+		site = symbolFromMatch(m);
+		rest = t.slice(m[0].length);
+	} else {
+		const b = /^([A-Za-z_.$][\w.$]*)(?=[ (]|$)/.exec(t);
+		if (!b) return undefined;
+		site = { fn: b[1] ?? '' };
+		rest = t.slice(b[0].length);
+		// a bare name only counts when a source position follows it
+		if (!SITE_AFTER.test(rest)) return /^\(\)/.test(rest) ? site : undefined;
+	}
+	const s = SITE_AFTER.exec(rest);
+	if (s) {
+		site.file = s[1] ?? s[3] ?? '';
+		site.line = Number(s[2] ?? s[4]);
+	}
+	return site;
+}
+
 /**
  * A stack frame line in any of the layouts:
  * x86 6.x " ? fn+0x1/0x2 [mod]", x86/riscv/arm64 4.x "[<ffff...>] fn+0x1/0x2",
- * arm64 5.x+ " fn+0x1/0x2", powerpc "[c000...] [c000...] fn+0x1/0x2 (unreliable)".
+ * arm64 5.x+ " fn+0x1/0x2", powerpc "[c000...] [c000...] fn+0x1/0x2 (unreliable)",
+ * arm32 "[<c0...>] (fn) from [<c0...>] (caller+0x1/0x2)", s390 "([<...>] fn+0x1/0x2)",
+ * and, with `decoded`, frames without offsets as decode_stacktrace.sh and syzbot
+ * print them ("fn (lib/x.c:12)", "fn lib/x.c:12 [inline]"). Decoded frames are
+ * only looked for inside a report: alone, such a line could be anything.
  */
-export function parseFrame(text: string): StackFrame | undefined {
-	if (!text.includes('+0x')) return undefined;
+export function parseFrame(text: string, decoded = false): StackFrame | undefined {
+	const hasOffset = text.includes('+0x');
+	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(') from ')))) return undefined;
 	let t = text.trimStart();
+	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
+	if (t.charCodeAt(0) === 0x28 /* ( */ && t.charCodeAt(1) === 0x5b /* [ */ && t.endsWith(')')) t = t.slice(1, -1);
+	else if (t.charCodeAt(0) === 0x3c /* < */) t = t.replace(/^<[A-Z]{2,8}>\s+/, '');
 	let address: string | undefined;
 	for (let k = 0; k < 2; k++) {
 		const m = FRAME_ADDRESS.exec(t);
@@ -82,11 +150,26 @@ export function parseFrame(text: string): StackFrame | undefined {
 		reliable = false;
 		t = t.slice(2);
 	}
-	const m = FRAME_TAIL.exec(t);
-	if (!m) return undefined;
-	const frame: StackFrame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
-	if (m[4]) frame.module = m[4];
-	if (m[5] === 'unreliable') frame.reliable = false;
+	let frame: StackFrame;
+	let m: RegExpExecArray | null;
+	if (t.charCodeAt(0) === 0x28 /* ( */) {
+		if (!(m = FRAME_ARM.exec(t))) return undefined;
+		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
+		if (m[4]) frame.module = m[4];
+	} else if (hasOffset && (m = FRAME_TAIL.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
+		if (m[4]) frame.module = m[4];
+		if (m[5] === 'unreliable') frame.reliable = false;
+		const source = m[6] ?? m[7];
+		if (source) frame.source = source;
+		if (m[8] || (m[6] !== undefined && t.includes('(inlined by)'))) frame.inline = true;
+	} else if (decoded && (m = FRAME_DECODED.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
+		if (m[2]) frame.module = m[2];
+		const source = m[3] ?? m[4];
+		if (source) frame.source = source;
+		if (m[5] || t.includes('(inlined by)')) frame.inline = true;
+	} else return undefined;
 	if (address !== undefined) frame.address = BigInt('0x' + address);
 	return frame;
 }
@@ -111,11 +194,15 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	else if (c === 0x49 /* I */ && text.startsWith('IP: ')) rest = text.slice(4);
 	else if (c === 0x50 /* P */ && text.startsWith('PC is at ')) rest = text.slice(9);
 	else if (c === 0x70 /* p */ && /^pc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
-	else if (c === 0x4e /* N */ && text.startsWith('NIP [')) rest = text.slice(4);
+	else if (c === 0x4e /* N */ && text.startsWith('NIP [')) rest = text.slice(text.indexOf(']') + 1);
 	else if (c === 0x65 /* e */ && /^epc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
+	else if (c === 0x4b /* K */ && text.startsWith('Krnl PSW : ')) rest = text.slice(text.lastIndexOf('(') + 1); // s390
 	if (rest === undefined) return undefined;
 	const m = SYMBOL_ANYWHERE.exec(rest);
-	return m ? symbolFromMatch(m) : undefined;
+	if (m) return symbolFromMatch(m);
+	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]"
+	const d = /^([A-Za-z_.$][\w.$]*) [^\s()]+:\d+/.exec(rest);
+	return d ? { fn: d[1] ?? '' } : undefined;
 }
 
 /** Task identity from "CPU: 0 [UID: 0] PID: 1 Comm: x [Not tainted|Tainted: G O] 6.1.0 #1" and older shapes. */
@@ -137,7 +224,7 @@ export interface TaskLine {
 
 const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?)(?: Kdump: loaded)? (Not tainted|Tainted: )(.*)$/;
 // hung-task reports print the taint alone, indented: "      Tainted: G      D    O       6.1.0 #1"
-const TAINT_ONLY_LINE = /^\s+(Not tainted|Tainted: )(.*)$/;
+const TAINT_ONLY_LINE = /^\s*(Not tainted|Tainted: )(?!\[)(.*)$/;
 const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
 const PROCESS_LINE = /^Process (.+?) \(pid: (\d+)[,)]/;
 const KASAN_TASK = / by task (.+)\/(\d+)\s*$/;
@@ -182,7 +269,7 @@ export function parseTaskLine(text: string): TaskLine | undefined {
 		if ((m = PROCESS_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
 	}
 	if (c === 0x74 /* t */ && (m = HUNG_TASK_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
-	if (c === 0x20 && (m = TAINT_ONLY_LINE.exec(text))) {
+	if ((c === 0x20 || c === 0x4e /* N */ || c === 0x54) /* T */ && (m = TAINT_ONLY_LINE.exec(text))) {
 		const out: TaskLine = {};
 		taintAndRelease(m[1], m[2], out);
 		return out;
@@ -222,12 +309,13 @@ export function isOopsHeader(text: string): boolean {
 }
 
 const KERNEL_BUG_AT = /^kernel BUG at (.+?):(\d+)!/;
-const WARNING_CLASSIC = /^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (?:([^\s:]+):(\d+) )?(.*)$/;
-const WARNING_NEW = /^WARNING: ([^\s:]+):(\d+) at (.+?), CPU#(\d+): (.+)\/(\d+)\s*$/;
+const WARNING_CLASSIC = /^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (?:([^\s:]+):(\d+)(?: |$))?(.*)$/;
+// 6.16+: "WARNING: [cond] file.c:12 at fn+0x1/0x2, CPU#0: comm/123"
+const WARNING_NEW = /^WARNING: (?:\[.*?\] )?([^\s:[]+):(\d+) at (.+?), CPU#(\d+): (.+)\/(\d+)\s*$/;
 const SLEEPING = /^BUG: sleeping function called from invalid context at ([^\s:]+):(\d+)/;
 const SCHED_ATOMIC = /^BUG: scheduling while atomic: (.+)\/(\d+)\/0x/;
 const BAD_PAGE = /^BUG: Bad page (?:map|state) in process (\S+)/;
-const KASAN_LINE = /^BUG: KASAN: \S+ in (.*)$/;
+const SANITIZER_LINE = /^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): .*? in (.*)$/;
 const SOFT_LOCKUP = /CPU#(\d+) stuck for \d+s! \[(.+):(\d+)\]/;
 const HARD_LOCKUP = /hard LOCKUP on cpu (\d+)/;
 const HUNG_TASK = /^INFO: task (.+):(\d+) blocked for more than/;
@@ -252,11 +340,19 @@ function lockupHeadline(text: string): Headline {
 
 function bugHeadline(text: string): Headline {
 	let m: RegExpExecArray | null;
-	if (text.startsWith('BUG: KASAN: ')) {
-		const h: Headline = { kind: 'KASAN', delimited: true };
-		if ((m = KASAN_LINE.exec(text))) {
-			const fn = findSymbol(m[1] ?? '');
-			if (fn) h.fn = fn;
+	if (/^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): /.test(text)) {
+		const h: Headline = { kind: text.startsWith('BUG: KFENCE') ? 'KFENCE' : text.startsWith('BUG: KASAN') || text.startsWith('BUG: KASan') ? 'KASAN' : 'BUG', delimited: true };
+		if ((m = SANITIZER_LINE.exec(text))) {
+			const site = symbolSite(m[1] ?? '');
+			if (site) {
+				const fn: KernelSymbol = { fn: site.fn };
+				if (site.module) fn.module = site.module;
+				h.fn = fn;
+				if (site.file !== undefined && site.line !== undefined) {
+					h.file = site.file;
+					h.line = site.line;
+				}
+			}
 		}
 		return h;
 	}
@@ -355,6 +451,10 @@ export function matchHeadline(text: string): Headline | undefined {
 		case 0x67 /* g */:
 			if (text.startsWith('general protection fault')) return { kind: 'gpf' };
 			return undefined;
+		case 0x70 /* p */:
+			// mm/page_poison.c check_poison_mem()
+			if (text.startsWith('pagealloc: memory corruption') || text.startsWith('pagealloc: single bit error')) return { kind: 'page-poison' };
+			return undefined;
 		case 0x4f /* O */:
 			if (text.startsWith('Oops') && isOopsHeader(text)) {
 				// 6.12 prints the gpf line itself behind "Oops: ": that names the problem.
@@ -373,6 +473,11 @@ export function matchHeadline(text: string): Headline | undefined {
 
 export const CUT_HERE = '------------[ cut here ]------------';
 
+/** "------------[ cut here ]------------" and arm32's "8<--- cut here ---". */
+export function isCutHere(text: string): boolean {
+	return text === CUT_HERE || text === '8<--- cut here ---';
+}
+
 /** "---[ end trace 0000000000000000 ]---" (oops, WARN) or "---[ end Kernel panic - not syncing: ... ]---". */
 export function endMarker(text: string): 'trace' | 'panic' | undefined {
 	if (!text.startsWith('---[ end ')) return undefined;
@@ -387,13 +492,13 @@ export function isRule(text: string): boolean {
 }
 
 const BODY_PREFIX =
-	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: |[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted)/;
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: |[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
 
 /** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
 export function isBodyLine(text: string): boolean {
 	const c = text.charCodeAt(0);
 	if (c === 0x20 || c === 0x09) return true;
-	return BODY_PREFIX.test(text) || parseFrame(text) !== undefined;
+	return BODY_PREFIX.test(text) || parseFrame(text, true) !== undefined;
 }
 
 /** Lines that keep a stack trace going without being frames: markers, dumps, interrupt notes. */

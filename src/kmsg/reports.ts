@@ -5,8 +5,8 @@
 // do not look like report content.
 
 import {
-	CUT_HERE,
 	continuesTrace,
+	isCutHere,
 	endMarker,
 	isBodyLine,
 	isOopsHeader,
@@ -33,9 +33,9 @@ export interface CrashReport {
 	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
 	file?: string;
 	line?: number;
-	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/epc line (for 'trace': the top reliable frame). */
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW line (user-mode RIPs ignored; for 'trace': the top reliable frame). */
 	function?: string;
-	/** [module] on the function's line, else on the nearest reliable frame that names one (build ids stripped). */
+	/** [module] on the line that named the function, else on the first frame; build ids stripped. */
 	module?: string;
 	/**
 	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
@@ -54,15 +54,26 @@ export interface CrashReport {
 	oops?: string;
 	/** "Modules linked in:" list, flags like (O) removed. */
 	modules?: string[];
-	/** The first call trace. */
+	/**
+	 * The report's call trace, in printed order: the frames after its first
+	 * "Call Trace:" / "Call trace:" / "Backtrace:" (or KFENCE's access line),
+	 * else its first run of frames that no other header ("Allocated by task 1:",
+	 * "Preemption disabled at:") introduced.
+	 */
 	frames: StackFrame[];
-	/** Further traces (KASAN alloc/free stacks, NMI backtraces of other CPUs). */
+	/** Further traces (KASAN alloc/free stacks, NMI backtraces of other CPUs, lockdep chains). */
 	moreTraces: StackFrame[][];
+	/** Page frame number from a dump_page() line ("page:... pfn:0x1a2b3"), when one was printed. */
+	pfn?: number;
 	/** An end marker ("---[ end trace ...", "---[ end Kernel panic", KASAN's closing rule) was seen. */
 	ended: boolean;
 	/** Seconds since boot of the headline, when known. */
 	ts?: number;
-	/** The report's lines as they appeared in the input. */
+	/**
+	 * The report's lines as they appeared in the input (a trailing CR removed,
+	 * terminal escapes stripped): hex dumps (page poisoning, KASAN shadow bytes)
+	 * can be decoded from here.
+	 */
 	lines: string[];
 }
 
@@ -75,14 +86,22 @@ const DELIMITED_MAX_LINES = 2000;
 /** Lines after "cut here" / a rule / a task line that may precede a headline. */
 const PENDING_MAX = 4;
 
+interface Trace {
+	frames: StackFrame[];
+	/** What introduced it: a call-trace header, another header ("Allocated by task 1:"), nothing. */
+	header: 'main' | 'side' | 'none';
+}
+
 interface OpenReport {
 	report: CrashReport;
 	mode: 'body' | 'delimited' | 'summary';
 	hasHeader: boolean;
 	functionModule: string | undefined;
-	trace: StackFrame[] | undefined;
-	/** The first real call trace went into report.frames already. */
-	haveMain: boolean;
+	traces: Trace[];
+	/** The trace frames go to now; a non-frame line that introduces something else ends it. */
+	trace: Trace | undefined;
+	/** The header seen since the last trace ended, for the next one. */
+	header: 'main' | 'side' | undefined;
 	context: string | undefined;
 	misses: number;
 	lastTs: number | undefined;
@@ -99,7 +118,18 @@ interface Pending {
 }
 
 // First characters of messages that can open a report or its preamble.
-const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOids-=C[ ?', (ch) => ch.charCodeAt(0)));
+const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) => ch.charCodeAt(0)));
+/** Longest message the classifiers look at (printk's own limit is 1 KiB): bounds the regex work per line. */
+const MAX_TEXT = 4096;
+
+/** The message without trailing blanks, and without leading ones (an indented or quoted paste) for matching. */
+function clean(text: string): { text: string; bare: string } {
+	let t = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
+	const last = t.charCodeAt(t.length - 1);
+	if (last === 0x20 || last === 0x09) t = t.trimEnd();
+	const first = t.charCodeAt(0);
+	return { text: t, bare: first === 0x20 || first === 0x09 ? t.trimStart() : t };
+}
 
 export class ReportAssembler {
 	private open: OpenReport | undefined;
@@ -113,18 +143,19 @@ export class ReportAssembler {
 	}
 
 	/** Feed one message (log prefixes removed), its raw line and timestamp. */
-	line(text: string, raw: string, ts: number | undefined): void {
+	line(message: string, raw: string, ts: number | undefined): void {
 		const open = this.open;
 		if (open && ts !== undefined && open.lastTs !== undefined && ts - open.lastTs > GAP_SECONDS) this.close();
 
-		const headline = matchHeadline(text);
+		const { text, bare } = clean(message);
+		const headline = matchHeadline(bare);
 		if (headline) {
-			if (this.open && this.joinsOpenReport(headline, text)) {
+			if (this.open && this.joinsOpenReport(headline, bare)) {
 				this.append(this.open, text, raw, ts);
 				return;
 			}
 			this.close();
-			this.start(headline, text, raw, ts);
+			this.start(headline, bare, raw, ts);
 			return;
 		}
 		if (this.open && this.feedOpen(this.open, text, raw, ts)) return;
@@ -178,8 +209,9 @@ export class ReportAssembler {
 			mode: h.delimited && (h.kind === 'KASAN' || (pending !== undefined && !pending.cut)) ? 'delimited' : 'body',
 			hasHeader: h.header === true,
 			functionModule: h.fn?.module,
+			traces: [],
 			trace: undefined,
-			haveMain: false,
+			header: undefined,
 			context: undefined,
 			misses: 0,
 			lastTs: ts,
@@ -222,7 +254,8 @@ export class ReportAssembler {
 					else open.mode = 'summary';
 					return true;
 				}
-				if (text === CUT_HERE || isRule(text)) {
+				const bare = text.trimStart();
+				if (isCutHere(bare) || isRule(bare)) {
 					this.close();
 					return false;
 				}
@@ -252,8 +285,9 @@ export class ReportAssembler {
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
 	private outside(text: string, raw: string, ts: number | undefined): void {
-		if (text === CUT_HERE || isRule(text)) {
-			this.pending = { lines: [raw], texts: [text], ts, cut: text === CUT_HERE, age: 0 };
+		const bare = text.trimStart();
+		if (isCutHere(bare) || isRule(bare)) {
+			this.pending = { lines: [raw], texts: [text], ts, cut: isCutHere(bare), age: 0 };
 			return;
 		}
 		const c = text.charCodeAt(0);
@@ -264,14 +298,14 @@ export class ReportAssembler {
 		}
 		const pending = this.pending;
 		if (pending) {
-			if (++pending.age <= PENDING_MAX && (pending.cut || isPreamble(text))) {
+			if (++pending.age <= PENDING_MAX && (pending.cut || isPreamble(bare))) {
 				pending.lines.push(raw);
 				pending.texts.push(text);
 				return;
 			}
 			this.pending = undefined;
 		}
-		if (isPreamble(text)) this.pending = { lines: [raw], texts: [text], ts, cut: false, age: 0 };
+		if (isPreamble(bare)) this.pending = { lines: [raw], texts: [text], ts, cut: false, age: 0 };
 	}
 
 	private startTrace(text: string, raw: string, ts: number | undefined): void {
@@ -288,16 +322,15 @@ export class ReportAssembler {
 		report.lines.push(raw);
 		if (ts !== undefined) open.lastTs = ts;
 
-		const frame = parseFrame(text);
+		const frame = parseFrame(text, true);
 		if (frame) {
 			if (open.context !== undefined) frame.context = open.context;
 			if (!open.trace) {
-				if (!open.haveMain) {
-					open.trace = report.frames;
-					open.haveMain = true;
-				} else report.moreTraces.push((open.trace = []));
+				open.trace = { frames: [], header: open.header ?? 'none' };
+				open.traces.push(open.trace);
+				open.header = undefined;
 			}
-			open.trace.push(frame);
+			open.trace.frames.push(frame);
 			return;
 		}
 		const marker = parseStackMarker(text);
@@ -305,27 +338,31 @@ export class ReportAssembler {
 			open.context = marker.open ? marker.name : undefined;
 			return;
 		}
-		if (text.startsWith('Call Trace:') || text.startsWith('Call trace:')) {
+		const bare = text.charCodeAt(0) === 0x20 || text.charCodeAt(0) === 0x09 ? text.trimStart() : text;
+		if (isMainHeader(bare)) {
 			open.trace = undefined;
+			open.header = 'main';
 			open.context = undefined;
 			return;
 		}
-		if (text.startsWith('Preemption disabled at:')) {
-			// One frame naming where preemption was disabled: a side trace, not the call trace.
-			report.moreTraces.push((open.trace = []));
-			return;
+		const side = bare.endsWith(':') || /^page(?:_owner | last | allocated )/.test(bare);
+		if (side || bare.startsWith('NMI backtrace for') || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
+			// "Allocated by task 1:", "Preemption disabled at:", lockdep's "-> #1 (lock){..}:",
+			// page_owner's stacks, another task's dump
+			open.trace = undefined;
+			open.header = side ? 'side' : undefined;
+			open.context = undefined;
 		}
-		if (!continuesTrace(text)) open.trace = undefined;
 
 		if (report.function === undefined) {
-			const sym = parseFunctionLine(text);
+			const sym = parseFunctionLine(bare);
 			if (sym) {
 				report.function = sym.fn;
 				open.functionModule = sym.module;
 				return;
 			}
 		}
-		const task = parseTaskLine(text);
+		const task = parseTaskLine(bare);
 		if (task) {
 			if (report.cpu === undefined && task.cpu !== undefined) report.cpu = task.cpu;
 			if (report.pid === undefined && task.pid !== undefined) report.pid = task.pid;
@@ -338,26 +375,32 @@ export class ReportAssembler {
 			if (report.release === undefined && task.release !== undefined) report.release = task.release;
 			return;
 		}
-		if (report.hardware === undefined && text.startsWith('Hardware name: ')) {
-			report.hardware = text.slice(15).trim();
+		if (report.hardware === undefined && bare.startsWith('Hardware name: ')) {
+			report.hardware = bare.slice(15).trim();
 			return;
 		}
 		if (report.modules === undefined) {
-			const modules = parseModulesLinkedIn(text);
+			const modules = parseModulesLinkedIn(bare);
 			if (modules) {
 				report.modules = modules;
 				return;
 			}
 		}
-		if (report.oops === undefined && isOopsHeader(text)) {
-			report.oops = text;
+		if (report.oops === undefined && isOopsHeader(bare)) {
+			report.oops = bare;
 			open.hasHeader = true;
 			return;
 		}
+		// dump_page(): "page:ffffea0000a1b2c0 refcount:0 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x286c8"
+		if (report.pfn === undefined && bare.startsWith('page:')) {
+			const m = /\bpfn:(?:0x)?([0-9a-f]+)\b/.exec(bare);
+			if (m) report.pfn = parseInt(m[1] ?? '', 16);
+			return;
+		}
 		// 6.12's verbose taint line "Tainted: [O]=OOT_MODULE, [W]=WARN"
-		if (!open.taintSeen && text.startsWith('Tainted: [')) {
+		if (!open.taintSeen && bare.startsWith('Tainted: [')) {
 			open.taintSeen = true;
-			report.tainted = Array.from(text.matchAll(/\[([A-Z])\]=/g), (m) => m[1]).join('');
+			report.tainted = Array.from(bare.matchAll(/\[([A-Z])\]=/g), (m) => m[1]).join('');
 		}
 	}
 
@@ -366,6 +409,10 @@ export class ReportAssembler {
 		if (!open) return;
 		this.open = undefined;
 		const report = open.report;
+		// The call trace: the first one a call-trace header introduced, else the first one no header did.
+		const main = open.traces.find((t) => t.header === 'main') ?? open.traces.find((t) => t.header === 'none');
+		report.frames = main?.frames ?? [];
+		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
 		if (report.kind === 'trace' && report.function === undefined) {
 			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
 			if (top) {
@@ -373,11 +420,19 @@ export class ReportAssembler {
 				if (open.functionModule === undefined) open.functionModule = top.module;
 			}
 		}
-		const module =
-			open.functionModule ?? report.frames.find((f) => f.reliable && f.module)?.module ?? report.frames.find((f) => f.module)?.module;
+		const module = report.function !== undefined && open.functionModule !== undefined ? open.functionModule : report.frames[0]?.module;
 		if (module !== undefined) report.module = module;
 		this.emit(report);
 	}
+}
+
+/** Lines after which the frames are the report's call trace (KFENCE names the access instead). */
+function isMainHeader(bare: string): boolean {
+	const c = bare.charCodeAt(0);
+	if (c === 0x43 /* C */) return bare.startsWith('Call Trace:') || bare.startsWith('Call trace:');
+	if (c === 0x42 /* B */) return bare.startsWith('Backtrace:');
+	if (c === 0x73 /* s */) return bare === 'stack backtrace:';
+	return /^(?:Out-of-bounds|Use-after-free|Invalid (?:free|read|write|access)|Corrupted memory)\b.* at 0x.*:$/.test(bare);
 }
 
 /** Lines that introduce a dump without naming a problem: task line, hardware, "Call Trace:". */

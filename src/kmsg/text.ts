@@ -57,11 +57,48 @@ function afterHostKernel(s: string, i: number, end: number): number {
 }
 
 /** Index after a syslog/journal timestamp at `i` ("Nov 24 12:00:00[.123456] " or ISO 8601), else -1. */
+/**
+ * Index after a month name in another locale at `i` ("июл", "févr.", "Mär",
+ * "12月") followed by " DD HH:", else -1: journalctl and syslog print %b.
+ */
+function localMonth(s: string, i: number, end: number): number {
+	let j = i;
+	const limit = Math.min(end, i + 9);
+	while (j < limit) {
+		const c = s.charCodeAt(j);
+		if (c === SPACE) break;
+		if (!(c > 0x7f || isLower(c) || isUpper(c) || c === 0x2e /* . */ || isDigit(c))) return -1;
+		j++;
+	}
+	if (j === i || j >= limit) return -1;
+	j++;
+	if (s.charCodeAt(j) === SPACE) j++;
+	if (!isDigit(s.charCodeAt(j))) return -1;
+	j++;
+	if (isDigit(s.charCodeAt(j))) j++;
+	if (s.charCodeAt(j) !== SPACE || !isDigit(s.charCodeAt(j + 1)) || !isDigit(s.charCodeAt(j + 2)) || s.charCodeAt(j + 3) !== 0x3a) return -1;
+	return j + 1;
+}
+
 function afterSyslogTime(s: string, i: number, end: number): number {
 	const c0 = s.charCodeAt(i);
+	if (c0 > 0x7f || isLower(c0)) {
+		const t = localMonth(s, i, end);
+		if (t < 0) return -1;
+		let j = t;
+		while (j < end && s.charCodeAt(j) !== SPACE) j++;
+		return j + 1;
+	}
 	if (isUpper(c0)) {
 		// "Nov 24 12:00:00 " / "Nov  4 12:00:00.123456 "
-		if (!isLower(s.charCodeAt(i + 1)) || !isLower(s.charCodeAt(i + 2)) || s.charCodeAt(i + 3) !== SPACE) return -1;
+		if (!isLower(s.charCodeAt(i + 1)) || !isLower(s.charCodeAt(i + 2)) || s.charCodeAt(i + 3) !== SPACE) {
+			// "Okt", "Mär", "Sept." ... in other locales
+			const t = isLower(s.charCodeAt(i + 1)) || s.charCodeAt(i + 1) > 0x7f ? localMonth(s, i, end) : -1;
+			if (t < 0) return -1;
+			let j = t;
+			while (j < end && s.charCodeAt(j) !== SPACE) j++;
+			return j + 1;
+		}
 		const d = s.charCodeAt(i + 4);
 		if (!(isDigit(d) || d === SPACE) || !isDigit(s.charCodeAt(i + 5)) || s.charCodeAt(i + 6) !== SPACE) return -1;
 		if (!isDigit(s.charCodeAt(i + 7)) || s.charCodeAt(i + 9) !== 0x3a /* : */) return -1;
@@ -96,9 +133,17 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 
 	let i = start;
 	let c = s.charCodeAt(i);
+	// a mail reply's quoting: "> ", ">> ", "> > "
+	if (c === 0x3e /* > */) {
+		while (c === 0x3e) {
+			i++;
+			if (s.charCodeAt(i) === SPACE) i++;
+			c = s.charCodeAt(i);
+		}
+	}
 
 	// syslog / journalctl: "<time> <host> kernel: "
-	if ((isUpper(c) || isDigit(c)) && end - i > 16) {
+	if ((isUpper(c) || isDigit(c) || c > 0x7f || (isLower(c) && localMonth(s, i, end) > 0)) && end - i > 16) {
 		const t = afterSyslogTime(s, i, end);
 		if (t > 0) {
 			const k = afterHostKernel(s, t, end);

@@ -24,7 +24,6 @@ describe('x86_64 6.x', () => {
 			file: 'mm/memory.c',
 			line: 2055,
 			function: 'vm_insert_page',
-			module: 'hybridmem_test',
 			oops: 'invalid opcode: 0000 [#1] PREEMPT SMP NOPTI',
 			cpu: 1,
 			pid: 431,
@@ -35,6 +34,8 @@ describe('x86_64 6.x', () => {
 			ts: 118.10227,
 		});
 		expect(r.uid).toBeUndefined();
+		// neither the RIP line (vm_insert_page) nor the first frame (? __die_body.cold) names a module
+		expect(r.module).toBeUndefined();
 		expect(r.modules?.slice(0, 3)).toEqual(['hybridmem_test', 'binfmt_misc', 'sd_mod']);
 		expect(r.frames).toHaveLength(19);
 		expect(r.frames[0]).toEqual({ fn: '__die_body.cold', offset: 0x1a, size: 0x1f, reliable: false, context: 'TASK' });
@@ -66,7 +67,6 @@ describe('x86_64 6.x', () => {
 			file: 'mm/memory.c',
 			line: 2251,
 			function: 'vm_insert_page',
-			module: 'hybridmem_test',
 			oops: 'Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI',
 			cpu: 1,
 			uid: 0,
@@ -86,7 +86,6 @@ describe('x86_64 6.x', () => {
 			file: 'mm/foo.c',
 			line: 12,
 			function: 'fn',
-			module: 'hybridmem_test',
 			cpu: 1,
 			pid: 1,
 			comm: 'swapper/0',
@@ -114,7 +113,7 @@ describe('x86_64 6.x', () => {
 
 	it('general protection fault in a workqueue', () => {
 		const r = single('x86_64-6.1-gpf.log');
-		expect(r).toMatchObject({ kind: 'gpf', function: '__list_del_entry_valid', module: 'hybridmem_test', comm: 'kworker/1:2', pid: 602 });
+		expect(r).toMatchObject({ kind: 'gpf', function: '__list_del_entry_valid', comm: 'kworker/1:2', pid: 602 });
 		expect(r.headline).toMatch(/^general protection fault, probably for non-canonical address 0xdead000000000122/);
 	});
 
@@ -139,7 +138,7 @@ describe('x86_64 6.x', () => {
 
 	it('UBSAN with file and line, function unknown (user-mode RIP only)', () => {
 		const r = single('x86_64-6.1-ubsan.log');
-		expect(r).toMatchObject({ kind: 'UBSAN', file: '/build/hybridmem/kmod/hybridmem_test.c', line: 412, module: 'hybridmem_test', ended: true });
+		expect(r).toMatchObject({ kind: 'UBSAN', file: '/build/hybridmem/kmod/hybridmem_test.c', line: 412, ended: true });
 		expect(r.function).toBeUndefined();
 	});
 
@@ -172,12 +171,12 @@ describe('x86_64 6.x', () => {
 
 	it('scheduling while atomic, sleeping in atomic, bad page map', () => {
 		const atomic = single('x86_64-6.1-sched-atomic.log');
-		expect(atomic).toMatchObject({ kind: 'BUG', headline: 'BUG: scheduling while atomic: node/431/0x00000002', comm: 'node', pid: 431, module: 'hybridmem_test' });
+		expect(atomic).toMatchObject({ kind: 'BUG', headline: 'BUG: scheduling while atomic: node/431/0x00000002', comm: 'node', pid: 431 });
 		// "Preemption disabled at:" names one frame; the call trace is the one after "Call Trace:"
 		expect(atomic.frames[0]?.fn).toBe('dump_stack_lvl');
 		expect(atomic.moreTraces).toEqual([[{ fn: 'kex_mmap', offset: 0x64, size: 0x3a0, module: 'hybridmem_test', reliable: true, address: 0xffffffffc0a011c4n }]]);
 		const sleeping = single('x86_64-6.1-sleeping-in-atomic.log');
-		expect(sleeping).toMatchObject({ kind: 'BUG', file: 'include/linux/sched/mm.h', line: 274, module: 'hybridmem_test' });
+		expect(sleeping).toMatchObject({ kind: 'BUG', file: 'include/linux/sched/mm.h', line: 274 });
 		const bad = single('x86_64-6.1-bad-page-map.log');
 		expect(bad).toMatchObject({ kind: 'BUG', comm: 'node', tainted: 'G    B      O' });
 		expect(bad.headline).toBe('BUG: Bad page map in process node  pte:8000000104a3e027 pmd:104b3f067');
@@ -192,7 +191,7 @@ describe('older x86_64 layouts', () => {
 			kind: 'null-deref',
 			function: 'kex_mmap',
 			module: 'hybridmem_test',
-			oops: 'Oops: 0000 [#1] SMP ',
+			oops: 'Oops: 0000 [#1] SMP', // trailing blank removed
 			tainted: 'G           OE',
 			release: '4.4.0-21-generic',
 			ended: true,
@@ -217,7 +216,7 @@ describe('older x86_64 layouts', () => {
 describe('arm64', () => {
 	it("the notes' bare trace: frames with addresses, the module frame below vm_insert_page", () => {
 		const r = single('notes-arm64-trace.log');
-		expect(r).toMatchObject({ kind: 'trace', function: 'vm_insert_page', module: 'hybridmem_test', ts: 576.556609, ended: false });
+		expect(r).toMatchObject({ kind: 'trace', function: 'vm_insert_page', ts: 576.556609, ended: false });
 		expect(r.frames).toHaveLength(7);
 		expect(r.frames[0]).toEqual({ fn: 'vm_insert_page', offset: 0x23c, size: 0x240, reliable: true, address: 0xffff000008250d1cn });
 		expect(r.frames[1]).toEqual({ fn: '_mmap', offset: 0xb4, size: 0x188, module: 'hybridmem_test', reliable: true, address: 0xffff000002aa00b4n });
@@ -232,7 +231,6 @@ describe('arm64', () => {
 			file: 'mm/memory.c',
 			line: 1570,
 			function: 'vm_insert_page',
-			module: 'hybridmem_test',
 			oops: 'Internal error: Oops - BUG: 0 [#1] SMP',
 			cpu: 12,
 			pid: 5472,

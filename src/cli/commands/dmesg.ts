@@ -79,7 +79,8 @@ export function describeReport(report: CrashReport, index: number, maxFrames: nu
 		lines.push('   frames:');
 		for (const f of shown) {
 			const text = `${f.fn}+0x${f.offset.toString(16)}/0x${f.size.toString(16)}${f.module ? ` [${f.module}]` : ''}`;
-			lines.push(`     ${f.module ? '>' : ' '} ${text}${f.module && f.module === report.module ? '   <- module' : ''}`);
+			const marked = f.module !== undefined && (report.module === undefined || f.module === report.module);
+			lines.push(`     ${f.module ? '>' : ' '} ${text}${marked ? '   <- module' : ''}`);
 		}
 		const hidden = report.frames.length - shown.length;
 		if (hidden > 0) lines.push(`       (${hidden} more${reliable.length < report.frames.length ? ', including "?" guesses' : ''})`);
