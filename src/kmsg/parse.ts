@@ -5,6 +5,7 @@
 
 import { eventCandidate, parseModuleEventAt, type ModuleEvent } from './events.js';
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
+import { matchHeadline } from './report-lines.js';
 import { ReportAssembler, type CrashReport } from './reports.js';
 import { newLineScan, scanLine, stripAnsi } from './text.js';
 
@@ -33,6 +34,10 @@ export class KernelLogParser {
 	private inKmsgDump = false;
 	// Fragments of a continued line (flag 'c' then '+') from 3.x-4.x kernels.
 	private fragment: { text: string; ts: number } | undefined;
+	// The previous timestamped message, to drop the copies a second console prints.
+	private prev: { s: string; start: number; end: number; ts: number } | undefined;
+	// Set once a headline came twice in a row with the same timestamp: two consoles write into this log.
+	private twoConsoles = false;
 
 	constructor(private readonly options: KernelLogParserOptions = {}) {
 		this.assembler = new ReportAssembler((report) => {
@@ -128,6 +133,25 @@ export class KernelLogParser {
 		const start = scan.start;
 		const end = scan.end;
 		const ts = tsOverride ?? scan.ts;
+		if (scan.ts !== undefined) {
+			const prev = this.prev;
+			if (prev && prev.ts === scan.ts && prev.end - prev.start === end - start && sameText(prev.s, prev.start, s, start, end - start)) {
+				// The same message with the same timestamp again: a second console's copy. Identical
+				// frames can follow each other legitimately, so copies are only dropped once a
+				// headline came twice.
+				if (this.twoConsoles) return;
+				if (matchHeadline(s.slice(start, end).trim())) {
+					this.twoConsoles = true;
+					return;
+				}
+			}
+			if (prev) {
+				prev.s = s;
+				prev.start = start;
+				prev.end = end;
+				prev.ts = scan.ts;
+			} else this.prev = { s, start, end, ts: scan.ts };
+		}
 		const c = s.charCodeAt(start);
 		if (c >= 0x30 && c <= 0x39) {
 			const semi = kmsgHeaderEnd(s, start, end);
@@ -167,6 +191,11 @@ export class KernelLogParser {
 			this.assembler.line(s.slice(start, end), raw ?? s.slice(rawStart, end), ts);
 		}
 	}
+}
+
+function sameText(a: string, i: number, b: string, j: number, n: number): boolean {
+	for (let k = 0; k < n; k++) if (a.charCodeAt(i + k) !== b.charCodeAt(j + k)) return false;
+	return true;
 }
 
 /** Parse a plain-text kernel log (dmesg, journalctl -k, syslog, serial console, kmsg dump). */
