@@ -93,7 +93,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
 		ReturnMappingSlot();
 		ThrowErrno(env, err, "mmap");
 	}
-	return CreateMapping(env, static_cast<uint8_t*>(addr), length, PageSize(), group);
+	return CreateMapping(env, static_cast<uint8_t*>(addr), length, PageSize(), prot, group);
 }
 
 template <typename T>

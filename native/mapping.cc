@@ -64,6 +64,13 @@ int64_t Limit() {
 	return g_limit;
 }
 
+// Node-API requires the result pointer (napi_invalid_arg without it, and
+// then nothing is adjusted). A basic call: allowed inside finalizers.
+void AdjustExternal(napi_env env, int64_t change) {
+	int64_t total = 0;
+	napi_adjust_external_memory(env, change, &total);
+}
+
 struct AddonData {
 	napi_ref mapping_ctor = nullptr;
 	MapState* constructing = nullptr;  // set only while CreateMapping builds an instance
@@ -101,7 +108,7 @@ void ReleaseRange(napi_env env, MapState* s) {
 	s->mapped = false;
 	s->reserved = false;
 	ReturnMappingSlot();
-	if (s->charge) napi_adjust_external_memory(env, -s->charge, nullptr);
+	if (s->charge) AdjustExternal(env, -s->charge);
 	s->charge = 0;
 	Unlink(s);
 }
@@ -169,7 +176,7 @@ napi_value BufferOf(napi_env env, MapState* s) {
 	}
 	napi_value raw = nullptr;
 	// No finalizer here: the region's lifetime follows the object (below),
-	// not the backing store, which detach drops at once.
+	// not the backing store, which may outlive it briefly.
 	napi_status status = napi_create_external_arraybuffer(env, s->addr, s->length, nullptr, nullptr, &raw);
 	if (status != napi_ok) {
 		Napi::Error error = Napi::Error::New(env);
@@ -188,25 +195,21 @@ napi_value BufferOf(napi_env env, MapState* s) {
 	return raw;
 }
 
-// unmap(): detach, then give the driver's mapping back; the range itself
-// stays reserved while an ArrayBuffer object over it is alive.
+// unmap(): gives the driver's mapping back. While an ArrayBuffer object over
+// the range is alive, the range is not returned to the kernel but replaced
+// (atomically, MAP_FIXED) by anonymous zero-filled private memory with the
+// same protection: the buffer is not detached, because Node's own native
+// code may still use it (zlib asserts its input view's length on every
+// chunk and aborts on a detached one; a pending write or read holds the raw
+// pointer), and with the reservation in place nothing that holds the old
+// pointer can reach another mapping.
 bool CloseState(napi_env env, MapState* s) {
 	if (s->closed) return false;
 	if (s->busy > 0) ThrowErrno(env, EBUSY, "munmap");
-	if (s->buffer_ref != nullptr) {
-		napi_value value = nullptr;
-		napi_get_reference_value(env, s->buffer_ref, &value);
-		if (value != nullptr) {
-			bool detached = false;
-			napi_is_detached_arraybuffer(env, value, &detached);
-			if (!detached) NAPI_THROW_IF_FAILED(env, napi_detach_arraybuffer(env, value), false);
-		}
-	}
 	s->closed = true;
 	Unlink(s);
 	if (s->buffers > 0) {
-		void* got = mmap(s->addr, s->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-			-1, 0);
+		void* got = mmap(s->addr, s->length, s->prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 		if (got == s->addr) {
 			s->reserved = true;
 			return true;
@@ -216,7 +219,7 @@ bool CloseState(napi_env env, MapState* s) {
 	int err = errno;
 	s->mapped = false;
 	ReturnMappingSlot();
-	if (s->charge) napi_adjust_external_memory(env, -s->charge, nullptr);
+	if (s->charge) AdjustExternal(env, -s->charge);
 	s->charge = 0;
 	if (rc != 0) ThrowErrno(env, err, "munmap");
 	return true;
@@ -601,8 +604,8 @@ void ReserveMappingSlot(Napi::Env env) {
 	// Dropped mappings wait for a collection; force one (external memory far
 	// beyond V8's hard limit makes it collect at once, finalizers included).
 	constexpr int64_t kNudge = int64_t(1) << 40;
-	napi_adjust_external_memory(env, kNudge, nullptr);
-	napi_adjust_external_memory(env, -kNudge, nullptr);
+	AdjustExternal(env, kNudge);
+	AdjustExternal(env, -kNudge);
 	if (g_live.fetch_add(1) < limit) return;
 	g_live.fetch_sub(1);
 	ThrowCoded(env, "ERR_HYBRIDMEM_TOO_MANY_MAPPINGS",
@@ -613,7 +616,7 @@ void ReserveMappingSlot(Napi::Env env) {
 
 void ReturnMappingSlot() { g_live.fetch_sub(1); }
 
-Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size, Group* group) {
+Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size, int prot, Group* group) {
 	AddonData* data = GetData(env);
 	MapState* s = new MapState();
 	s->env = env;
@@ -621,6 +624,7 @@ Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64
 	s->addr = addr;
 	s->length = length;
 	s->page_size = page_size;
+	s->prot = prot;
 	napi_value ctor = nullptr;
 	napi_value instance = nullptr;
 	data->constructing = s;
@@ -634,7 +638,7 @@ Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64
 		throw Napi::Error::New(env);
 	}
 	s->charge = kRegionCost + static_cast<int64_t>(std::min<uint64_t>(length, uint64_t(1) << 40));
-	napi_adjust_external_memory(env, s->charge, nullptr);
+	AdjustExternal(env, s->charge);
 	if (group) Link(s, group);
 	Napi::Object object(env, instance);
 	// Node cannot view every length as one buffer; find out now, while the

@@ -8,12 +8,13 @@
 //    Node-API version, whose basic finalizers run synchronously from the GC),
 //    so mappings dropped without unmap() in a synchronous loop are released
 //    by the next scavenge instead of piling up to vm.max_map_count;
-//  - unmap() detaches the ArrayBuffer (every view drops to length 0) and
-//    releases the driver's mapping, but while an ArrayBuffer object is alive
-//    (a view held by a pending fs.read, stream.write or zlib call keeps it
-//    alive) the address range stays reserved by an anonymous zero-filled
-//    private mapping, so native code still holding the pointer reads zeros
-//    and writes into scratch pages; no later mmap can be given the address;
+//  - unmap() releases the driver's mapping, but while an ArrayBuffer object
+//    over it is alive (any view keeps it alive: one held by a pending
+//    fs.read, stream.write or zlib call, or by user code) the address range
+//    stays reserved by anonymous zero-filled private memory with the same
+//    protection, so whatever still holds the pointer reads zeros and writes
+//    into scratch pages, and no later mmap can be given the address. The
+//    buffer is not detached: Node's zlib aborts on a detached input view;
 //  - an async fill/verify holds it until its completion runs.
 // Live regions (mapped or reserved) are counted process-wide, and mmap
 // refuses with ERR_HYBRIDMEM_TOO_MANY_MAPPINGS well below vm.max_map_count.
@@ -37,6 +38,7 @@ struct MapState {
 	uint8_t* addr = nullptr;
 	uint64_t length = 0;
 	uint64_t page_size = 0;
+	int prot = 0;
 	int64_t charge = 0;          // external memory reported to V8 for this region
 	int busy = 0;                // async fill/verify calls using the region
 	bool closed = false;         // unmap() or the group's close() ran: no more use
@@ -55,7 +57,7 @@ void InitMappings(Napi::Env env, Napi::Object exports);
 
 // Wraps a fresh mmap result (counted in the live total by the caller) into a
 // NativeMapping; on failure it unmaps and throws.
-Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size, Group* group);
+Napi::Object CreateMapping(Napi::Env env, uint8_t* addr, uint64_t length, uint64_t page_size, int prot, Group* group);
 
 // The live-mapping budget: throws ERR_HYBRIDMEM_TOO_MANY_MAPPINGS when no
 // mapping can be added, after one forced garbage collection.

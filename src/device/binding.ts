@@ -54,7 +54,7 @@ export interface NativeGroup {
 }
 
 export interface NativeLiveMappings {
-	/** Regions mapped, or still reserved for a detached buffer, in this process. */
+	/** Regions mapped, or still reserved for a live buffer of an unmapped one, in this process. */
 	live: number;
 	/** mmap() refuses with ERR_HYBRIDMEM_TOO_MANY_MAPPINGS at this many. */
 	limit: number;

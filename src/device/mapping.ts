@@ -1,10 +1,10 @@
 // A Mapping: one mmap'ed region of a device (or memfd) with a Uint8Array over
 // it, and fill/verify/probe that never crash node (faulting pages are
-// reported, not raised). unmap() detaches the buffer and releases the
-// driver's mapping; the address range itself stays reserved until the
-// detached ArrayBuffer is collected (see native/mapping.h), so I/O still
-// holding the old pointer can never reach another mapping. Afterwards every
-// use throws ERR_MAPPING_CLOSED.
+// reported, not raised). unmap() releases the driver's mapping; while a view
+// of the bytes is alive the address range stays reserved by zero-filled
+// scratch memory (see native/mapping.h), so I/O still holding the old
+// pointer can never reach another mapping. Afterwards every use of the
+// Mapping throws ERR_MAPPING_CLOSED.
 import type { NativeMapping, NativeRegionOptions } from './binding.js';
 import { callNative, codedError, mappingClosed, outOfRange, withPath, type CodedError } from './errors.js';
 import { resolvePattern, type PatternOptions, type ResolvedPattern } from './patterns.js';
@@ -127,7 +127,10 @@ export class Mapping implements Disposable, AsyncDisposable {
 		return this.#native.busy;
 	}
 
-	/** The mapped bytes. Views taken from it drop to length 0 on unmap. */
+	/**
+	 * The mapped bytes. After unmap() views taken from it keep their length
+	 * but show zero-filled scratch memory, never another mapping's bytes.
+	 */
 	get bytes(): Uint8Array {
 		const buffer = this.#live('read bytes').buffer;
 		if (!buffer) throw mappingClosed('read bytes');
@@ -195,11 +198,12 @@ export class Mapping implements Disposable, AsyncDisposable {
 	}
 
 	/**
-	 * Detaches the bytes (all views drop to length 0) and releases the
-	 * mapping, once. While a view of the old bytes is still reachable (held by
-	 * a pending fs.read, stream.write, zlib call, ...) the address range stays
-	 * reserved by zero-filled scratch memory, so it cannot be handed to another
-	 * mapping; the reservation goes when the last view is collected.
+	 * Releases the mapping (the driver's vma is gone when this returns), once.
+	 * While a view of the bytes is still reachable (held by a pending fs.read,
+	 * stream.write, zlib call, or by your code) the address range stays
+	 * reserved by zero-filled scratch memory of the same protection, so it
+	 * cannot be handed to another mapping: the old views read zeros and writes
+	 * to them go nowhere. The reservation goes when the last view is collected.
 	 * Throws EBUSY while an async fill/verify runs; a second call does nothing.
 	 */
 	unmap(): void {
