@@ -12,6 +12,24 @@ import { newLineScan, scanLine, stripAnsi } from './text.js';
 export interface KernelLog {
 	events: ModuleEvent[];
 	reports: CrashReport[];
+	/** What the input looked like: tells a log without reports from something that is not a log at all. */
+	input: InputStats;
+}
+
+/** Lines longer than this are cut for parsing (printk's own messages are at most 1 KiB). */
+export const MAX_LINE = 64 * 1024;
+
+export interface InputStats {
+	/** Lines (or records) seen. */
+	lines: number;
+	/** Characters seen. */
+	chars: number;
+	/** The longest line in characters, before cutting. */
+	longestLine: number;
+	/** Lines longer than MAX_LINE: only their first MAX_LINE characters were parsed. */
+	longLines: number;
+	/** NUL bytes, or many control or undecodable characters at the start: binary data, not text. */
+	binary: boolean;
 }
 
 export interface KernelLogParserOptions {
@@ -38,6 +56,11 @@ export class KernelLogParser {
 	private prev: { s: string; start: number; end: number; ts: number } | undefined;
 	// Set once a headline came twice in a row with the same timestamp: two consoles write into this log.
 	private twoConsoles = false;
+	// Characters of the pending partial line, including those beyond MAX_LINE that were not kept.
+	private partialLength = 0;
+	private sampled = 0;
+	private oddChars = 0;
+	readonly input: InputStats = { lines: 0, chars: 0, longestLine: 0, longLines: 0, binary: false };
 
 	constructor(private readonly options: KernelLogParserOptions = {}) {
 		this.assembler = new ReportAssembler((report) => {
@@ -46,34 +69,103 @@ export class KernelLogParser {
 		});
 	}
 
-	/** Feed a chunk of text; a trailing partial line waits for the next chunk or end(). */
+	/**
+	 * Feed a chunk of text; a trailing partial line waits for the next chunk or
+	 * end(). Memory stays bounded whatever comes: a line is kept up to MAX_LINE
+	 * characters, the rest of it is counted and dropped.
+	 */
 	write(chunk: string): void {
-		let text = this.partial + chunk;
-		const last = text.lastIndexOf('\n');
-		if (last < 0) {
-			this.partial = text;
+		this.inspect(chunk);
+		const first = chunk.indexOf('\n');
+		if (first < 0) {
+			this.keepPartial(chunk, 0, chunk.length);
 			return;
 		}
-		this.partial = text.slice(last + 1);
-		text = text.slice(0, last + 1);
-		this.text(text);
+		let from = 0;
+		if (this.partialLength > 0) {
+			// the pending line ends in this chunk
+			this.keepPartial(chunk, 0, first);
+			this.completePartial();
+			from = first + 1;
+		}
+		const last = chunk.lastIndexOf('\n');
+		if (last >= from) this.feedLines(from === 0 && last === chunk.length - 1 ? chunk : chunk.slice(from, last + 1));
+		this.keepPartial(chunk, last + 1, chunk.length);
 	}
 
 	/** Feed complete text (all lines, the last one may lack its newline). */
 	text(text: string): void {
+		this.inspect(text);
+		this.feedLines(text);
+	}
+
+	private feedLines(text: string): void {
 		if (text.includes('\x1b')) text = stripAnsi(text);
 		const n = text.length;
+		const input = this.input;
 		let pos = 0;
 		while (pos < n) {
 			let nl = text.indexOf('\n', pos);
 			if (nl < 0) nl = n;
-			this.feed(text, pos, nl, undefined);
+			const length = nl - pos;
+			input.lines++;
+			if (length > input.longestLine) input.longestLine = length;
+			if (length > MAX_LINE) {
+				input.longLines++;
+				this.feed(text, pos, pos + MAX_LINE, undefined);
+			} else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
 		}
 	}
 
+	private keepPartial(chunk: string, from: number, to: number): void {
+		if (to <= from) return;
+		this.partialLength += to - from;
+		const room = MAX_LINE - this.partial.length;
+		if (room > 0) this.partial += chunk.slice(from, from + Math.min(room, to - from));
+	}
+
+	private completePartial(): void {
+		const length = this.partialLength;
+		const line = this.partial;
+		this.partial = '';
+		this.partialLength = 0;
+		const input = this.input;
+		input.lines++;
+		if (length > input.longestLine) input.longestLine = length;
+		if (length > MAX_LINE) input.longLines++;
+		const clean = line.includes('\x1b') ? stripAnsi(line) : line;
+		this.feed(clean, 0, clean.length, undefined);
+	}
+
+	/** Counts characters; NULs anywhere, or odd characters in the first 4 KiB, mark binary input. */
+	private inspect(text: string): void {
+		this.input.chars += text.length;
+		if (this.input.binary) return;
+		if (text.includes('\0')) {
+			this.input.binary = true;
+			return;
+		}
+		if (this.sampled >= 4096) return;
+		const n = Math.min(text.length, 4096 - this.sampled);
+		for (let i = 0; i < n; i++) {
+			const c = text.charCodeAt(i);
+			if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x1b) || c === 0xfffd) this.oddChars++;
+		}
+		this.sampled += n;
+		if (this.oddChars * 20 > this.sampled && this.sampled >= 64) this.input.binary = true;
+	}
+
 	/** Feed one line of text; `ts` (seconds) overrides what the line's prefix says. */
 	line(line: string, ts?: number): void {
+		this.inspect(line);
+		const input = this.input;
+		input.lines++;
+		if (line.length > input.longestLine) input.longestLine = line.length;
+		if (line.length > MAX_LINE) {
+			input.longLines++;
+			line = line.slice(0, MAX_LINE);
+		}
 		const clean = stripAnsi(line);
 		this.feed(clean, 0, clean.length, ts);
 	}
@@ -81,6 +173,9 @@ export class KernelLogParser {
 	/** Feed one /dev/kmsg record (its text may hold several lines). */
 	record(record: KmsgRecord): void {
 		const ts = record.tsUsec / 1e6;
+		this.input.lines++;
+		this.input.chars += record.text.length;
+		if (record.text.length > this.input.longestLine) this.input.longestLine = record.text.length;
 		if (record.flag === 'c' || record.flag === '+') {
 			if (record.flag === '+' && this.fragment) {
 				this.fragment.text += record.text;
@@ -101,14 +196,10 @@ export class KernelLogParser {
 
 	/** Flush what is pending and return everything parsed so far. */
 	end(): KernelLog {
-		if (this.partial) {
-			const rest = this.partial;
-			this.partial = '';
-			this.text(rest);
-		}
+		if (this.partialLength > 0) this.completePartial();
 		this.flushFragment();
 		this.assembler.finish();
-		return { events: this.events, reports: this.reports };
+		return { events: this.events, reports: this.reports, input: this.input };
 	}
 
 	private flushFragment(): void {

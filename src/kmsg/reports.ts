@@ -83,6 +83,8 @@ const MISS_LIMIT = 8;
 const GAP_SECONDS = 10;
 /** Safety cap for reports closed by a rule line (KASAN/UBSAN) whose rule never comes. */
 const DELIMITED_MAX_LINES = 2000;
+/** No report keeps more lines than this (input of nothing but indented lines would otherwise grow one without end). */
+const REPORT_MAX_LINES = 20000;
 /** Lines after "cut here" / a rule / a task line that may precede a headline. */
 const PENDING_MAX = 4;
 
@@ -122,13 +124,10 @@ const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) 
 /** Longest message the classifiers look at (printk's own limit is 1 KiB): bounds the regex work per line. */
 const MAX_TEXT = 4096;
 
-/** The message without trailing blanks, and without leading ones (an indented or quoted paste) for matching. */
-function clean(text: string): { text: string; bare: string } {
-	let t = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
-	const last = t.charCodeAt(t.length - 1);
-	if (last === 0x20 || last === 0x09) t = t.trimEnd();
-	const first = t.charCodeAt(0);
-	return { text: t, bare: first === 0x20 || first === 0x09 ? t.trimStart() : t };
+/** The message without leading blanks (an indented or quoted paste), for matching. */
+function bareOf(text: string): string {
+	const first = text.charCodeAt(0);
+	return first === 0x20 || first === 0x09 ? text.trimStart() : text;
 }
 
 export class ReportAssembler {
@@ -147,7 +146,11 @@ export class ReportAssembler {
 		const open = this.open;
 		if (open && ts !== undefined && open.lastTs !== undefined && ts - open.lastTs > GAP_SECONDS) this.close();
 
-		const { text, bare } = clean(message);
+		// Trailing blanks go; the classifiers look at most at MAX_TEXT characters.
+		let text = message.length > MAX_TEXT ? message.slice(0, MAX_TEXT) : message;
+		const last = text.charCodeAt(text.length - 1);
+		if (last === 0x20 || last === 0x09) text = text.trimEnd();
+		const bare = bareOf(text);
 		const headline = matchHeadline(bare);
 		if (headline) {
 			if (this.open && this.joinsOpenReport(headline, bare)) {
@@ -254,7 +257,7 @@ export class ReportAssembler {
 					else open.mode = 'summary';
 					return true;
 				}
-				const bare = text.trimStart();
+				const bare = bareOf(text);
 				if (isCutHere(bare) || isRule(bare)) {
 					this.close();
 					return false;
@@ -271,6 +274,7 @@ export class ReportAssembler {
 				if (isBodyLine(text)) {
 					open.misses = 0;
 					this.append(open, text, raw, ts);
+					if (open.report.lines.length >= REPORT_MAX_LINES) this.close();
 					return true;
 				}
 				this.miss(open);
@@ -285,7 +289,7 @@ export class ReportAssembler {
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
 	private outside(text: string, raw: string, ts: number | undefined): void {
-		const bare = text.trimStart();
+		const bare = bareOf(text);
 		if (isCutHere(bare) || isRule(bare)) {
 			this.pending = { lines: [raw], texts: [text], ts, cut: isCutHere(bare), age: 0 };
 			return;
@@ -338,7 +342,7 @@ export class ReportAssembler {
 			open.context = marker.open ? marker.name : undefined;
 			return;
 		}
-		const bare = text.charCodeAt(0) === 0x20 || text.charCodeAt(0) === 0x09 ? text.trimStart() : text;
+		const bare = bareOf(text);
 		if (isMainHeader(bare)) {
 			open.trace = undefined;
 			open.header = 'main';

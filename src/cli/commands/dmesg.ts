@@ -7,7 +7,7 @@ import { CliError } from '../errors.js';
 import { abortOnSignals, parse } from '../options.js';
 import type { ModuleEvent } from '../../kmsg/events.js';
 import { toJson } from '../../kmsg/json.js';
-import { KernelLogParser, parseRecords, type KernelLog } from '../../kmsg/parse.js';
+import { KernelLogParser, MAX_LINE, parseRecords, type KernelLog } from '../../kmsg/parse.js';
 import { readKernelLog, startCapture } from '../../kmsg/reader.js';
 import type { CrashReport } from '../../kmsg/reports.js';
 
@@ -22,8 +22,8 @@ Reads any shape of kernel log: dmesg with or without timestamps, dmesg -r/-x,
 journalctl -k, syslog, serial-console captures, /dev/kmsg dumps; x86_64,
 arm64, powerpc and riscv reports from 2.6 to 6.x kernels.
 
-Exits 0 when reports are found (finding them is the point); non-zero only when
-the log cannot be read.
+Exits 0 when reports are found (finding them is the point); 1 when the log
+cannot be read or is not a kernel log at all (binary data, one endless line).
 
 Options:
   --file FILE   parse FILE ('-' for standard input) instead of the ring buffer
@@ -89,11 +89,22 @@ export function describeReport(report: CrashReport, index: number, maxFrames: nu
 	return lines;
 }
 
+/** Why the input is not a kernel log at all, when it clearly is not one. */
+export function notAKernelLog(log: KernelLog): string | undefined {
+	if (log.events.length > 0 || log.reports.length > 0) return undefined;
+	const input = log.input;
+	if (input.binary) return 'binary data (NUL or control bytes), not text';
+	if (input.longLines > 0 && input.longLines * 2 >= input.lines)
+		return `a line of ${input.longestLine} characters; kernel messages are at most 1 KiB (only the first ${MAX_LINE} characters of a line are read)`;
+	return undefined;
+}
+
 function printLog(log: KernelLog, json: boolean, maxFrames: number): void {
 	if (json) {
-		console.log(toJson({ events: log.events, reports: log.reports }, 2));
+		console.log(toJson({ events: log.events, reports: log.reports, input: log.input }, 2));
 		return;
 	}
+	if (log.input.lines === 0) console.log('empty input: no kernel messages');
 	for (const line of describeEvents(log.events)) console.log(line);
 	console.log(`reports: ${log.reports.length}`);
 	log.reports.forEach((r, i) => {
@@ -168,7 +179,11 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	let log: KernelLog;
-	if (values.file !== undefined) log = await parseFile(values.file);
+	if (values.file !== undefined) {
+		log = await parseFile(values.file);
+		const why = notAKernelLog(log);
+		if (why) throw new CliError(`dmesg: ${values.file} is not a kernel log: ${why}`, 1);
+	}
 	else {
 		const captured = await readKernelLog().catch((err: Error) => {
 			throw new CliError(`dmesg: ${err.message}`, 1);
