@@ -55,6 +55,8 @@ export interface Headline {
 	delimited?: boolean;
 	/** The line is an oops header ("invalid opcode: 0000 [#1] ..."), not a headline naming the problem. */
 	header?: boolean;
+	/** A lockdep-style report: long stretches of lines no other report has (lock names, scenarios). */
+	loose?: boolean;
 	file?: string;
 	line?: number;
 	fn?: KernelSymbol;
@@ -226,6 +228,8 @@ const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?)(?: Kdump: l
 // hung-task reports print the taint alone, indented: "      Tainted: G      D    O       6.1.0 #1"
 const TAINT_ONLY_LINE = /^\s*(Not tainted|Tainted: )(?!\[)(.*)$/;
 const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
+// lockdep's "5.18.0-rc3 #11 Tainted: G        W" (release, build number, taint)
+const RELEASE_TAINT_LINE = /^(\d[^\s#]*) #\S+ (Not tainted|Tainted: )(.*)$/;
 const PROCESS_LINE = /^Process (.+?) \(pid: (\d+)[,)]/;
 const KASAN_TASK = / by task (.+)\/(\d+)\s*$/;
 const HUNG_TASK_LINE = /^task:(\S+)\s+state:\S+.*?\bpid:\s*(\d+)/;
@@ -269,6 +273,14 @@ export function parseTaskLine(text: string): TaskLine | undefined {
 		if ((m = PROCESS_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
 	}
 	if (c === 0x74 /* t */ && (m = HUNG_TASK_LINE.exec(text))) return { comm: m[1] ?? '', pid: Number(m[2]) };
+	if (c >= 0x30 && c <= 0x39 && (m = RELEASE_TAINT_LINE.exec(text))) {
+		const out: TaskLine = { release: m[1] ?? '' };
+		if (m[2] === 'Tainted: ') {
+			const f = /^[A-Z][A-Z ]*/.exec(m[3] ?? '');
+			if (f) out.tainted = f[0].trimEnd();
+		} else out.untainted = true;
+		return out;
+	}
 	if ((c === 0x20 || c === 0x4e /* N */ || c === 0x54) /* T */ && (m = TAINT_ONLY_LINE.exec(text))) {
 		const out: TaskLine = {};
 		taintAndRelease(m[1], m[2], out);
@@ -367,6 +379,8 @@ function bugHeadline(text: string): Headline {
 
 function warningHeadline(text: string): Headline {
 	const h: Headline = { kind: 'WARNING' };
+	// lockdep and RCU-lockdep reports name no place: "WARNING: possible circular locking dependency detected"
+	if (!text.includes(' at ') && !text.includes('CPU')) h.loose = true;
 	let m = WARNING_NEW.exec(text);
 	if (m) {
 		h.file = m[1] ?? '';
@@ -397,7 +411,13 @@ function warningHeadline(text: string): Headline {
  */
 export function matchHeadline(text: string): Headline | undefined {
 	let m: RegExpExecArray | null;
+	// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
+	if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
 	switch (text.charCodeAt(0)) {
+		case 0x5b /* [ */:
+			// lockdep before 4.10: "[ INFO: possible circular locking dependency detected ]"
+			if (/^\[ (?:INFO|BUG): .* \]$/.test(text)) return { kind: 'WARNING', loose: true };
+			return undefined;
 		case 0x6b /* k */:
 			if ((m = KERNEL_BUG_AT.exec(text))) return { kind: 'BUG', file: m[1] ?? '', line: Number(m[2]) };
 			return undefined;
@@ -498,6 +518,8 @@ const BODY_PREFIX =
 export function isBodyLine(text: string): boolean {
 	const c = text.charCodeAt(0);
 	if (c === 0x20 || c === 0x09) return true;
+	// lockdep's and the hung-task detector's "5.18.0-rc3 #11 Tainted: G        W"
+	if (c >= 0x30 && c <= 0x39 && RELEASE_TAINT_LINE.test(text)) return true;
 	return BODY_PREFIX.test(text) || parseFrame(text, true) !== undefined;
 }
 

@@ -79,6 +79,8 @@ export interface CrashReport {
 
 /** Consecutive non-report lines after which an open report without end marker is closed. */
 const MISS_LIMIT = 8;
+/** The same for lockdep reports, whose lock names and scenarios no other report prints. */
+const LOOSE_MISS_LIMIT = 40;
 /** Seconds of silence after which an open report is closed (timestamps permitting). */
 const GAP_SECONDS = 10;
 /** Safety cap for reports closed by a rule line (KASAN/UBSAN) whose rule never comes. */
@@ -109,6 +111,7 @@ interface OpenReport {
 	lastTs: number | undefined;
 	/** A task line said "Tainted: ..." or "Not tainted": later ones do not override it. */
 	taintSeen: boolean;
+	loose: boolean;
 }
 
 interface Pending {
@@ -219,6 +222,7 @@ export class ReportAssembler {
 			misses: 0,
 			lastTs: ts,
 			taintSeen: false,
+			loose: h.loose === true,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
@@ -271,11 +275,16 @@ export class ReportAssembler {
 					this.close();
 					return false;
 				}
-				if (isBodyLine(text)) {
+				if (isBodyLine(text) || (open.loose && isLockdepLine(bare))) {
 					open.misses = 0;
 					this.append(open, text, raw, ts);
 					if (open.report.lines.length >= REPORT_MAX_LINES) this.close();
 					return true;
+				}
+				// Not the report's, but "Something:" still ends the trace before it.
+				if (bare.endsWith(':')) {
+					open.trace = undefined;
+					open.header = 'side';
 				}
 				this.miss(open);
 				return true;
@@ -284,7 +293,7 @@ export class ReportAssembler {
 	}
 
 	private miss(open: OpenReport): void {
-		if (++open.misses >= MISS_LIMIT) this.close();
+		if (++open.misses >= (open.loose ? LOOSE_MISS_LIMIT : MISS_LIMIT)) this.close();
 	}
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
@@ -428,6 +437,11 @@ export class ReportAssembler {
 		if (module !== undefined) report.module = module;
 		this.emit(report);
 	}
+}
+
+/** What lockdep prints besides frames and task lines: lock names, the scenario, held locks. */
+function isLockdepLine(bare: string): boolean {
+	return /^(?:#\d+|-> #|\(|[0-9a-f]{8,16} \(|but |which |the |other info|Possible|CPU\d|-{4}|lock\(|\*\*\*|May be|\d+ locks? held|no locks held|stack backtrace|\S+\/\d+ is trying|\S+ is trying|Chain exists|context-|\[ BUG|\d+\.\d+\S* #)/.test(bare);
 }
 
 /** Lines after which the frames are the report's call trace (KFENCE names the access instead). */

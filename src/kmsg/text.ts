@@ -45,6 +45,15 @@ const DMESG_X_PREFIX = /^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron
 // dmesg -T "[Sun Nov 24 12:00:00 2024]" and dmesg -H "[Nov24 12:00]".
 const HUMAN_TIME = /^\[(?:[A-Z][a-z]{2} )?[A-Z][a-z]{2} ?[ \d]?\d \d\d:\d\d(?::\d\d)?(?: \d{4})?\]/;
 
+/** Whether a dmesg timestamp "[  12.345678]" starts at `i`. */
+function isTimestampAt(s: string, i: number): boolean {
+	let j = i + 1;
+	while (s.charCodeAt(j) === SPACE) j++;
+	if (!isDigit(s.charCodeAt(j))) return false;
+	while (isDigit(s.charCodeAt(j))) j++;
+	return s.charCodeAt(j) === 0x2e /* . */;
+}
+
 /** Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1. */
 function afterHostKernel(s: string, i: number, end: number): number {
 	const limit = Math.min(end, i + 80);
@@ -142,11 +151,27 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 
+	// a pasted log indented as a block (markdown): the blanks go when a prefix follows them
+	if (c === SPACE || c === 0x09) {
+		let j = i;
+		while ((s.charCodeAt(j) === SPACE || s.charCodeAt(j) === 0x09) && j < i + 16) j++;
+		const d = s.charCodeAt(j);
+		if (
+			(d === LBRACKET && isTimestampAt(s, j)) ||
+			(d === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e) ||
+			((isUpper(d) || isDigit(d)) && end - j > 16 && afterSyslogTime(s, j, end) > 0)
+		) {
+			i = j;
+			c = d;
+		}
+	}
+
 	// syslog / journalctl: "<time> <host> kernel: "
 	if ((isUpper(c) || isDigit(c) || c > 0x7f || (isLower(c) && localMonth(s, i, end) > 0)) && end - i > 16) {
 		const t = afterSyslogTime(s, i, end);
 		if (t > 0) {
-			const k = afterHostKernel(s, t, end);
+			// "<time> kernel: " without a host name (some syslog daemons, copied logs)
+			const k = s.startsWith('kernel: ', t) ? t + 8 : afterHostKernel(s, t, end);
 			if (k > 0) i = k;
 			else out.kernel = false;
 			c = s.charCodeAt(i);
