@@ -104,13 +104,15 @@ void ThrowOutOfRange(Napi::Env env, const std::string& name, const std::string& 
 
 void ThrowArgValue(Napi::Env env, const std::string& name, const std::string& reason, const Napi::Value& actual) {
 	const char* kind = name.find('.') == std::string::npos ? "argument" : "property";
+	// util.inspect's text, cut at 128 characters as Node's ERR_INVALID_ARG_VALUE does.
 	std::string shown;
 	if (actual.IsString())
-		shown = Quote(actual.As<Napi::String>().Utf8Value(), 128);
+		shown = Quote(actual.As<Napi::String>().Utf8Value(), std::string::npos);
 	else if (actual.IsNumber())
 		shown = NumberText(actual.As<Napi::Number>().DoubleValue());
 	else
 		shown = DescribeReceived(actual);
+	if (shown.size() > 128) shown = shown.substr(0, 128) + "...";
 	Napi::TypeError error =
 		Napi::TypeError::New(env, std::string("The ") + kind + " '" + name + "' " + reason + ". Received " + shown);
 	error.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));

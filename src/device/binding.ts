@@ -73,6 +73,12 @@ export interface NativeInfo {
 	logPages: number;
 }
 
+/**
+ * Module-wide event counters: bigints, all of them (the kernel's u64
+ * counters only grow and are compared by difference). Sizes and limits in
+ * NativeInfo are bigints too, and DeviceInfo turns them into numbers
+ * (checked exact), since map lengths are computed from them.
+ */
 export interface NativeStats {
 	livePages: bigint;
 	liveMappings: bigint;

@@ -3,7 +3,7 @@
 // another device fail with the kernel's ENOTTY, as a normal Error.
 import { fstatSync } from 'node:fs';
 
-import { loadBinding, type NativeBinding, type NativeGroup, type NativeInfo } from './binding.js';
+import { loadBinding, type NativeBinding, type NativeGroup, type NativeInfo, type NativeStats } from './binding.js';
 import { callNative, codedError, deviceClosed, invalidArgType, invalidArgValue, outOfRange, type CodedError } from './errors.js';
 import { Mapping } from './mapping.js';
 import { checkMapRequest, type MapOptions } from './protection.js';
@@ -42,20 +42,11 @@ export interface DeviceInfo {
 }
 
 /**
- * HYBRIDMEM_IOC_GET_STATS: module-wide event counters. Bigints, all of them:
- * they are the kernel's u64 counters, which only grow and are compared by
- * difference (after.maps - before.maps === 1n), so they are never rounded.
+ * HYBRIDMEM_IOC_GET_STATS: module-wide event counters, bigints (the addon's
+ * NativeStats): the kernel's u64 counters, compared by difference
+ * (after.maps - before.maps === 1n) and never rounded.
  */
-export interface DeviceStats {
-	livePages: bigint;
-	liveMappings: bigint;
-	maps: bigint;
-	mapFailures: bigint;
-	zaps: bigint;
-	faults: bigint;
-	remaps: bigint;
-	frees: bigint;
-}
+export type DeviceStats = NativeStats;
 
 export interface ModeOptions {
 	mode?: MapMode;

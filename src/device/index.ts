@@ -1,4 +1,6 @@
 // The device API: open /dev/devKex (or /dev/zero, a memfd), map, fill, verify, probe.
+/// <reference types="node" preserve="true" />
+// (the declarations use Node's types: Disposable via @types/node on older libs, Buffer and NodeJS.* in the modules re-exported next to this one)
 export { openDevice, KexDevice, MAP_MODES, DEFAULT_DEVICE_PATH } from './device.js';
 export type { MapMode, OpenOptions, DeviceInfo, DeviceStats, ModeOptions, RangeTarget, RangeResult } from './device.js';
 export { Mapping, ASYNC_THRESHOLD } from './mapping.js';

@@ -16,6 +16,8 @@ export const ASYNC_THRESHOLD = 4 * 1024 * 1024;
 
 export type Protection = 'r' | 'rw' | 'none';
 
+// Signatures take `RegionOptions & object`: a string has a `length`, so it
+// would otherwise satisfy these all-optional types (verifySync('random')).
 export interface RegionOptions extends PatternOptions {
 	/** Byte offset of the region inside the mapping (default 0). */
 	offset?: number | bigint;
@@ -138,12 +140,12 @@ export class Mapping implements Disposable, AsyncDisposable {
 		return this.#bytes;
 	}
 
-	fillSync(options?: RegionOptions): FillResult {
+	fillSync(options?: RegionOptions & object): FillResult {
 		const { args } = this.#prepare('fill', options);
 		return callNative(() => this.#native.fillSync(args), this.path);
 	}
 
-	verifySync(options?: VerifyOptions): VerifyResult {
+	verifySync(options?: VerifyOptions & object): VerifyResult {
 		const { args, pattern } = this.#prepare('verify', options);
 		return toVerifyResult(
 			callNative(() => this.#native.verifySync(args), this.path),
@@ -152,14 +154,14 @@ export class Mapping implements Disposable, AsyncDisposable {
 	}
 
 	/** Fills the region; on a worker thread when it is at least ASYNC_THRESHOLD bytes. */
-	async fill(options?: RegionOptions): Promise<FillResult> {
+	async fill(options?: RegionOptions & object): Promise<FillResult> {
 		const { args } = this.#prepare('fill', options);
 		if (args.length < ASYNC_THRESHOLD) return callNative(() => this.#native.fillSync(args), this.path);
 		return this.#track(callNative(() => this.#native.fillAsync(args), this.path));
 	}
 
 	/** Verifies the region; on a worker thread when it is at least ASYNC_THRESHOLD bytes. */
-	async verify(options?: VerifyOptions): Promise<VerifyResult> {
+	async verify(options?: VerifyOptions & object): Promise<VerifyResult> {
 		const { args, pattern } = this.#prepare('verify', options);
 		if (args.length < ASYNC_THRESHOLD) return toVerifyResult(callNative(() => this.#native.verifySync(args), this.path), pattern);
 		const raw = await this.#track(callNative(() => this.#native.verifyAsync(args), this.path));
@@ -174,7 +176,7 @@ export class Mapping implements Disposable, AsyncDisposable {
 	 * guarded read and becomes 'present' or 'faulting' (SIGBUS/SIGSEGV caught);
 	 * on a vma with a fault handler that read may map the page in.
 	 */
-	probe(options?: ProbeOptions): ProbeResult {
+	probe(options?: ProbeOptions & object): ProbeResult {
 		const opts = validateOptions(options);
 		if (opts.touch !== undefined) validateBoolean(opts.touch, 'options.touch');
 		const native = this.#live('probe');
