@@ -125,7 +125,8 @@ if (only !== 'host') {
 		for (const k of kernels) {
 			section(`device suite in the VM runner, kernel ${k}`);
 			const file = path.join(reports, `device-${k}.json`);
-			const r = run('node', [cli, 'vm', '--kernel', k, '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file]);
+			// One vCPU and page poisoning, like the scenario VMs (src/scenarios/run.ts EVIDENCE_BOOT): the suite enables kprobes.
+			const r = run('node', [cli, 'vm', '--kernel', k, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file]);
 			addReport(`device tests in VM on ${k}`, file);
 			if (r.status !== 0 && !failures.some((f) => f.includes(k))) check(`device suite on ${k} (exit ${r.status})`, false);
 		}

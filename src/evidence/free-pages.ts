@@ -3,14 +3,87 @@
 // pages plus those waiting on per-CPU lists (/proc/zoneinfo "pages free" and
 // each pageset's "count"), so a page parked on a per-CPU list after a free
 // counts as free; /proc/vmstat's nr_free_pages alone does not.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
-/** Free pages in every zone, per-CPU lists included. */
-export function freePages(zoneinfo = readFileSync('/proc/zoneinfo', 'utf8')): number {
+const NEEDLES = [Buffer.from('pages free'), Buffer.from('count:')];
+let scratch = Buffer.alloc(256 * 1024);
+
+/** Sum of the integers after each needle in zoneinfo text, read without allocating on the JS heap. */
+function sumFields(buf: Buffer, length: number): number {
 	let total = 0;
-	for (const m of zoneinfo.matchAll(/^\s+pages free\s+(\d+)$/gm)) total += Number(m[1]);
-	for (const m of zoneinfo.matchAll(/^\s+count:\s+(\d+)$/gm)) total += Number(m[1]);
+	for (const needle of NEEDLES) {
+		let at = buf.indexOf(needle, 0);
+		while (at >= 0 && at < length) {
+			let i = at + needle.length;
+			while (i < length && buf[i] === 0x20) i++;
+			let n = 0;
+			while (i < length && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30);
+			total += n;
+			at = buf.indexOf(needle, i);
+		}
+	}
 	return total;
+}
+
+let canRefresh = true;
+
+/**
+ * Zone counters lag behind: each CPU keeps a differential of up to its
+ * stat_threshold pages and folds it in about once a second.  Writing
+ * /proc/sys/vm/stat_refresh (root) folds them all now.
+ */
+function refreshVmStats(): void {
+	if (!canRefresh) return;
+	try {
+		const fd = openSync('/proc/sys/vm/stat_refresh', 'w');
+		try {
+			writeSync(fd, '1');
+		} finally {
+			closeSync(fd);
+		}
+	} catch {
+		canRefresh = false; // not root: counts may lag by up to the thresholds
+	}
+}
+
+/**
+ * Free pages in every zone, per-CPU lists included, per-CPU counter
+ * differentials folded in first.  Sampling must not
+ * disturb what it measures: the file is read into a buffer kept between
+ * calls and parsed in place, so a sample allocates nothing on the JS heap.
+ */
+export function freePages(zoneinfo?: string): number {
+	if (zoneinfo !== undefined) {
+		const b = Buffer.from(zoneinfo);
+		return sumFields(b, b.length);
+	}
+	refreshVmStats();
+	for (;;) {
+		const fd = openSync('/proc/zoneinfo', 'r');
+		let length = 0;
+		try {
+			for (let n; length < scratch.length && (n = readSync(fd, scratch, length, scratch.length - length, null)) > 0; ) length += n;
+		} finally {
+			closeSync(fd);
+		}
+		if (length < scratch.length) return sumFields(scratch, length);
+		scratch = Buffer.alloc(scratch.length * 2); // many zones or CPUs: read again, whole
+	}
+}
+
+/** Resident pages of this process (/proc/self/statm). */
+export function residentPages(): number {
+	const fd = openSync('/proc/self/statm', 'r');
+	try {
+		const n = readSync(fd, scratch, 0, 128, 0);
+		let i = 0;
+		while (i < n && scratch[i] !== 0x20) i++; // skip "size"
+		let v = 0;
+		for (i++; i < n && scratch[i]! >= 0x30 && scratch[i]! <= 0x39; i++) v = v * 10 + (scratch[i]! - 0x30);
+		return v;
+	} finally {
+		closeSync(fd);
+	}
 }
 
 export interface LeakMeasure {
@@ -18,41 +91,50 @@ export interface LeakMeasure {
 	/** Free pages before the first and after the last cycle. */
 	before: number;
 	after: number;
+	/** This process's resident pages before and after (its own heap grows while it measures). */
+	residentBefore: number;
+	residentAfter: number;
 	/**
-	 * Pages one cycle did not give back: the median of the per-cycle drops,
-	 * so the caller's own occasional growth (a heap expanding, a slab filling)
-	 * does not count, while a steady loss of every cycle does.
+	 * Pages each cycle did not give back, less this process's own growth:
+	 * ((before - after) - (residentAfter - residentBefore)) / cycles.
 	 */
 	perCycle: number;
-	/** (before - after) / cycles, for comparison. */
-	meanPerCycle: number;
-	/** Free pages after each cycle. */
+	/** Kernel-attributable pages missing after each sample, from the start. */
 	samples: number[];
 }
 
-function median(values: number[]): number {
-	const v = [...values].sort((a, b) => a - b);
-	if (!v.length) return 0;
-	const mid = v.length >> 1;
-	return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-}
-
 /**
- * Runs `cycle` `cycles` times after `warmup` unmeasured ones (so caches and
- * the caller's own heap settle) and reports the pages not given back.
+ * Runs `cycle` `cycles` times after `warmup` unmeasured ones and reports the
+ * pages not given back.  What this process itself holds more at the end
+ * (the JS heap growing, files mapped) is subtracted: the measure is of pages
+ * the kernel kept.
  */
-export async function measureFreePages(cycle: (i: number) => unknown, opts: { cycles?: number; warmup?: number } = {}): Promise<LeakMeasure> {
+export async function measureFreePages(
+	cycle: (i: number) => unknown,
+	opts: { cycles?: number; warmup?: number; cyclesPerSample?: number; settleMs?: number } = {},
+): Promise<LeakMeasure> {
 	const cycles = opts.cycles ?? 32;
+	const per = opts.cyclesPerSample ?? 4;
+	// Memory the kernel frees late (RCU-deferred page tables and slab
+	// objects, kfree_rcu batches every 20 ms) is back after a short idle.
+	const settle = () => new Promise((resolve) => setTimeout(resolve, opts.settleMs ?? 50));
 	for (let i = 0; i < (opts.warmup ?? 8); i++) await cycle(-1 - i);
+	await settle();
 	const before = freePages();
+	const residentBefore = residentPages();
 	const samples: number[] = [];
+	let after = before;
+	let residentAfter = residentBefore;
 	for (let i = 0; i < cycles; i++) {
 		await cycle(i);
-		samples.push(freePages());
+		if ((i + 1) % per === 0 || i === cycles - 1) {
+			await settle();
+			after = freePages();
+			residentAfter = residentPages();
+			samples.push(before - after - (residentAfter - residentBefore));
+		}
 	}
-	const after = samples[samples.length - 1] ?? before;
-	const drops = samples.map((v, i) => (i === 0 ? before : samples[i - 1]!) - v);
-	return { cycles, before, after, perCycle: median(drops), meanPerCycle: (before - after) / cycles, samples };
+	return { cycles, before, after, residentBefore, residentAfter, perCycle: (samples[samples.length - 1] ?? 0) / cycles, samples };
 }
 
 export interface LeakVerdict {

@@ -76,9 +76,13 @@ export interface PfnTraceLog {
 	/** Events the kernel dropped (the instance's buffer overran). */
 	lost: number;
 	pageSize: number;
+	/** The rendered trace, when asked for with keepText. */
+	text?: string;
 }
 
 export interface PfnTraceOptions {
+	/** Keep the rendered trace text in the log (for saving it as evidence). */
+	keepText?: boolean;
 	/** Ring buffer per CPU, KiB (default 16384). */
 	bufferKb?: number;
 	/** Probe the mapping APIs (default: when the kernel has kprobe events). */
@@ -174,6 +178,7 @@ export class PfnTrace {
 		readonly instance: TraceInstance,
 		readonly kprobes: KprobeGroup | undefined,
 		readonly pageSize: number,
+		readonly keepText: boolean,
 	) {}
 
 	static async start(opts: PfnTraceOptions = {}): Promise<PfnTrace> {
@@ -196,7 +201,7 @@ export class PfnTrace {
 			kprobes?.remove();
 			throw err;
 		}
-		return new PfnTrace(instance, kprobes, opts.pageSize ?? 4096);
+		return new PfnTrace(instance, kprobes, opts.pageSize ?? 4096, !!opts.keepText);
 	}
 
 	/** Marks a point between steps ("hybridmem: <label>"), ordered with the kernel's events. */
@@ -212,7 +217,13 @@ export class PfnTrace {
 			this.instance.off();
 			const text = this.instance.read();
 			const lost = this.instance.overruns();
-			return { events: parseTrace(text, this.pageSize), probed: (this.kprobes?.defined ?? []).map((p) => p.symbol), lost, pageSize: this.pageSize };
+			return {
+				events: parseTrace(text, this.pageSize),
+				probed: (this.kprobes?.defined ?? []).map((p) => p.symbol),
+				lost,
+				pageSize: this.pageSize,
+				...(this.keepText ? { text } : {}),
+			};
 		} finally {
 			this.instance.close();
 			this.kprobes?.remove();

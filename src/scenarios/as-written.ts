@@ -109,6 +109,8 @@ export const notesTest2Uaf: Scenario = {
 	},
 };
 
+const signed = (n: number) => (n >= 0 ? `+${n}` : `${n}`);
+
 /** One mmap that fails at page LEAK_AT; the fd stays open. */
 function failingMap(dev: KexDevice): string | undefined {
 	try {
@@ -180,7 +182,7 @@ export const notesErrorLeak: Scenario = {
 			evidence: [
 				`traced mmap: remap_pfn_range at ${lc.pages.map((p) => hex(p.address)).slice(0, 2).join(', ')}... PFNs ${lc.pages.map((p) => hex(BigInt(p.pfn))).join(', ')}`,
 				`zap_vma_ptes of user pages ${compactRanges(lc.pages.map((p) => p.index))}; ${lc.returned} of ${lc.distinctPfns} PFNs freed by the end`,
-				`free pages (zoneinfo, per-CPU lists included) over ${LEAK_CYCLES} failed mmaps: ${leaked.before} -> ${leaked.after}, median drop ${verdict.perCycle} per mmap (mean ${leaked.meanPerCycle.toFixed(2)}); correct error path: ${baseline.before} -> ${baseline.after}, median ${baseline.perCycle} (mean ${baseline.meanPerCycle.toFixed(2)})`,
+				`free pages (zoneinfo, per-CPU lists included) over ${LEAK_CYCLES} failed mmaps: ${leaked.before} -> ${leaked.after}, this process ${signed(leaked.residentAfter - leaked.residentBefore)} resident: ${verdict.perCycle.toFixed(2)} pages kept by the kernel per mmap; correct error path: ${baseline.before} -> ${baseline.after}, ${signed(baseline.residentAfter - baseline.residentBefore)} resident: ${baseline.perCycle.toFixed(2)} per mmap`,
 				`live_pages ${statsBefore.livePages} -> ${statsAfter.livePages} over ${cyclesTotal} failed mmaps`,
 			],
 			...(shown ? { verdict: 'leak' } : {}),

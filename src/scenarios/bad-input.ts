@@ -2,6 +2,7 @@
 // no oops, no leaked page, the module still usable afterwards.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadBinding } from '../device/index.js';
+import { loadedParams } from '../setup/kernel-state.js';
 import type { ScenarioContext } from './context.js';
 import { Evidence } from './evidence.js';
 import { expectNoLeak } from './mapping-checks.js';
@@ -23,7 +24,7 @@ function withTotalCap<T>(cap: number, fn: () => T): T {
 export const badInput: Scenario = {
 	name: 'bad-input',
 	title: 'every rejected input gets its errno, and nothing else happens',
-	expectation: 'MAP_PRIVATE, a non-zero offset and more than max_pages → EINVAL; passing the global page cap → ENOMEM; mode mixed without allow_bug → EPERM; a bad SET_MODE → EINVAL; an unknown ioctl → ENOTTY; a bad user pointer → EFAULT; mremap growth refused; ZAP outside a mapping → EINVAL; REMAP of a vm_insert_page mapping → EINVAL; no page leaks and the device still maps afterwards',
+	expectation: 'MAP_PRIVATE, a non-zero offset and more than max_pages → EINVAL; passing the global page cap → ENOMEM; mode mixed without allow_bug, free_after_map and leak_on_error without allow_as_written → EPERM; a bad SET_MODE → EINVAL; an unknown ioctl → ENOTTY; a bad user pointer → EFAULT; mremap growth refused; ZAP outside a mapping → EINVAL; REMAP of a vm_insert_page mapping → EINVAL; no page leaks and the device still maps afterwards',
 	async run(ctx: ScenarioContext) {
 		const ev = new Evidence();
 		using dev = ctx.open({ mode: 'remap_pfn', zapAfterMap: false, failAt: null });
@@ -38,6 +39,13 @@ export const badInput: Scenario = {
 			if (!info.allowBug) {
 				dev.setMode({ mode: 'mixed' });
 				ev.throws('mode mixed without allow_bug → EPERM', () => dev.map(2 * ps), 'EPERM');
+				dev.setMode({ mode: 'remap_pfn' });
+			}
+			if (loadedParams().allow_as_written === 'N') {
+				for (const mode of ['free_after_map', 'leak_on_error'] as const) {
+					dev.setMode({ mode });
+					ev.throws(`mode ${mode} without allow_as_written → EPERM`, () => dev.map(2 * ps), 'EPERM');
+				}
 				dev.setMode({ mode: 'remap_pfn' });
 			}
 			const binding = loadBinding();

@@ -47,8 +47,8 @@ export class MappingTrace {
 export function expectCleanLifecycle(ev: Evidence, lc: Lifecycle | undefined, log: PfnTraceLog, pages: number): string[] {
 	if (!ev.ok('kernel evidence: the PFN trace recorded the mapping', lc !== undefined && log.lost === 0, lc ? `${log.lost} trace events lost` : 'no mapping window')) return [];
 	ev.eq('kernel evidence: a PFN for every user page (kprobes on the mapping APIs, else pagemap)', lc!.pages.length, pages);
-	ev.eq('kernel evidence: no mapped PFN was freed while mapped', lc!.freedWhileMapped.map((f) => f.pfn), []);
-	ev.eq('kernel evidence: distinct user pages, distinct PFNs', lc!.aliases.map((a) => a.pfn), []);
-	ev.eq('kernel evidence: after the last unmap every PFN went back to the allocator', lc!.notReturned, []);
+	ev.eq('kernel evidence: no mapped PFN was freed while mapped', lc!.freedWhileMapped.map((f) => `0x${f.pfn.toString(16)} (user page ${f.pages.join(',')})`), []);
+	ev.eq('kernel evidence: distinct user pages, distinct PFNs', lc!.aliases.map((a) => `0x${a.pfn.toString(16)}`), []);
+	ev.eq('kernel evidence: after the last unmap every PFN went back to the allocator', lc!.notReturned.map((p) => `0x${p.toString(16)}`), []);
 	return describeLifecycle(lc!);
 }

@@ -88,7 +88,7 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	const crash = scenarios.filter((s) => s.crashes);
 	const refused = scenarios.filter(damaging);
 	if (refused.length && !opts.allowCrash)
-		throw Object.assign(new Error(`${refused.map((s) => s.name).join(', ')} ${refused.length > 1 ? 'crash or corrupt' : refused[0]!.crashes ? 'crashes' : 'corrupts'} the kernel: refused natively; run with --vm, or pass --allow-crash on a machine you can lose`), {
+		throw Object.assign(new Error(`${refused.map((s) => s.name).join(', ')} ${refused.length > 1 ? 'crash or corrupt' : refused[0]!.crashes ? 'crashes' : 'corrupts'} the kernel: refused natively; run it with --vm, or pass --allow-crash on a machine you can lose`), {
 			code: 'ERR_CRASH_REFUSED',
 		});
 	const ctx = new ScenarioContext(devicePath);

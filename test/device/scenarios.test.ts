@@ -15,7 +15,8 @@ const device = requireDevice();
 
 describe.runIf(device.ok)(`scenarios on ${os.release()}`, () => {
 	const ctx = new ScenarioContext(device.path);
-	for (const s of SCENARIOS.filter((x) => !x.crashes)) {
+	// The crash and the as-written bugs damage the kernel: each has a VM of its own (test/vm).
+	for (const s of SCENARIOS.filter((x) => !x.crashes && !x.ownVm)) {
 		test(`${s.name}: ${s.expectation}`, async () => {
 			const outcome = await s.run(ctx);
 			expect(outcome.checks.filter((c) => !c.ok)).toEqual([]);

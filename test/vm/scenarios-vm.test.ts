@@ -15,7 +15,7 @@ const kernels = isCi() ? usable : usable.slice(0, 1);
 
 interface RunJson {
 	passed: boolean;
-	results: { name: string; passed: boolean; where: string; kernel: string; checks: { name: string; ok: boolean; detail?: string }[]; crash?: { headline: string; file?: string; line?: number; function?: string; frames: { text: string; module?: string }[] } }[];
+	results: { name: string; passed: boolean; where: string; kernel: string; verdict?: string; evidence?: string[]; summary: string; checks: { name: string; ok: boolean; detail?: string }[]; crash?: { headline: string; file?: string; line?: number; function?: string; frames: { text: string; module?: string }[] } }[];
 }
 
 describe('hybridmem run in the VM runner', () => {
@@ -34,6 +34,23 @@ describe('hybridmem run in the VM runner', () => {
 		expect(res?.crash?.frames[0]?.text).toMatch(/^vm_insert_page\+0x[0-9a-f]+\/0x[0-9a-f]+$/);
 		expect(res?.crash?.frames.some((f) => f.module === 'hybridmem_test')).toBe(true);
 		expect(readFileSync(junit, 'utf8')).toMatch(/<testcase classname="hybridmem\.[^"]+" name="bug-pfnmap"/);
+	});
+
+	test.each(kernels.map((k) => [k]))("the notes' hidden bugs as written on %s: the use-after-free and the leak, shown by kernel evidence", async (kernel) => {
+		const r = await execa('node', [CLI, 'run', 'notes-test2-uaf', 'notes-error-leak', '--vm', '--kernel', kernel, '--json'], { reject: false, timeout: 280_000 });
+		const data = JSON.parse(r.stdout) as RunJson;
+		expect(data.results.flatMap((x) => x.checks.filter((c) => !c.ok))).toEqual([]);
+		expect(r.exitCode).toBe(0);
+		const [uaf, leak] = data.results;
+		expect(uaf).toMatchObject({ name: 'notes-test2-uaf', passed: true, verdict: 'use-after-free', where: 'vm', kernel });
+		// PFN lifecycle: every user page's PFN freed while mapped, listed with who freed it and when.
+		expect(uaf!.evidence).toContain('16 of 16 user pages had their PFN freed while mapped (' + uaf!.summary.match(/\((\d+) frees/)![1] + ' frees)');
+		expect(uaf!.evidence!.some((e) => /^pfn 0x[0-9a-f]+ freed by node-\d+ at [\d.]+ s while mapped at user page/.test(e))).toBe(true);
+		// Page poisoning: the bytes user space wrote, decoded to the user page they came from.
+		expect(uaf!.evidence!.some((e) => /^pagealloc: (memory corruption|single bit error): \d+ bytes changed in pfn 0x[0-9a-f]+ while it was free, holding the address-tag words of user offsets 0x[0-9a-f]+-0x[0-9a-f]+ \(user page \d+/.test(e))).toBe(true);
+		expect(leak).toMatchObject({ name: 'notes-error-leak', passed: true, verdict: 'leak', where: 'vm', kernel });
+		expect(leak!.evidence).toContain('zap_vma_ptes of user pages 0-7; 0 of 8 PFNs freed by the end');
+		expect(leak!.summary).toMatch(/live_pages \+8 per mmap/);
 	});
 
 	test('the safe scenarios run in one VM boot from the host and come back as data (what npm start does)', async () => {
