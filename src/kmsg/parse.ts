@@ -7,7 +7,7 @@ import { eventCandidate, parseModuleEventAt, type ModuleEvent } from './events.j
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
 import { ReportAssembler, type CrashReport } from './reports.js';
-import { newLineScan, scanLine, stripAnsi } from './text.js';
+import { embeddedTimestamp, newLineScan, scanLine, stripAnsi } from './text.js';
 
 export interface KernelLog {
 	events: ModuleEvent[];
@@ -113,9 +113,22 @@ export class KernelLogParser {
 			if (length > MAX_LINE) {
 				input.longLines++;
 				this.feed(text, pos, pos + MAX_LINE, undefined);
-			} else this.feed(text, pos, nl, undefined);
+			} else if (length > 60 && text.charCodeAt(pos) === 0x5b /* [ */) this.feedJoined(text, pos, nl);
+			else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
 		}
+	}
+
+	/** A timestamped line that may hold several re-flowed ones ("[ 1.0] a [ 1.1] b"): each part alone. */
+	private feedJoined(text: string, from: number, to: number): void {
+		let start = from;
+		for (;;) {
+			const next = embeddedTimestamp(text, start + 12, to);
+			if (next < 0) break;
+			this.feed(text, start, next - 1, undefined);
+			start = next;
+		}
+		this.feed(text, start, to, undefined);
 	}
 
 	private keepPartial(chunk: string, from: number, to: number): void {

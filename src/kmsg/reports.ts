@@ -112,6 +112,8 @@ interface OpenReport {
 	/** A task line said "Tainted: ..." or "Not tainted": later ones do not override it. */
 	taintSeen: boolean;
 	loose: boolean;
+	/** Nothing came after the headline yet. */
+	fresh: boolean;
 }
 
 interface Pending {
@@ -193,6 +195,8 @@ export class ReportAssembler {
 		// "kernel BUG at ..." is followed by its oops header; KASAN reports may contain anything.
 		if (open.mode === 'delimited') return !isRule(text) && h.kind !== 'panic';
 		if (h.header && open.mode === 'body' && !open.hasHeader && open.report.kind !== 'panic' && open.report.kind !== 'trace') return true;
+		// 3.x reports hard lockups as a WARN whose message is "Watchdog detected hard LOCKUP on cpu 3"
+		if (open.report.kind === 'WARNING' && h.kind === 'lockup' && open.fresh) return true;
 		return false;
 	}
 
@@ -223,9 +227,11 @@ export class ReportAssembler {
 			lastTs: ts,
 			taintSeen: false,
 			loose: h.loose === true,
+			fresh: true,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
+		open.fresh = true;
 		report.lines.push(raw);
 	}
 
@@ -281,8 +287,8 @@ export class ReportAssembler {
 					if (open.report.lines.length >= REPORT_MAX_LINES) this.close();
 					return true;
 				}
-				// Not the report's, but "Something:" still ends the trace before it.
-				if (bare.endsWith(':')) {
+				// Not the report's, but a header still ends the trace before it.
+				if (isSideHeader(bare)) {
 					open.trace = undefined;
 					open.header = 'side';
 				}
@@ -333,6 +339,7 @@ export class ReportAssembler {
 	private append(open: OpenReport, text: string, raw: string, ts: number | undefined): void {
 		const report = open.report;
 		report.lines.push(raw);
+		open.fresh = false;
 		if (ts !== undefined) open.lastTs = ts;
 
 		const frame = parseFrame(text, true);
@@ -358,7 +365,7 @@ export class ReportAssembler {
 			open.context = undefined;
 			return;
 		}
-		const side = bare.endsWith(':') || /^page(?:_owner | last | allocated )/.test(bare);
+		const side = isSideHeader(bare);
 		if (side || bare.startsWith('NMI backtrace for') || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
 			// "Allocated by task 1:", "Preemption disabled at:", lockdep's "-> #1 (lock){..}:",
 			// page_owner's stacks, another task's dump
@@ -437,6 +444,17 @@ export class ReportAssembler {
 		if (module !== undefined) report.module = module;
 		this.emit(report);
 	}
+}
+
+/**
+ * Lines that introduce a stack that is not the report's call trace: KASAN's
+ * and KFENCE's allocation and free stacks, lockdep's dependency chain,
+ * page_owner's, "Preemption disabled at:", another task's or CPU's dump.
+ */
+function isSideHeader(bare: string): boolean {
+	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
+		bare,
+	);
 }
 
 /** What lockdep prints besides frames and task lines: lock names, the scenario, held locks. */

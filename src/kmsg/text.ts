@@ -45,8 +45,29 @@ const DMESG_X_PREFIX = /^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron
 // dmesg -T "[Sun Nov 24 12:00:00 2024]" and dmesg -H "[Nov24 12:00]".
 const HUMAN_TIME = /^\[(?:[A-Z][a-z]{2} )?[A-Z][a-z]{2} ?[ \d]?\d \d\d:\d\d(?::\d\d)?(?: \d{4})?\]/;
 
+/**
+ * Index of a dmesg timestamp "[  12.345678]" after a blank inside s(from, to),
+ * else -1: several log lines re-flowed into one by a web form or mail client.
+ */
+export function embeddedTimestamp(s: string, from: number, to: number): number {
+	let k = s.indexOf(' [', from);
+	while (k >= 0 && k < to - 10) {
+		if (isTimestampAt(s, k + 1)) {
+			let j = k + 2;
+			while (s.charCodeAt(j) === SPACE || isDigit(s.charCodeAt(j))) j++;
+			if (s.charCodeAt(j) === 0x2e) {
+				j++;
+				while (isDigit(s.charCodeAt(j))) j++;
+				if (s.charCodeAt(j) === RBRACKET && j - k > 6) return k + 1;
+			}
+		}
+		k = s.indexOf(' [', k + 2);
+	}
+	return -1;
+}
+
 /** Whether a dmesg timestamp "[  12.345678]" starts at `i`. */
-function isTimestampAt(s: string, i: number): boolean {
+export function isTimestampAt(s: string, i: number): boolean {
 	let j = i + 1;
 	while (s.charCodeAt(j) === SPACE) j++;
 	if (!isDigit(s.charCodeAt(j))) return false;
@@ -151,12 +172,24 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 
-	// a pasted log indented as a block (markdown): the blanks go when a prefix follows them
-	if (c === SPACE || c === 0x09) {
+	// a pasted log indented as a block (markdown), or numbered by a viewer ("11745 [ 1.0] ..."):
+	// the blanks and the number go when a kernel log prefix follows them
+	if (c === SPACE || c === 0x09 || isDigit(c)) {
 		let j = i;
-		while ((s.charCodeAt(j) === SPACE || s.charCodeAt(j) === 0x09) && j < i + 16) j++;
+		while ((s.charCodeAt(j) === SPACE || s.charCodeAt(j) === 0x09) && j < i + 40) j++;
+		if (isDigit(s.charCodeAt(j))) {
+			let k = j;
+			while (isDigit(s.charCodeAt(k)) && k < j + 9) k++;
+			const sep = s.charCodeAt(k);
+			if (sep === SPACE || sep === 0x09) {
+				while (s.charCodeAt(k) === SPACE || s.charCodeAt(k) === 0x09) k++;
+				if (s.charCodeAt(k) === LBRACKET && isTimestampAt(s, k)) j = k;
+			}
+		}
 		const d = s.charCodeAt(j);
-		if (
+		if (j === i) {
+			// nothing to skip
+		} else if (
 			(d === LBRACKET && isTimestampAt(s, j)) ||
 			(d === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e) ||
 			((isUpper(d) || isDigit(d)) && end - j > 16 && afterSyslogTime(s, j, end) > 0)
@@ -172,8 +205,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		if (t > 0) {
 			// "<time> kernel: " without a host name (some syslog daemons, copied logs)
 			const k = s.startsWith('kernel: ', t) ? t + 8 : afterHostKernel(s, t, end);
-			if (k > 0) i = k;
-			else out.kernel = false;
+			if (k > 0) {
+				i = k;
+				// rsyslog writes a newline inside a message as "#012" (lockdep starts lines with one)
+				while (s.startsWith('#012', i)) i += 4;
+			} else out.kernel = false;
 			c = s.charCodeAt(i);
 		}
 	}
@@ -228,7 +264,14 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 				let k = b + 1;
 				while (s.charCodeAt(k) === SPACE) k++;
 				const kind = s.charCodeAt(k);
-				if (kind === 0x54 /* T */ || kind === 0x43 /* C */) {
+				if (kind === 0x70 /* p */ && s.startsWith('pid:', k)) {
+					// vendor kernels: "[ts] [pid:0,cpu0,swapper/0]"
+					const close = s.indexOf(']', k);
+					if (close > 0 && close < k + 64) {
+						out.caller = s.slice(k, close);
+						callerEnd = close + 1;
+					}
+				} else if (kind === 0x54 /* T */ || kind === 0x43 /* C */) {
 					const idStart = k;
 					k++;
 					const digitsStart = k;
