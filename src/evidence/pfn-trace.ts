@@ -4,6 +4,7 @@
 // allocator, by whom), in a private trace instance, with markers written by
 // user space between the steps.  Nothing here depends on the driver under
 // test: it sees any driver that maps through these APIs.
+import path from 'node:path';
 import { KprobeGroup, TraceInstance, tracefsRoot, type KprobeSpec } from './tracefs.js';
 import { codedError } from './errors.js';
 
@@ -202,6 +203,11 @@ export class PfnTrace {
 			throw err;
 		}
 		return new PfnTrace(instance, kprobes, opts.pageSize ?? 4096, !!opts.keepText);
+	}
+
+	/** The instance's trace_marker: another process may write "hybridmem: <label>" markers to it. */
+	get markerFile(): string {
+		return path.join(this.instance.dir, 'trace_marker');
 	}
 
 	/** Marks a point between steps ("hybridmem: <label>"), ordered with the kernel's events. */

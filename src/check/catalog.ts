@@ -1,0 +1,28 @@
+// Every check, in report order; the lifecycle check runs last (it unloads
+// the module), the kernel-log check is judged after all of them.
+import { absurdRanges, mremapMove } from './checks/bounds.js';
+import { remapKeeps, roundTrip } from './checks/data.js';
+import { leakCycles } from './checks/leak.js';
+import { unloadWhileInUse } from './checks/lifecycle.js';
+import { distinctPages, freshContents, uafCloseWhileMapped, uafMapUnmap } from './checks/memory.js';
+import { privateCow } from './checks/private.js';
+import { forkShared, orphanChild, partialMunmap, threads } from './checks/process.js';
+import type { Check } from './types.js';
+
+export const CHECKS: readonly Check[] = [
+	roundTrip,
+	remapKeeps,
+	distinctPages,
+	freshContents,
+	uafMapUnmap,
+	uafCloseWhileMapped,
+	orphanChild,
+	forkShared,
+	leakCycles,
+	absurdRanges,
+	partialMunmap,
+	mremapMove,
+	privateCow,
+	threads,
+	unloadWhileInUse,
+];

@@ -1,0 +1,54 @@
+// lifecycle: the module stays loaded while its device is open or mapped and
+// unloads afterwards; a mapping stays valid after its fd is closed.  The
+// module is loaded again afterwards (same parameters) so nothing is lost.
+import { execa } from 'execa';
+import type { Check, CheckResult } from '../types.js';
+import { result } from '../types.js';
+import { errCode, mapDetached } from './common.js';
+
+async function rmmod(name: string): Promise<{ ok: boolean; text: string }> {
+	const r = await execa('rmmod', [name], { reject: false, all: true });
+	return { ok: r.exitCode === 0, text: (r.all ?? '').trim() || 'done' };
+}
+
+export const unloadWhileInUse: Check = {
+	name: 'lifecycle-rmmod',
+	category: 'lifecycle',
+	last: true,
+	async run(t): Promise<CheckResult> {
+		const name = t.moduleName;
+		if (!name) return result(this, 'skip', 'the target is not a module this check loaded (a recipe or an in-tree driver): nothing to unload');
+		const evidence: string[] = [];
+		let failed = '';
+		const o = await t.open();
+		let m;
+		try {
+			const open = await rmmod(name);
+			evidence.push(`rmmod while the device is open: ${open.ok ? 'UNLOADED' : `refused (${open.text})`}`);
+			if (open.ok) failed = 'the module unloaded while its device was open (fops without .owner?)';
+			if (!open.ok) {
+				m = mapDetached(o, t);
+				if (!t.expect.readOnly) await m.fill({ pattern: 'address-tag', seed: 21n });
+				o.close();
+				const mapped = await rmmod(name);
+				evidence.push(`rmmod with the fd closed and a mapping alive: ${mapped.ok ? 'UNLOADED' : `refused (${mapped.text})`}`);
+				if (mapped.ok) failed = 'the module unloaded while a mapping of its device was alive';
+				else if (!t.expect.readOnly) {
+					const v = await m.verify({ pattern: 'address-tag', seed: 21n });
+					evidence.push(`the mapping after close(): ${v.ok ? 'data intact' : `${v.mismatchCount} words differ, ${v.faultingPages.length} pages fault`}`);
+					if (!v.ok) failed = 'the mapping lost its data after close() of the fd';
+				}
+			}
+		} catch (err) {
+			failed = `the check itself failed: ${errCode(err)}`;
+		} finally {
+			m?.unmap();
+			o.close();
+		}
+		if (failed) return result(this, 'fail', failed, evidence);
+		const after = await rmmod(name);
+		evidence.push(`rmmod after munmap and close: ${after.ok ? 'unloaded' : `refused (${after.text})`}`);
+		if (!after.ok) return result(this, 'fail', `rmmod refused after every fd and mapping was gone: ${after.text}`, evidence);
+		return result(this, 'pass', 'rmmod refused while open and while mapped, done afterwards; the mapping outlived its fd', evidence);
+	},
+};

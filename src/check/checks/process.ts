@@ -1,0 +1,163 @@
+// fork, orphan, partial munmap and threads: the checks that need a process
+// Node cannot be (fork with a live mapping, munmap of part of it, threads on
+// one mapping).  The C helper (src/check/helper/hm-map-probe.c) gets the
+// target's fd as its fd 3 and says what it saw, line by line; the PFN trace
+// around it, with the helper's own markers, says what the kernel freed.
+import { spawn } from 'node:child_process';
+import { analyzeLifecycle, describeLifecycle, type UserPage } from '../../evidence/lifecycle.js';
+import { PfnTrace, type PfnTraceLog } from '../../evidence/pfn-trace.js';
+import type { Check, CheckEnv, CheckResult, CheckTarget, OpenedTarget } from '../types.js';
+import { result } from '../types.js';
+import { hex, withOpened } from './common.js';
+
+interface HelperRun {
+	lines: string[];
+	fields: Map<string, string>;
+	exitCode: number | null;
+	ok: boolean;
+	why: string;
+}
+
+/** Runs the helper on the target's fd; resolves when every process holding its stdout (an orphaned child too) is gone. */
+function runHelper(env: CheckEnv, o: OpenedTarget, pageSize: number, args: string[], extraEnv: Record<string, string> = {}): Promise<HelperRun> {
+	const helper = env.helper;
+	if (!helper) throw Object.assign(new Error('the C helper hm-map-probe is not built'), { code: 'ERR_NO_HELPER' });
+	return new Promise((resolve, reject) => {
+		const child = spawn(helper, [args[0]!, '3', String(o.offset), String(o.length), String(pageSize), ...args.slice(1)], {
+			stdio: ['ignore', 'pipe', 'pipe', o.device.fd],
+			env: { ...process.env, ...extraEnv },
+		});
+		let out = '';
+		let exitCode: number | null = null;
+		const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+		child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+		child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+		child.on('error', reject);
+		child.on('exit', (code) => (exitCode = code));
+		child.stdout!.on('close', () => {
+			clearTimeout(timer);
+			const lines = out.split('\n').filter(Boolean);
+			const fields = new Map<string, string>();
+			for (const l of lines) {
+				const m = /^([\w-]+): (.*)$/.exec(l);
+				if (m) fields.set(m[1]!, m[2]!);
+			}
+			const res = fields.get('result') ?? 'fail no result line';
+			resolve({ lines, fields, exitCode, ok: res === 'ok', why: res.replace(/^fail /, '') });
+		});
+	});
+}
+
+/** User pages of the helper's mapping: kprobe events of its processes, else the PFNs it read from pagemap. */
+function helperPages(log: PfnTraceLog, run: HelperRun, pageSize: number): UserPage[] {
+	const out: UserPage[] = [];
+	const at = BigInt(run.fields.get('mapped-at') ?? '0');
+	const start = log.events.find((e) => e.type === 'marker' && e.text === 'hybridmem: map')?.ts ?? 0;
+	for (const e of log.events) {
+		if (e.type !== 'map' || e.pfn === undefined || e.address < at) continue;
+		for (let i = 0; i < e.pages; i++) out.push({ index: Number((e.address - at) / BigInt(pageSize)) + i, address: e.address + BigInt(i * pageSize), pfn: e.pfn + i, source: `kprobe:${e.api}`, mappedAt: e.ts });
+	}
+	if (out.length) return out;
+	const pfns = (run.fields.get('pfns-parent') ?? '').trim().split(/\s+/);
+	pfns.forEach((p, i) => {
+		if (/^[0-9a-f]+$/.test(p)) out.push({ index: i, address: at + BigInt(i * pageSize), pfn: parseInt(p, 16), source: 'pagemap', mappedAt: start });
+	});
+	return out;
+}
+
+async function tracedHelper(t: CheckTarget, env: CheckEnv, o: OpenedTarget, args: string[]): Promise<{ run: HelperRun; log: PfnTraceLog; evidence: string[]; freed: number }> {
+	const trace = await PfnTrace.start({ pageSize: t.pageSize });
+	let run: HelperRun;
+	let log: PfnTraceLog;
+	try {
+		trace.mark('map');
+		run = await runHelper(env, o, t.pageSize, args, { HM_TRACE_MARKER: trace.markerFile });
+		trace.mark('end');
+	} finally {
+		log = trace.stop();
+	}
+	const at = BigInt(run.fields.get('mapped-at') ?? '0');
+	const window = { address: at, length: o.length, from: 'map', until: 'unmap', end: 'end' };
+	const lc = analyzeLifecycle(log, window, helperPages(log, run, t.pageSize));
+	const evidence = [...run.lines.filter((l) => !l.startsWith('pfns-')), ...(lc.pages.length ? describeLifecycle(lc) : ['no PFN of the helper\'s mapping was visible to the trace'])];
+	return { run, log, evidence, freed: lc.freedWhileMapped.length ? lc.pagesFreedWhileMapped.length : 0 };
+}
+
+function needHelper(check: Pick<Check, 'name' | 'category'>, t: CheckTarget, env: CheckEnv): CheckResult | undefined {
+	if (!env.helper) return result(check, 'skip', 'the C helper hm-map-probe is not built (hybridmem build builds it; it needs a C compiler)');
+	if (t.expect.readOnly) return result(check, 'skip', 'the target maps read-only; the helper writes');
+	return undefined;
+}
+
+export const forkShared: Check = {
+	name: 'fork-shared-both-ways',
+	category: 'fork',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const { run, evidence, freed } = await tracedHelper(t, env, o, ['fork']);
+			const results: CheckResult[] = [];
+			results.push(
+				run.ok
+					? result(this, 'pass', 'a write before fork is seen by the child, the child\'s write by the parent, and the parent\'s pages outlive the child', evidence)
+					: result(this, 'fail', run.why, evidence),
+			);
+			const uaf = { name: 'use-after-free-fork-child-exit', category: 'use-after-free' as const };
+			results.push(
+				freed
+					? result(uaf, 'fail', `the child's exit freed ${freed} pages the parent still mapped (vm_ops->open missing or not taking a reference?)`, evidence)
+					: result(uaf, 'pass', 'fork, child exit: no mapped PFN freed while the parent mapped it', evidence),
+			);
+			return results;
+		});
+	},
+};
+
+export const orphanChild: Check = {
+	name: 'use-after-free-parent-exit',
+	category: 'use-after-free',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const { run, evidence, freed } = await tracedHelper(t, env, o, ['orphan']);
+			if (freed) return result(this, 'fail', `after the parent unmapped, closed and exited, ${freed} pages the child still mapped were freed`, evidence);
+			if (!run.ok) return result(this, 'fail', run.why, evidence);
+			return result(this, 'pass', 'the parent unmapped, closed and exited; the child\'s mapping kept its pages and data', evidence);
+		});
+	},
+};
+
+export const partialMunmap: Check = {
+	name: 'bounds-partial-munmap',
+	category: 'bounds',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		if (t.pageSize * 3 > (await withOpened(t, (o) => o.length))) return result(this, 'skip', 'the mapping has fewer than 3 pages');
+		return withOpened(t, async (o) => {
+			const { run, evidence, freed } = await tracedHelper(t, env, o, ['partial']);
+			if (freed) return result(this, 'fail', `partial munmap freed PFNs that other pages still mapped (${freed} pages)`, evidence);
+			if (!run.ok) return result(this, 'fail', run.why, evidence);
+			return result(this, 'pass', `munmap of the head, middle and tail pages left the other ${run.fields.get('pages-intact') ?? '?'} pages intact`, evidence);
+		});
+	},
+};
+
+export const threads: Check = {
+	name: 'concurrency-threads',
+	category: 'concurrency',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const run = await runHelper(env, o, t.pageSize, ['threads', '4', '500']);
+			const evidence = run.lines;
+			if (!run.ok) return result(this, 'fail', run.why, evidence);
+			return result(this, 'pass', `4 threads touched the mapping ${run.fields.get('touches')} times while the main thread mapped and unmapped it ${run.fields.get('map-unmap-cycles')} times: no lost write`, evidence);
+		});
+	},
+};
+
+export { hex };

@@ -1,0 +1,238 @@
+// Runs the checks: here (the kernel this process runs on), or in a
+// throwaway VM booted like the scenario VMs.  Inside, each finished check
+// is written to the results file at once, so a guest that crashes mid-way
+// still gives the checks done so far; the host parses the crash from the
+// console and marks the rest as not run.
+import { execa } from 'execa';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseKernelLog, parseRecords } from '../kmsg/parse.js';
+import { startCapture } from '../kmsg/reader.js';
+import { findPoisonReports } from '../evidence/page-poison.js';
+import { PACKAGE_ROOT } from '../setup/paths.js';
+import { chooseKernel } from '../vm/kernels.js';
+import { runInVm } from '../vm/runner.js';
+import { EVIDENCE_BOOT } from '../scenarios/run.js';
+import { CHECKS } from './catalog.js';
+import { judgeKernelLog, readTaint } from './checks/kernel-log.js';
+import { resolveTarget, type TargetSpec } from './target.js';
+import { CATEGORIES, type Category, type CheckReport, type CheckResult, type TargetDescription } from './types.js';
+
+export const HELPER_SOURCE = path.join(PACKAGE_ROOT, 'src', 'check', 'helper', 'hm-map-probe.c');
+export const HELPER_BINARY = path.join(PACKAGE_ROOT, 'build', 'helper', 'hm-map-probe');
+
+export interface CheckOptions {
+	only?: Category[];
+	/** Where each finished check is written (the inner run of a VM). */
+	resultsFile?: string;
+	onResult?: (r: CheckResult) => void;
+	onProgress?: (m: string) => void;
+}
+
+/** Builds the C helper unless it is up to date (it needs only a C compiler). */
+export async function buildHelper(): Promise<string | undefined> {
+	const src = existsSync(HELPER_SOURCE) ? HELPER_SOURCE : undefined;
+	if (!src) return undefined;
+	if (existsSync(HELPER_BINARY) && statSync(HELPER_BINARY).mtimeMs >= statSync(src).mtimeMs) return HELPER_BINARY;
+	mkdirSync(path.dirname(HELPER_BINARY), { recursive: true });
+	const r = await execa('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', HELPER_BINARY, src], { reject: false, all: true });
+	if (r.exitCode !== 0) throw Object.assign(new Error(`building the check helper failed:\n${r.all ?? ''}`), { code: 'ERR_BUILD' });
+	return HELPER_BINARY;
+}
+
+function writeAtomically(file: string, data: unknown): void {
+	writeFileSync(`${file}.tmp`, JSON.stringify(data, null, 2));
+	renameSync(`${file}.tmp`, file);
+}
+
+function selected(only: Category[] | undefined, c: Category): boolean {
+	return !only?.length || only.includes(c);
+}
+
+/** Runs the checks against a target in this kernel. */
+export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): Promise<CheckReport> {
+	const pageSize = (await import('../device/index.js')).loadBinding().pageSize;
+	const capture = await startCapture();
+	const taintBefore = readTaint();
+	const report: CheckReport = { target: describeSpec(spec, pageSize), kernel: os.release(), checks: [], passed: false };
+	const save = () => opts.resultsFile && writeAtomically(opts.resultsFile, report);
+	const add = (r: CheckResult) => {
+		report.checks.push(r);
+		opts.onResult?.(r);
+		save();
+	};
+	let target;
+	try {
+		target = await resolveTarget(spec, pageSize);
+	} catch (err) {
+		await capture.stop();
+		throw err;
+	}
+	report.target = target.description;
+	save();
+	const helper = existsSync(HELPER_BINARY) ? HELPER_BINARY : undefined;
+	try {
+		const ordered = [...CHECKS.filter((c) => !c.last), ...CHECKS.filter((c) => c.last)];
+		for (const check of ordered) {
+			if (!selected(opts.only, check.category)) continue;
+			opts.onProgress?.(`running ${check.name}`);
+			// The name on the console tells the host which check a crash interrupted.
+			process.stdout.write(`hybridmem check: running ${check.name}\n`);
+			try {
+				const out = await check.run(target, helper ? { helper } : {});
+				for (const r of Array.isArray(out) ? out : [out]) if (selected(opts.only, r.category)) add(r);
+			} catch (err) {
+				add({ name: check.name, category: check.category, status: 'fail', summary: `the check could not complete: ${(err as Error).message}`, evidence: [String((err as Error).stack ?? err).split('\n').slice(0, 3).join(' | ')] });
+			}
+		}
+	} finally {
+		await target.cleanup();
+	}
+	const { records, lost } = await capture.stop();
+	const lines = records.map((r) => r.text);
+	const poison = findPoisonReports(lines).map((p) => `${p.headline} (pfn ${p.pfn !== undefined ? `0x${p.pfn.toString(16)}` : '?'}, ${p.bytes.length} bytes)`);
+	const reports = parseRecords(records).reports.filter((r) => r.kind !== 'trace' && !/^pagealloc:/.test(r.headline));
+	if (selected(opts.only, 'kernel-log')) add(judgeKernelLog(reports, poison, taintBefore, readTaint(), lost));
+	report.passed = report.checks.every((c) => c.status !== 'fail');
+	save();
+	return report;
+}
+
+function describeSpec(spec: TargetSpec, pageSize: number): TargetDescription {
+	const label = spec.recipe ? `recipe ${spec.recipe}` : spec.chrdev ? `chrdev ${spec.chrdev}` : (spec.device ?? '?');
+	return {
+		label: spec.module ? `${label} (module ${path.basename(spec.module)})` : label,
+		...(spec.module ? { module: spec.module } : {}),
+		...(spec.params ? { params: spec.params } : {}),
+		...(spec.device ? { device: spec.device } : {}),
+		...(spec.chrdev ? { chrdev: spec.chrdev } : {}),
+		...(spec.recipe ? { recipe: spec.recipe } : {}),
+		offset: `0x${(spec.offset ?? 0n).toString(16)}`,
+		length: spec.length ?? 16 * pageSize,
+	};
+}
+
+/** The CLI arguments that describe `spec` to the inner run. */
+export function specArgs(spec: TargetSpec): string[] {
+	const a: string[] = [];
+	if (spec.module) a.push('--module', spec.module);
+	for (const [k, v] of Object.entries(spec.params ?? {})) a.push('--param', `${k}=${v}`);
+	if (spec.device) a.push('--device', spec.device);
+	if (spec.chrdev) a.push('--chrdev', spec.chrdev);
+	if (spec.minor !== undefined) a.push('--minor', String(spec.minor));
+	if (spec.recipe) a.push('--recipe', path.isAbsolute(spec.recipe) || !spec.recipe.includes('/') ? spec.recipe : path.resolve(spec.recipe));
+	if (spec.length !== undefined) a.push('--length', String(spec.length));
+	if (spec.maxLength !== undefined) a.push('--max-length', String(spec.maxLength));
+	if (spec.offset !== undefined) a.push('--offset', String(spec.offset));
+	return a;
+}
+
+/**
+ * Builds a kbuild source directory for kernel `kver` in a copy of its own
+ * (build/check/<dir name>/<kver>/), so several kernels and the user's tree
+ * stay apart; returns the .ko it produced (the one named `want`, if several).
+ */
+export async function buildKmodDir(dir: string, kver: string, want?: string): Promise<string> {
+	const headers = `/lib/modules/${kver}/build`;
+	if (!existsSync(path.join(headers, 'Makefile'))) throw Object.assign(new Error(`no headers for kernel ${kver} at ${headers}`), { code: 'ERR_BUILD' });
+	const out = path.join(PACKAGE_ROOT, 'build', 'check', path.basename(path.resolve(dir)), kver);
+	rmSync(out, { recursive: true, force: true });
+	mkdirSync(out, { recursive: true });
+	cpSync(dir, out, { recursive: true, filter: (src) => !/\.(o|ko|mod|mod\.c|cmd|order|symvers)$/.test(src) });
+	const r = await execa('make', ['-C', headers, `M=${out}`, 'modules'], { reject: false, all: true });
+	const kos = existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('.ko')) : [];
+	if (r.exitCode !== 0 || !kos.length) throw Object.assign(new Error(`building ${dir} for ${kver} failed:\n${(r.all ?? '').split('\n').slice(-20).join('\n')}`), { code: 'ERR_BUILD' });
+	const pick = want ? kos.find((k) => k === want || k === `${want}.ko`) : kos.length === 1 ? kos[0] : undefined;
+	if (!pick) throw Object.assign(new Error(`${dir} built ${kos.join(', ')} for ${kver}: say which with --module NAME.ko`), { code: 'ERR_BUILD' });
+	return path.join(out, pick);
+}
+
+const CRASH_START = /(Oops|kernel BUG at|BUG: unable to handle|general protection fault|Kernel panic - not syncing)/;
+const END_OF_OOPS = /---\[ end (trace|Kernel panic)/;
+
+export interface VmCheckOptions extends CheckOptions {
+	kernel?: string;
+	kmodDir?: string;
+	signal?: AbortSignal;
+}
+
+/** Runs the checks in a throwaway VM on `kernel` (booted with page_poison=1, one vCPU). */
+export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {}): Promise<{ report: CheckReport; crashed: boolean }> {
+	const kernel = chooseKernel(opts.kernel).version;
+	await buildHelper();
+	const target = { ...spec };
+	if (opts.kmodDir) {
+		opts.onProgress?.(`building ${opts.kmodDir} for ${kernel}`);
+		target.module = await buildKmodDir(opts.kmodDir, kernel, spec.module);
+	}
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-check-'));
+	const file = path.join(dir, 'results.json');
+	const controller = new AbortController();
+	const abort = () => controller.abort();
+	opts.signal?.addEventListener('abort', abort);
+	let crashing = false;
+	let crashed = false;
+	let current: string | undefined;
+	try {
+		opts.onProgress?.(`booting ${kernel}`);
+		const vm = await runInVm({
+			kernel,
+			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'check', '--native', '--results', file, ...specArgs(target), ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
+			cwd: process.cwd(),
+			rw: [dir],
+			...EVIDENCE_BOOT,
+			stdout: 'pipe',
+			stderr: 'pipe',
+			timeoutMs: 600_000,
+			signal: controller.signal,
+			onConsoleLine: (line) => {
+				if (CRASH_START.test(line)) crashing = true;
+				// A WARN ends with the same marker: only an oops, BUG or panic ends the VM.
+				else if (crashing && END_OF_OOPS.test(line)) {
+					crashed = true;
+					controller.abort();
+				}
+			},
+		});
+		const partial: CheckReport | undefined = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CheckReport) : undefined;
+		for (const l of (vm.stdout ?? '').split('\n')) {
+			const m = /^hybridmem check: running (\S+)$/.exec(l);
+			if (m) current = m[1];
+		}
+		const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : '';
+		if (crashed || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
+			const bug = parseKernelLog(consoleText).reports.find((r) => r.kind !== 'WARNING' && r.kind !== 'trace' && r.kind !== 'page-poison');
+			const report: CheckReport = partial ?? { target: { label: spec.recipe ?? spec.device ?? spec.chrdev ?? '?', offset: '0x0', length: spec.length ?? 0 }, kernel, checks: [], passed: false };
+			const done = new Set(report.checks.map((c) => c.name));
+			report.crash = {
+				headline: bug?.headline ?? `the VM ${vm.outcome}`,
+				...(bug?.function ? { function: bug.function } : {}),
+				...(bug?.module ? { module: bug.module } : {}),
+				frames: (bug?.frames ?? []).slice(0, 8).map((f) => `${f.fn}+0x${f.offset.toString(16)}/0x${f.size.toString(16)}${f.module ? ` [${f.module}]` : ''}`),
+				...(current ? { afterCheck: current } : {}),
+			};
+			report.checks.push({
+				name: 'kernel-log-clean',
+				category: 'kernel-log',
+				status: 'fail',
+				summary: `the guest kernel crashed${current ? ` during ${current}` : ''}: ${report.crash.headline}`,
+				evidence: [report.crash.headline, ...report.crash.frames, `console log: ${vm.consoleLog}`],
+			});
+			for (const c of CHECKS) if (!done.has(c.name) && selected(opts.only, c.category)) report.checks.push({ name: c.name, category: c.category, status: 'skip', summary: `not run: the guest kernel crashed during ${current ?? 'the run'}`, evidence: [] });
+			report.passed = false;
+			return { report, crashed: true };
+		}
+		if (!partial || vm.exitCode > 1) {
+			const why = `the check run in the VM failed (${vm.outcome}, exit ${vm.exitCode}): ${(vm.stderr ?? '').trim().split('\n').slice(-5).join(' | ')}`;
+			throw Object.assign(new Error(why), { code: 'ERR_CHECK_RUN' });
+		}
+		rmSync(vm.consoleLog, { force: true });
+		return { report: partial, crashed: false };
+	} finally {
+		opts.signal?.removeEventListener('abort', abort);
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+export { CATEGORIES };
