@@ -411,12 +411,10 @@ function warningHeadline(text: string): Headline {
  */
 export function matchHeadline(text: string): Headline | undefined {
 	let m: RegExpExecArray | null;
-	// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
-	if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
 	switch (text.charCodeAt(0)) {
 		case 0x5b /* [ */:
 			// lockdep before 4.10: "[ INFO: possible circular locking dependency detected ]"
-			if (/^\[ (?:INFO|BUG): .* \]$/.test(text)) return { kind: 'WARNING', loose: true };
+			if ((text.startsWith('[ INFO: ') || text.startsWith('[ BUG: ')) && text.endsWith(' ]')) return { kind: 'WARNING', loose: true };
 			return undefined;
 		case 0x6b /* k */:
 			if ((m = KERNEL_BUG_AT.exec(text))) return { kind: 'BUG', file: m[1] ?? '', line: Number(m[2]) };
@@ -432,7 +430,10 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
-			return text.startsWith('BUG: ') ? bugHeadline(text) : undefined;
+			if (!text.startsWith('BUG: ')) return undefined;
+			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
+			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
+			return bugHeadline(text);
 		case 0x57 /* W */:
 			if (text.startsWith('WARNING: ')) return warningHeadline(text);
 			if (text.startsWith('Watchdog detected hard LOCKUP')) return lockupHeadline(text);

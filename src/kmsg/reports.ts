@@ -166,8 +166,8 @@ export class ReportAssembler {
 			this.start(headline, bare, raw, ts);
 			return;
 		}
-		if (this.open && this.feedOpen(this.open, text, raw, ts)) return;
-		if (!this.open) this.outside(text, raw, ts);
+		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
+		if (!this.open) this.outside(text, bare, raw, ts);
 	}
 
 	/** A line that is not kernel output (another program's syslog line): counts as unrelated. */
@@ -236,7 +236,7 @@ export class ReportAssembler {
 	}
 
 	/** Returns false when the line does not belong to the report (it may then start something else). */
-	private feedOpen(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
+	private feedOpen(open: OpenReport, text: string, bare: string, raw: string, ts: number | undefined): boolean {
 		switch (open.mode) {
 			case 'delimited':
 				if (endMarker(text)) {
@@ -267,7 +267,6 @@ export class ReportAssembler {
 					else open.mode = 'summary';
 					return true;
 				}
-				const bare = bareOf(text);
 				if (isCutHere(bare) || isRule(bare)) {
 					this.close();
 					return false;
@@ -303,8 +302,7 @@ export class ReportAssembler {
 	}
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
-	private outside(text: string, raw: string, ts: number | undefined): void {
-		const bare = bareOf(text);
+	private outside(text: string, bare: string, raw: string, ts: number | undefined): void {
 		if (isCutHere(bare) || isRule(bare)) {
 			this.pending = { lines: [raw], texts: [text], ts, cut: isCutHere(bare), age: 0 };
 			return;
