@@ -513,7 +513,7 @@ export function isRule(text: string): boolean {
 }
 
 const BODY_PREFIX =
-	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: |[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
 
 /** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
 export function isBodyLine(text: string): boolean {
@@ -528,7 +528,7 @@ export function isBodyLine(text: string): boolean {
 export function continuesTrace(text: string): boolean {
 	return (
 		parseStackMarker(text) !== undefined ||
-		/^\s*(?:Exception stack\(|--- interrupt:|LR = |[0-9a-f]{4,16}: |Call [Tt]race:)/.test(text)
+		/^\s*(?:Exception stack\(|--- interrupt:|LR = |[0-9a-f]{4,16}: [0-9a-f ]{2}|Call [Tt]race:)/.test(text)
 	);
 }
 
