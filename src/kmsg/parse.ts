@@ -28,7 +28,7 @@ export interface InputStats {
 	longestLine: number;
 	/** Lines longer than MAX_LINE: only their first MAX_LINE characters were parsed. */
 	longLines: number;
-	/** NUL bytes, or many control or undecodable characters at the start: binary data, not text. */
+	/** NUL bytes or many control or undecodable characters in the first 64 KiB: binary data, not text. */
 	binary: boolean;
 }
 
@@ -104,6 +104,9 @@ export class KernelLogParser {
 		const n = text.length;
 		const input = this.input;
 		let pos = 0;
+		// Next " [" in the text: a line holds a re-flowed second one only if it holds one of these.
+		// Kept across lines so that finding them costs one pass over the text.
+		let nextOpen = -1;
 		while (pos < n) {
 			let nl = text.indexOf('\n', pos);
 			if (nl < 0) nl = n;
@@ -113,22 +116,33 @@ export class KernelLogParser {
 			if (length > MAX_LINE) {
 				input.longLines++;
 				this.feed(text, pos, pos + MAX_LINE, undefined);
-			} else if (length > 60 && text.charCodeAt(pos) === 0x5b /* [ */) this.feedJoined(text, pos, nl);
-			else this.feed(text, pos, nl, undefined);
+			} else if (length > 100 && text.charCodeAt(pos) === 0x5b /* [ */) {
+				// past the timestamp and a caller id ("[ 1234.567890] [ T1234] ")
+				if (nextOpen !== n && nextOpen < pos + 28) {
+					nextOpen = text.indexOf(' [', pos + 28);
+					if (nextOpen < 0) nextOpen = n;
+				}
+				if (nextOpen < nl) this.feedJoined(text.slice(pos, nl));
+				else this.feed(text, pos, nl, undefined);
+			} else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
 		}
 	}
 
-	/** A timestamped line that may hold several re-flowed ones ("[ 1.0] a [ 1.1] b"): each part alone. */
-	private feedJoined(text: string, from: number, to: number): void {
-		let start = from;
+	/**
+	 * A long timestamped line that may hold several re-flowed ones
+	 * ("[ 1.0] a [ 1.1] b"): each part alone. The line is its own string so
+	 * that the searches stop at its end.
+	 */
+	private feedJoined(line: string): void {
+		let start = 0;
 		for (;;) {
-			const next = embeddedTimestamp(text, start + 12, to);
+			const next = embeddedTimestamp(line, start + 12, line.length);
 			if (next < 0) break;
-			this.feed(text, start, next - 1, undefined);
+			this.feed(line, start, next - 1, undefined);
 			start = next;
 		}
-		this.feed(text, start, to, undefined);
+		this.feed(line, start, line.length, undefined);
 	}
 
 	private keepPartial(chunk: string, from: number, to: number): void {
@@ -151,16 +165,15 @@ export class KernelLogParser {
 		this.feed(clean, 0, clean.length, undefined);
 	}
 
-	/** Counts characters; NULs anywhere, or odd characters in the first 4 KiB, mark binary input. */
+	/** Counts characters; NULs or odd characters in the first 64 KiB mark binary input. */
 	private inspect(text: string): void {
 		this.input.chars += text.length;
-		if (this.input.binary) return;
-		if (text.includes('\0')) {
+		if (this.input.binary || this.sampled >= 65536) return;
+		if ((text.length > 65536 ? text.slice(0, 65536) : text).includes('\0')) {
 			this.input.binary = true;
 			return;
 		}
-		if (this.sampled >= 4096) return;
-		const n = Math.min(text.length, 4096 - this.sampled);
+		const n = Math.min(text.length, 65536 - this.sampled);
 		for (let i = 0; i < n; i++) {
 			const c = text.charCodeAt(i);
 			if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x1b) || c === 0xfffd) this.oddChars++;

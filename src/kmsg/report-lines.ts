@@ -411,12 +411,10 @@ function warningHeadline(text: string): Headline {
  */
 export function matchHeadline(text: string): Headline | undefined {
 	let m: RegExpExecArray | null;
-	// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
-	if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
 	switch (text.charCodeAt(0)) {
 		case 0x5b /* [ */:
 			// lockdep before 4.10: "[ INFO: possible circular locking dependency detected ]"
-			if (/^\[ (?:INFO|BUG): .* \]$/.test(text)) return { kind: 'WARNING', loose: true };
+			if ((text.startsWith('[ INFO: ') || text.startsWith('[ BUG: ')) && text.endsWith(' ]')) return { kind: 'WARNING', loose: true };
 			return undefined;
 		case 0x6b /* k */:
 			if ((m = KERNEL_BUG_AT.exec(text))) return { kind: 'BUG', file: m[1] ?? '', line: Number(m[2]) };
@@ -432,7 +430,10 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
-			return text.startsWith('BUG: ') ? bugHeadline(text) : undefined;
+			if (!text.startsWith('BUG: ')) return undefined;
+			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
+			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
+			return bugHeadline(text);
 		case 0x57 /* W */:
 			if (text.startsWith('WARNING: ')) return warningHeadline(text);
 			if (text.startsWith('Watchdog detected hard LOCKUP')) return lockupHeadline(text);
@@ -512,7 +513,7 @@ export function isRule(text: string): boolean {
 }
 
 const BODY_PREFIX =
-	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: |[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[0-9a-f]{4} {2}[0-9a-f*]{8} |(?:\\x0a)?[A-Z][A-Z0-9]{0,3}: 0x[0-9a-f]+:|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
 
 /** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
 export function isBodyLine(text: string): boolean {
@@ -527,7 +528,7 @@ export function isBodyLine(text: string): boolean {
 export function continuesTrace(text: string): boolean {
 	return (
 		parseStackMarker(text) !== undefined ||
-		/^\s*(?:Exception stack\(|--- interrupt:|LR = |[0-9a-f]{4,16}: |Call [Tt]race:)/.test(text)
+		/^\s*(?:Exception stack\(|--- interrupt:|LR = |[0-9a-f]{4,16}: [0-9a-f ]{2}|Call [Tt]race:)/.test(text)
 	);
 }
 

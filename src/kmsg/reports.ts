@@ -114,6 +114,8 @@ interface OpenReport {
 	loose: boolean;
 	/** Nothing came after the headline yet. */
 	fresh: boolean;
+	/** Timestamp of the headline's line. */
+	headTs: number | undefined;
 }
 
 interface Pending {
@@ -166,8 +168,42 @@ export class ReportAssembler {
 			this.start(headline, bare, raw, ts);
 			return;
 		}
-		if (this.open && this.feedOpen(this.open, text, raw, ts)) return;
-		if (!this.open) this.outside(text, raw, ts);
+		if (this.open && this.open.fresh && this.wrapsHeadline(this.open, text, bare, ts)) {
+			this.joinHeadline(this.open, bare, raw);
+			return;
+		}
+		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
+		if (!this.open) this.outside(text, bare, raw, ts);
+	}
+
+	/**
+	 * The line right after a headline is its second half when a mail client or
+	 * a terminal wrapped it: it has no timestamp of its own where the headline
+	 * had one (or neither has, and it goes on in lower case), the headline did
+	 * not end a sentence, and the line is nothing a report prints.
+	 */
+	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
+		const headline = open.report.headline;
+		if (ts !== undefined || headline.length < 40 || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		if (/[.!:\])]$/.test(headline)) return false;
+		if (open.headTs === undefined && !/^[a-z0-9(]/.test(bare)) return false;
+		return !isBodyLine(bare) && parseFrame(bare, true) === undefined;
+	}
+
+	private joinHeadline(open: OpenReport, bare: string, raw: string): void {
+		const report = open.report;
+		report.headline = `${report.headline} ${bare}`;
+		report.lines.push(raw);
+		const h = matchHeadline(report.headline);
+		if (h) {
+			if (report.file === undefined && h.file !== undefined) report.file = h.file;
+			if (report.line === undefined && h.line !== undefined) report.line = h.line;
+			if (report.function === undefined && h.fn) {
+				report.function = h.fn.fn;
+				open.functionModule = h.fn.module;
+			}
+		}
+		open.fresh = false;
 	}
 
 	/** A line that is not kernel output (another program's syslog line): counts as unrelated. */
@@ -228,6 +264,7 @@ export class ReportAssembler {
 			taintSeen: false,
 			loose: h.loose === true,
 			fresh: true,
+			headTs: ts,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
@@ -236,7 +273,7 @@ export class ReportAssembler {
 	}
 
 	/** Returns false when the line does not belong to the report (it may then start something else). */
-	private feedOpen(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
+	private feedOpen(open: OpenReport, text: string, bare: string, raw: string, ts: number | undefined): boolean {
 		switch (open.mode) {
 			case 'delimited':
 				if (endMarker(text)) {
@@ -267,7 +304,6 @@ export class ReportAssembler {
 					else open.mode = 'summary';
 					return true;
 				}
-				const bare = bareOf(text);
 				if (isCutHere(bare) || isRule(bare)) {
 					this.close();
 					return false;
@@ -303,8 +339,7 @@ export class ReportAssembler {
 	}
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
-	private outside(text: string, raw: string, ts: number | undefined): void {
-		const bare = bareOf(text);
+	private outside(text: string, bare: string, raw: string, ts: number | undefined): void {
 		if (isCutHere(bare) || isRule(bare)) {
 			this.pending = { lines: [raw], texts: [text], ts, cut: isCutHere(bare), age: 0 };
 			return;

@@ -138,7 +138,14 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 	}
 	if (isDigit(c0)) {
 		// "2024-11-24T12:00:00.123456+00:00 " or "2024-11-24 12:00:00 "
-		if (s.charCodeAt(i + 4) !== 0x2d || s.charCodeAt(i + 7) !== 0x2d || !isDigit(s.charCodeAt(i + 3))) return -1;
+		if (s.charCodeAt(i + 4) !== 0x2d || s.charCodeAt(i + 7) !== 0x2d || !isDigit(s.charCodeAt(i + 3))) {
+			// "8月 14 10:24:12 " (a month named with a number and a suffix)
+			const t = s.charCodeAt(i + 1) > 0x7f || s.charCodeAt(i + 2) > 0x7f ? localMonth(s, i, end) : -1;
+			if (t < 0) return -1;
+			let j = t;
+			while (j < end && s.charCodeAt(j) !== SPACE) j++;
+			return j + 1;
+		}
 		const sep = s.charCodeAt(i + 10);
 		if (sep !== 0x54 /* T */ && sep !== SPACE) return -1;
 		if (s.charCodeAt(i + 13) !== 0x3a) return -1;

@@ -398,3 +398,86 @@ describe('line classifiers', () => {
 		expect(parseFrame('PC is at vm_insert_page+0x23c/0x240')).toBeUndefined();
 	});
 });
+
+describe('field conventions (issue 13)', () => {
+	const lines = (...l: string[]): string => l.join('\n');
+
+	it('page poisoning: its own kind, hex dump kept in lines, pfn from dump_page, trace after "Call Trace:"', () => {
+		const dump = [
+			'[   12.000001] 00000000c0ffee12: aa aa aa aa 41 aa aa aa aa aa aa aa aa aa aa aa  ....A...........',
+			'[   12.000002] 00000000c0ffee22: aa aa aa aa aa aa aa aa aa aa aa aa aa aa aa 00  ................',
+		];
+		const { reports } = parseKernelLog(
+			lines(
+				'[   12.000000] pagealloc: memory corruption',
+				...dump,
+				'[   12.000003] CPU: 0 PID: 1 Comm: swapper/0 Tainted: G        W          6.1.0 #1',
+				'[   12.000004] Call Trace:',
+				'[   12.000005]  <TASK>',
+				'[   12.000006]  dump_stack_lvl+0x44/0x5c',
+				'[   12.000007]  __kernel_unpoison_pages.cold+0x4e/0x77',
+				'[   12.000008]  get_page_from_freelist+0x89c/0xfe0',
+				'[   12.000009]  </TASK>',
+				'[   12.000010] page:ffffea0000a1b2c0 refcount:1 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x286c8',
+				'[   12.000011] flags: 0xfffffc0000000(node=0|zone=1)',
+				'[   12.000012] page dumped because: pagealloc: corrupted page details',
+				'[   13.500000] e1000: eth0 NIC Link is Up',
+			),
+		);
+		expect(reports).toHaveLength(1);
+		const r = reports[0] as CrashReport;
+		expect(r).toMatchObject({ kind: 'page-poison', headline: 'pagealloc: memory corruption', pfn: 0x286c8, tainted: 'G        W' });
+		expect(r.function).toBeUndefined();
+		expect(r.frames.map((f) => f.fn)).toEqual(['dump_stack_lvl', '__kernel_unpoison_pages.cold', 'get_page_from_freelist']);
+		expect(r.lines.slice(1, 3)).toEqual(dump);
+		expect(r.lines.at(-1)).toContain('page dumped because');
+		expect(matchHeadline('pagealloc: single bit error')?.kind).toBe('page-poison');
+		expect(matchHeadline('BUG: Bad rss-counter state mm:00000000c1f2e3d4 type:MM_FILEPAGES val:-1')?.kind).toBe('BUG');
+		expect(matchHeadline('BUG: Bad page map: 31 messages suppressed')).toBeUndefined();
+	});
+
+	it('a headline wrapped by a mail client is joined with one space, its fields read from the whole', () => {
+		const { reports } = parseKernelLog(
+			lines(
+				'[ 5.1] BUG: unable to handle kernel NULL pointer dereference at',
+				'0000000000000008',
+				'[ 5.2] IP: [<ffffffffa0123456>] kex_mmap+0x10/0x40 [hybridmem_test]',
+				'[ 5.3] ---[ end trace 1234567890abcdef ]---',
+				'WARNING: CPU: 0 PID: 9 at drivers/foo/bar.c:123 foo_probe+0x1/0x2',
+				'[foo]',
+			),
+		);
+		expect(reports[0]).toMatchObject({
+			headline: 'BUG: unable to handle kernel NULL pointer dereference at 0000000000000008',
+			kind: 'null-deref',
+			function: 'kex_mmap',
+			module: 'hybridmem_test',
+		});
+		// a line after a headline that ended is not joined
+		const plain = parseKernelLog(lines('kernel BUG at mm/memory.c:2055!', 'invalid opcode: 0000 [#1] SMP')).reports[0];
+		expect(plain?.headline).toBe('kernel BUG at mm/memory.c:2055!');
+	});
+
+	it('tainted keeps the blanks between flags; module is the function line\'s, else the first frame\'s', () => {
+		const { reports } = parseKernelLog(
+			lines(
+				'WARNING: CPU: 1 PID: 2 at mm/x.c:1 x_fn+0x1/0x2',
+				'CPU: 1 PID: 2 Comm: a Tainted: G        W  OE      5.4.0 #1',
+				'Call Trace:',
+				' ? y_fn+0x3/0x4 [ymod]',
+				' z_fn+0x5/0x6 [zmod]',
+			),
+		);
+		expect(reports[0]).toMatchObject({ tainted: 'G        W  OE', function: 'x_fn', module: 'ymod' });
+	});
+
+	it('arm32 callees, s390 parenthesised frames, decoded and inline frames', () => {
+		expect(parseFrame('[<c0014990>] (unwind_backtrace+0x0/0xf4) from [<c005ccb8>] (__lock_acquire+0x14f8/0x1b98)', true)).toMatchObject({ fn: 'unwind_backtrace', offset: 0 });
+		expect(parseFrame('[<7f4ba618>] (fuse_writepages [fuse]) from [<8022e284>] (do_writepages+0x30/0x8c)', true)).toMatchObject({ fn: 'fuse_writepages', module: 'fuse' });
+		expect(parseFrame('([<000003ff8086d036>] will_oops_init+0x36/0x1000 [will_oops])')).toMatchObject({ fn: 'will_oops_init', module: 'will_oops', reliable: true });
+		expect(parseFrame(' __dump_stack lib/dump_stack.c:79 [inline]', true)).toMatchObject({ fn: '__dump_stack', inline: true, source: 'lib/dump_stack.c:79' });
+		expect(parseFrame(' __dump_stack lib/dump_stack.c:79 [inline]')).toBeUndefined(); // outside a report a decoded frame is not looked for
+		expect(parseFrame('print_report (mm/kasan/report.c:476) ', true)).toMatchObject({ fn: 'print_report', source: 'mm/kasan/report.c:476' });
+		expect(parseFrame('[c000000010f930b0] [d000000002c5ef9c] .asswarn+0x2c/0x40 [xfs](unreliable)')).toMatchObject({ fn: '.asswarn', module: 'xfs', reliable: false });
+	});
+});
