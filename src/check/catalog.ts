@@ -1,4 +1,4 @@
-// Every check, in report order; the lifecycle check runs last (it unloads
+// Every check, in the order they run; the lifecycle check runs last (it unloads
 // the module), the kernel-log check is judged after all of them.
 import { absurdRanges, mremapMove } from './checks/bounds.js';
 import { remapKeeps, roundTrip } from './checks/data.js';
@@ -10,10 +10,11 @@ import { forkShared, orphanChild, partialMunmap, threads } from './checks/proces
 import type { Check } from './types.js';
 
 export const CHECKS: readonly Check[] = [
+	// First: a buffer that keeps its contents across mappings would show our own patterns later.
+	freshContents,
 	roundTrip,
 	remapKeeps,
 	distinctPages,
-	freshContents,
 	uafMapUnmap,
 	uafCloseWhileMapped,
 	orphanChild,

@@ -80,10 +80,14 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 			// The name on the console tells the host which check a crash interrupted.
 			process.stdout.write(`hybridmem check: running ${check.name}\n`);
 			try {
-				const out = await check.run(target, helper ? { helper } : {});
+				const dataTrusted = report.checks.find((c) => c.name === 'data-round-trip')?.status === 'pass';
+				const out = await check.run(target, { ...(helper ? { helper } : {}), emit: add, dataTrusted });
 				for (const r of Array.isArray(out) ? out : [out]) if (selected(opts.only, r.category)) add(r);
 			} catch (err) {
-				add({ name: check.name, category: check.category, status: 'fail', summary: `the check could not complete: ${(err as Error).message}`, evidence: [String((err as Error).stack ?? err).split('\n').slice(0, 3).join(' | ')] });
+				// A refused mmap is data-round-trip's failure to report; the other checks had nothing to look at.
+				const e = err as NodeJS.ErrnoException;
+				if (e.syscall === 'mmap') add({ name: check.name, category: check.category, status: 'skip', summary: `not run: the target's mmap failed (${e.code ?? e.message})`, evidence: [e.message] });
+				else add({ name: check.name, category: check.category, status: 'fail', summary: `the check could not complete: ${e.message}`, evidence: [String(e.stack ?? err).split('\n').slice(0, 3).join(' | ')] });
 			}
 		}
 	} finally {

@@ -76,6 +76,14 @@ export interface CheckTarget {
 export interface CheckEnv {
 	/** Runs a C helper (fork, threads) on an fd of the target. */
 	helper?: string;
+	/** Records a result at once, before a step that may take the kernel down. */
+	emit?(r: CheckResult): void;
+	/**
+	 * data-round-trip passed: contents can be judged.  When it failed (a
+	 * driver that aliases or drops writes), later checks report what they
+	 * saw of the contents as info instead of failing for the same defect.
+	 */
+	dataTrusted?: boolean;
 }
 
 export interface Check {

@@ -80,13 +80,25 @@ export function pagesFromTrace(log: PfnTraceLog, window: MappingWindow): UserPag
 	return out;
 }
 
-/** User pages from pagemap entries read while the mapping was alive (normal, refcounted ptes). */
+/**
+ * User pages from pagemap entries read while the mapping was alive (normal,
+ * refcounted ptes).  Each counts as mapped from the last mapping-API event
+ * that covered its address (vm_insert_page, vm_insert_pages), else from the
+ * window's start: a page freed and reallocated before its mapping is no
+ * use-after-free.
+ */
 export function pagesFromPagemap(entries: PagemapEntry[], window: MappingWindow, log: PfnTraceLog): UserPage[] {
-	const mappedAt = markerTime(log, window.from) ?? 0;
+	const start = markerTime(log, window.from) ?? 0;
 	const size = BigInt(log.pageSize);
+	const maps = log.events.filter((e): e is Extract<TraceEvent, { type: 'map' }> => e.type === 'map' && e.ts >= start && (window.tgid === undefined || e.tgid === undefined || e.tgid === window.tgid));
+	const mappedAt = (a: bigint) => {
+		let at = start;
+		for (const e of maps) if (a >= e.address && a < e.address + BigInt(e.pages) * size) at = Math.max(at, e.ts);
+		return at;
+	};
 	return entries
 		.filter((e) => e.pfn !== undefined)
-		.map((e) => ({ index: Number((e.address - window.address) / size), address: e.address, pfn: e.pfn!, source: 'pagemap', mappedAt }));
+		.map((e) => ({ index: Number((e.address - window.address) / size), address: e.address, pfn: e.pfn!, source: 'pagemap', mappedAt: mappedAt(e.address) }));
 }
 
 function apisIn(log: PfnTraceLog, window: MappingWindow): Record<string, number> {

@@ -12,7 +12,12 @@ export const roundTrip: Check = {
 	async run(t) {
 		if (t.expect.readOnly) return result(this, 'skip', 'the target maps read-only: nothing to write');
 		return withOpened(t, async (o) => {
-			const m = mapOf(o, t);
+			let m;
+			try {
+				m = mapOf(o, t);
+			} catch (err) {
+				return result(this, 'fail', `mmap of ${o.length} bytes at offset 0x${o.offset.toString(16)} failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, [(err as Error).message]);
+			}
 			try {
 				await m.fill({ pattern: 'address-tag', seed: SEED });
 				const v = await m.verify({ pattern: 'address-tag', seed: SEED });

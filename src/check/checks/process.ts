@@ -4,7 +4,7 @@
 // target's fd as its fd 3 and says what it saw, line by line; the PFN trace
 // around it, with the helper's own markers, says what the kernel freed.
 import { spawn } from 'node:child_process';
-import { analyzeLifecycle, describeLifecycle, type UserPage } from '../../evidence/lifecycle.js';
+import { analyzeLifecycle, describeLifecycle, pagesFromPagemap, type UserPage } from '../../evidence/lifecycle.js';
 import { PfnTrace, type PfnTraceLog } from '../../evidence/pfn-trace.js';
 import type { Check, CheckEnv, CheckResult, CheckTarget, OpenedTarget } from '../types.js';
 import { result } from '../types.js';
@@ -49,20 +49,24 @@ function runHelper(env: CheckEnv, o: OpenedTarget, pageSize: number, args: strin
 }
 
 /** User pages of the helper's mapping: kprobe events of its processes, else the PFNs it read from pagemap. */
-function helperPages(log: PfnTraceLog, run: HelperRun, pageSize: number): UserPage[] {
+function helperPages(log: PfnTraceLog, run: HelperRun, pageSize: number, length: number): UserPage[] {
 	const out: UserPage[] = [];
 	const at = BigInt(run.fields.get('mapped-at') ?? '0');
-	const start = log.events.find((e) => e.type === 'marker' && e.text === 'hybridmem: map')?.ts ?? 0;
 	for (const e of log.events) {
-		if (e.type !== 'map' || e.pfn === undefined || e.address < at) continue;
+		if (e.type !== 'map' || e.pfn === undefined || e.address < at || e.address >= at + BigInt(length)) continue;
 		for (let i = 0; i < e.pages; i++) out.push({ index: Number((e.address - at) / BigInt(pageSize)) + i, address: e.address + BigInt(i * pageSize), pfn: e.pfn + i, source: `kprobe:${e.api}`, mappedAt: e.ts });
 	}
 	if (out.length) return out;
-	const pfns = (run.fields.get('pfns-parent') ?? '').trim().split(/\s+/);
-	pfns.forEach((p, i) => {
-		if (/^[0-9a-f]+$/.test(p)) out.push({ index: i, address: at + BigInt(i * pageSize), pfn: parseInt(p, 16), source: 'pagemap', mappedAt: start });
-	});
-	return out;
+	// Normal ptes: the PFNs the helper read from its own pagemap.
+	const entries = (run.fields.get('pfns-parent') ?? '').trim().split(/\s+/).map((p, i) => ({
+		address: at + BigInt(i * pageSize),
+		present: /^[0-9a-f]+$/.test(p),
+		swapped: false,
+		...(/^[0-9a-f]+$/.test(p) ? { pfn: parseInt(p, 16) } : {}),
+		exclusive: false,
+		fileOrShared: true,
+	}));
+	return pagesFromPagemap(entries, { address: at, length: entries.length * pageSize, from: 'map', until: 'unmap' }, log);
 }
 
 async function tracedHelper(t: CheckTarget, env: CheckEnv, o: OpenedTarget, args: string[]): Promise<{ run: HelperRun; log: PfnTraceLog; evidence: string[]; freed: number }> {
@@ -78,9 +82,14 @@ async function tracedHelper(t: CheckTarget, env: CheckEnv, o: OpenedTarget, args
 	}
 	const at = BigInt(run.fields.get('mapped-at') ?? '0');
 	const window = { address: at, length: o.length, from: 'map', until: 'unmap', end: 'end' };
-	const lc = analyzeLifecycle(log, window, helperPages(log, run, t.pageSize));
+	const lc = analyzeLifecycle(log, window, helperPages(log, run, t.pageSize, o.length));
 	const evidence = [...run.lines.filter((l) => !l.startsWith('pfns-')), ...(lc.pages.length ? describeLifecycle(lc) : ['no PFN of the helper\'s mapping was visible to the trace'])];
 	return { run, log, evidence, freed: lc.freedWhileMapped.length ? lc.pagesFreedWhileMapped.length : 0 };
+}
+
+/** The helper could not map the target at all: nothing was checked. */
+function mmapFailed(check: Pick<Check, 'name' | 'category'>, run: HelperRun, evidence: string[]): CheckResult | undefined {
+	return run.why.startsWith('mmap ') ? result(check, 'skip', `not run: the target's mmap failed (${run.why.slice(5)})`, evidence) : undefined;
 }
 
 function needHelper(check: Pick<Check, 'name' | 'category'>, t: CheckTarget, env: CheckEnv): CheckResult | undefined {
@@ -97,11 +106,13 @@ export const forkShared: Check = {
 		if (skip) return skip;
 		return withOpened(t, async (o) => {
 			const { run, evidence, freed } = await tracedHelper(t, env, o, ['fork']);
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return [refused, { ...refused, name: 'use-after-free-fork-child-exit', category: 'use-after-free' }];
 			const results: CheckResult[] = [];
 			results.push(
 				run.ok
 					? result(this, 'pass', 'a write before fork is seen by the child, the child\'s write by the parent, and the parent\'s pages outlive the child', evidence)
-					: result(this, 'fail', run.why, evidence),
+					: result(this, env.dataTrusted === false ? 'info' : 'fail', env.dataTrusted === false ? `${run.why} (not judged: data-round-trip failed, so contents are not reliable)` : run.why, evidence),
 			);
 			const uaf = { name: 'use-after-free-fork-child-exit', category: 'use-after-free' as const };
 			results.push(
@@ -122,7 +133,10 @@ export const orphanChild: Check = {
 		if (skip) return skip;
 		return withOpened(t, async (o) => {
 			const { run, evidence, freed } = await tracedHelper(t, env, o, ['orphan']);
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return refused;
 			if (freed) return result(this, 'fail', `after the parent unmapped, closed and exited, ${freed} pages the child still mapped were freed`, evidence);
+			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
 			if (!run.ok) return result(this, 'fail', run.why, evidence);
 			return result(this, 'pass', 'the parent unmapped, closed and exited; the child\'s mapping kept its pages and data', evidence);
 		});
@@ -138,7 +152,10 @@ export const partialMunmap: Check = {
 		if (t.pageSize * 3 > (await withOpened(t, (o) => o.length))) return result(this, 'skip', 'the mapping has fewer than 3 pages');
 		return withOpened(t, async (o) => {
 			const { run, evidence, freed } = await tracedHelper(t, env, o, ['partial']);
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return refused;
 			if (freed) return result(this, 'fail', `partial munmap freed PFNs that other pages still mapped (${freed} pages)`, evidence);
+			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
 			if (!run.ok) return result(this, 'fail', run.why, evidence);
 			return result(this, 'pass', `munmap of the head, middle and tail pages left the other ${run.fields.get('pages-intact') ?? '?'} pages intact`, evidence);
 		});
@@ -154,6 +171,8 @@ export const threads: Check = {
 		return withOpened(t, async (o) => {
 			const run = await runHelper(env, o, t.pageSize, ['threads', '4', '500']);
 			const evidence = run.lines;
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return refused;
 			if (!run.ok) return result(this, 'fail', run.why, evidence);
 			return result(this, 'pass', `4 threads touched the mapping ${run.fields.get('touches')} times while the main thread mapped and unmapped it ${run.fields.get('map-unmap-cycles')} times: no lost write`, evidence);
 		});

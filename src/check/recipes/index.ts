@@ -3,7 +3,7 @@
 // own recipe is an ES module exporting the same shape (default export or
 // `recipe`); see README "hybridmem check".
 import { execa } from 'execa';
-import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openDevice } from '../../device/index.js';
@@ -119,6 +119,10 @@ export const vfb: Recipe = {
 			if (!vfbNode) await new Promise((r) => setTimeout(r, 20));
 		}
 		if (!vfbNode) throw Object.assign(new Error('vfb is loaded but no /dev/fbN is the "Virtual FB"'), { code: 'ERR_RECIPE_DEVICE' });
+		// fbcon draws kernel messages into the framebuffer: unbind it, or the console writes into the buffer under test.
+		const vt = '/sys/class/vtconsole';
+		for (const con of existsSync(vt) ? readdirSync(vt) : [])
+			if (/frame buffer/i.test(readFileSync(path.join(vt, con, 'name'), 'utf8'))) writeFileSync(path.join(vt, con, 'bind'), '0');
 	},
 	open(ctx) {
 		const device = ctx.openDevice(vfbNode!);
