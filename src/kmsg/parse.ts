@@ -305,7 +305,7 @@ export class KernelLogParser {
 			}
 		}
 		if (this.assembler.wants(s.charCodeAt(start))) {
-			this.assembler.line(s.slice(start, end), raw ?? s.slice(rawStart, end), ts);
+			this.assembler.line(s.slice(start, end), raw, ts, s, rawStart, end);
 		}
 	}
 }

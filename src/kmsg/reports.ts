@@ -148,8 +148,12 @@ export class ReportAssembler {
 		return this.open !== undefined || this.pending !== undefined || START_CHARS.has(firstChar);
 	}
 
-	/** Feed one message (log prefixes removed), its raw line and timestamp. */
-	line(message: string, raw: string, ts: number | undefined): void {
+	/**
+	 * Feed one message (log prefixes removed), its raw line and timestamp. The
+	 * raw line may instead be given as rawSource[rawStart, rawEnd): it is then
+	 * only copied when the report keeps it.
+	 */
+	line(message: string, rawLine: string | undefined, ts: number | undefined, rawSource = '', rawStart = 0, rawEnd = 0): void {
 		const open = this.open;
 		if (open && ts !== undefined && open.lastTs !== undefined && ts - open.lastTs > GAP_SECONDS) this.close();
 
@@ -159,6 +163,8 @@ export class ReportAssembler {
 		if (last === 0x20 || last === 0x09) text = text.trimEnd();
 		const bare = bareOf(text);
 		const headline = matchHeadline(bare);
+		if (!headline && !this.open && !this.pending && !startsSomething(text, bare)) return;
+		const raw = rawLine ?? rawSource.slice(rawStart, rawEnd);
 		if (headline) {
 			if (this.open && this.joinsOpenReport(headline, bare)) {
 				this.append(this.open, text, raw, ts);
@@ -495,6 +501,13 @@ function isSideHeader(bare: string): boolean {
 /** What lockdep prints besides frames and task lines: lock names, the scenario, held locks. */
 function isLockdepLine(bare: string): boolean {
 	return /^(?:#\d+|-> #|\(|[0-9a-f]{8,16} \(|but |which |the |other info|Possible|CPU\d|-{4}|lock\(|\*\*\*|May be|\d+ locks? held|no locks held|stack backtrace|\S+\/\d+ is trying|\S+ is trying|Chain exists|context-|\[ BUG|\d+\.\d+\S* #)/.test(bare);
+}
+
+/** What outside() would keep when nothing is open or pending: a preamble, a cut-here or rule line, a frame. */
+function startsSomething(text: string, bare: string): boolean {
+	if (isCutHere(bare) || isRule(bare) || isPreamble(bare)) return true;
+	const c = text.charCodeAt(0);
+	return (c === 0x20 || c === 0x5b || c === 0x3f || c === 0x09) && parseFrame(text) !== undefined;
 }
 
 /** Lines after which the frames are the report's call trace (KFENCE names the access instead). */

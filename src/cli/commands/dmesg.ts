@@ -28,7 +28,13 @@ cannot be read or is not a kernel log at all (binary data, one endless line).
 Options:
   --file FILE   parse FILE ('-' for standard input) instead of the ring buffer
   --follow      print events and reports as the kernel logs them, until Ctrl-C
-  --json        print {"events": [...], "reports": [...]} (addresses as "0x..." strings)
+  --json        print {"events": [...], "reports": [...], "input": {...}} (addresses
+                as "0x..." strings). A report's headline has no log prefixes;
+                file/line only when the headline names them; function from the
+                headline, else the first kernel-mode RIP/PC/NIP/epc line; module
+                from that line, else from the first frame; tainted is the flags
+                as printed ("G        W"), absent when not tainted; frames are the
+                call trace in printed order ("?" and "(unreliable)" ones marked)
   --frames N    stack frames to show per report (default 8)`;
 
 function hex(value: bigint): string {
