@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { parseKernelLog, parseRecords } from '../kmsg/parse.js';
 import { startCapture } from '../kmsg/reader.js';
@@ -71,6 +72,10 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 	}
 	report.target = target.description;
 	save();
+	const t0 = performance.now();
+	const since = () => `+${Math.round(performance.now() - t0)} ms`;
+	// Where the time goes, on the console: bench/check.mjs reads these lines.
+	process.stdout.write(`hybridmem check: target ready (${Math.round(performance.now())} ms after start)\n`);
 	const helper = existsSync(HELPER_BINARY) ? HELPER_BINARY : undefined;
 	try {
 		const ordered = [...CHECKS.filter((c) => !c.last), ...CHECKS.filter((c) => c.last)];
@@ -78,7 +83,7 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 			if (!selected(opts.only, check.category)) continue;
 			opts.onProgress?.(`running ${check.name}`);
 			// The name on the console tells the host which check a crash interrupted.
-			process.stdout.write(`hybridmem check: running ${check.name}\n`);
+			process.stdout.write(`hybridmem check: running ${check.name} (${since()})\n`);
 			try {
 				const dataTrusted = report.checks.find((c) => c.name === 'data-round-trip')?.status === 'pass';
 				const out = await check.run(target, { ...(helper ? { helper } : {}), emit: add, dataTrusted });
@@ -93,6 +98,7 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 	} finally {
 		await target.cleanup();
 	}
+	process.stdout.write(`hybridmem check: checks done (${since()})\n`);
 	const { records, lost } = await capture.stop();
 	const lines = records.map((r) => r.text);
 	const poison = findPoisonReports(lines).map((p) => `${p.headline} (pfn ${p.pfn !== undefined ? `0x${p.pfn.toString(16)}` : '?'}, ${p.bytes.length} bytes)`);
@@ -152,6 +158,9 @@ export async function buildKmodDir(dir: string, kver: string, want?: string): Pr
 	return path.join(out, pick);
 }
 
+/** Check VMs boot like the scenario VMs, without a framebuffer console: it would draw into a framebuffer under test (vfb). */
+export const CHECK_BOOT = { ...EVIDENCE_BOOT, extraKernelArgs: [...EVIDENCE_BOOT.extraKernelArgs, 'fbcon=map:9'] };
+
 const CRASH_START = /(Oops|kernel BUG at|BUG: unable to handle|general protection fault|Kernel panic - not syncing)/;
 const END_OF_OOPS = /---\[ end (trace|Kernel panic)/;
 
@@ -185,7 +194,7 @@ export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {})
 			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'check', '--native', '--results', file, ...specArgs(target), ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
 			cwd: process.cwd(),
 			rw: [dir],
-			...EVIDENCE_BOOT,
+			...CHECK_BOOT,
 			stdout: 'pipe',
 			stderr: 'pipe',
 			timeoutMs: 600_000,
@@ -201,7 +210,7 @@ export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {})
 		});
 		const partial: CheckReport | undefined = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CheckReport) : undefined;
 		for (const l of (vm.stdout ?? '').split('\n')) {
-			const m = /^hybridmem check: running (\S+)$/.exec(l);
+			const m = /^hybridmem check: running (\S+)/.exec(l);
 			if (m) current = m[1];
 		}
 		const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : '';
