@@ -6,3 +6,4 @@ export { readPagemap, pageStates, KPF, type PagemapEntry, type KpageState, type 
 export { findPoisonReports, decodeAddressTag, pagePoisoningEnabled, sweepFreedPages, PAGE_POISON_BYTE, type PoisonReport, type TagRun } from './page-poison.js';
 export { freePages, measureFreePages, judgeLeak, type LeakMeasure, type LeakVerdict } from './free-pages.js';
 export { findTracefs, tracefsRoot, TraceInstance, KprobeGroup, type KprobeSpec } from './tracefs.js';
+export { traceMapping, type TracedMapping } from './trace-mapping.js';

@@ -4,7 +4,9 @@
 import type { DeviceStats, KexDevice, MapMode, Mapping } from '../device/index.js';
 import type { Logged, ScenarioContext } from './context.js';
 import { Evidence } from './evidence.js';
-import { expectCleanLifecycle, MappingTrace } from './kernel-evidence.js';
+import { expectCleanLifecycle } from './kernel-evidence.js';
+import { traceMapping } from '../evidence/trace-mapping.js';
+import type { PfnTrace } from '../evidence/pfn-trace.js';
 import { expectMapLogged, expectNoLeak, hex, marksFromProbe, markMismatches, ofType, pageAddresses, pageMap } from './mapping-checks.js';
 import type { PageMark, Scenario, ScenarioOutcome } from './types.js';
 
@@ -16,19 +18,15 @@ async function writeRead(ctx: ScenarioContext, mode: MapMode, pages = WRITE_READ
 	const info = dev.info();
 	const before = dev.stats();
 	const length = pages * dev.pageSize;
-	const trace = await MappingTrace.start(dev.pageSize);
-	let traced;
-	try {
+	let rest: Awaited<ReturnType<typeof afterMap>> | undefined;
+	const { log, lifecycle } = await traceMapping(dev.pageSize, async (trace, onMapped) => {
 		trace.mark('map');
 		const mapped = await ctx.kernelLog(() => dev.map(length));
-		trace.mapped(mapped.value);
-		const rest = await afterMap(ctx, ev, { dev, mode, pages, logPages: info.logPages, before, mapped, trace });
-		traced = { ...rest, ...trace.finish() };
-	} catch (err) {
-		trace.finish();
-		throw err;
-	}
-	const evidence = expectCleanLifecycle(ev, traced.lifecycle, traced.log, pages);
+		onMapped(mapped.value);
+		rest = await afterMap(ctx, ev, { dev, mode, pages, logPages: info.logPages, before, mapped, trace });
+	});
+	const traced = { ...rest!, lifecycle };
+	const evidence = expectCleanLifecycle(ev, lifecycle, log, pages);
 	const after = dev.stats();
 	ev.eq('counted one more map', after.maps - before.maps, 1n);
 	if (mode === 'fault') ev.eq('counted one fault per page', after.faults - before.faults, BigInt(pages));
@@ -45,7 +43,7 @@ async function writeRead(ctx: ScenarioContext, mode: MapMode, pages = WRITE_READ
 async function afterMap(
 	ctx: ScenarioContext,
 	ev: Evidence,
-	s: { dev: KexDevice; mode: MapMode; pages: number; logPages: number; before: DeviceStats; mapped: Logged<Mapping>; trace: MappingTrace },
+	s: { dev: KexDevice; mode: MapMode; pages: number; logPages: number; before: DeviceStats; mapped: Logged<Mapping>; trace: PfnTrace },
 ): Promise<{ address: bigint; verifiedBytes: number; kernelLines: number; marks: PageMark[] }> {
 	const { dev, mode, pages, before, mapped, trace } = s;
 	const info = { logPages: s.logPages };
@@ -71,7 +69,6 @@ async function afterMap(
 
 	trace.mark('unmap');
 	const unmapped = await ctx.kernelLog(() => m.unmap());
-	trace.mark('end');
 	const [freed] = ofType(unmapped.events, 'freed');
 	ev.eq('the last unmap frees the pages', freed?.pages, pages);
 	return { address, verifiedBytes: verify.bytes, kernelLines: mapped.events.length + filled.events.length, marks };

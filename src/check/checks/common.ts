@@ -1,12 +1,9 @@
-// What the checks share: open-map-use-close with cleanup on every path, and
-// a PFN trace of a sequence of steps with the user pages' PFNs from the
-// mapping APIs' kprobes and pagemap.
+// What the checks share: open-map-use-close with cleanup on every path, a
+// mapping that outlives its fd, and (from the evidence layer) a PFN trace of
+// one mapping's life.
 import { loadBinding } from '../../device/index.js';
 import { callNative } from '../../device/errors.js';
 import { Mapping } from '../../device/mapping.js';
-import { analyzeLifecycle, describeLifecycle, pagesFromPagemap, pagesFromTrace, type Lifecycle } from '../../evidence/lifecycle.js';
-import { readPagemap, type PagemapEntry } from '../../evidence/pagemap.js';
-import { PfnTrace, type PfnTraceLog } from '../../evidence/pfn-trace.js';
 import type { CheckTarget, OpenedTarget } from '../types.js';
 
 export function mapOf(o: OpenedTarget, t: CheckTarget, opts: { shared?: boolean; length?: number; offset?: bigint } = {}): Mapping {
@@ -49,41 +46,6 @@ export function refusal(fn: () => unknown): string | undefined {
 	}
 }
 
-export interface TracedMapping {
-	log: PfnTraceLog;
-	lifecycle: Lifecycle;
-	evidence: string[];
-}
-
-/**
- * A PFN trace around steps that map one mapping and end it: `steps` marks
- * 'map' before mmap, calls mapped(m) right after, and marks 'unmap' when the
- * last user of the pages is gone; 'end' comes after.
- */
-export async function traceMapping(pageSize: number, steps: (trace: PfnTrace, mapped: (m: Mapping) => void) => Promise<void> | void): Promise<TracedMapping> {
-	const trace = await PfnTrace.start({ pageSize });
-	let address = 0n;
-	let length = 0;
-	let entries: PagemapEntry[] = [];
-	let log: PfnTraceLog;
-	try {
-		await steps(trace, (m) => {
-			address = m.address;
-			length = m.length;
-			entries = readPagemap(m.address, m.length / m.pageSize, { pageSize: m.pageSize });
-		});
-		trace.mark('end');
-	} finally {
-		log = trace.stop();
-	}
-	// A failed mmap leaves no mapping: its pages are the ones this process's map events named.
-	if (!length) {
-		const first = log.events.find((e) => e.type === 'map' && (e.tgid ?? process.pid) === process.pid);
-		if (first?.type === 'map') [address, length] = [first.address, Math.max(...log.events.map((e) => (e.type === 'map' ? Number(e.address - first.address) + e.pages * pageSize : 0)))];
-	}
-	const window = { address, length, tgid: process.pid, from: 'map', until: 'unmap', end: 'end' };
-	const lifecycle = analyzeLifecycle(log, window, [...pagesFromTrace(log, window), ...pagesFromPagemap(entries, window, log)]);
-	return { log, lifecycle, evidence: describeLifecycle(lifecycle) };
-}
+export { traceMapping, type TracedMapping } from '../../evidence/trace-mapping.js';
 
 export const hex = (n: number | bigint) => `0x${n.toString(16)}`;

@@ -104,21 +104,30 @@ static void print_pfns(const char *who, const void *p, size_t len)
 	close(pm);
 }
 
-static int cmd_fork(void)
+/* Maps the target, tags it all with seed, says which PFNs back it, forks. */
+static pid_t map_tag_fork(char **p, uint64_t seed)
 {
-	char *p = map(length);
-	int status;
 	pid_t child;
-	size_t bad;
 
-	tag(p, 0, length, 1);
-	print_pfns("parent", p, length);
+	*p = map(length);
+	tag(*p, 0, length, seed);
+	print_pfns("parent", *p, length);
 	fflush(stdout);
 	child = fork();
 	if (child < 0) {
 		printf("result: fail fork %s\n", strerror(errno));
-		return 1;
+		exit(1);
 	}
+	return child;
+}
+
+static int cmd_fork(void)
+{
+	char *p;
+	int status;
+	pid_t child = map_tag_fork(&p, 1);
+	size_t bad;
+
 	if (child == 0) {
 		/* The child sees the parent's write and writes page 1 for it. */
 		bad = check_tag(p, 0, page, 1);
@@ -149,17 +158,9 @@ static int cmd_fork(void)
 
 static int cmd_orphan(void)
 {
-	char *p = map(length);
-	pid_t child;
+	char *p;
+	pid_t child = map_tag_fork(&p, 5);
 
-	tag(p, 0, length, 5);
-	print_pfns("parent", p, length);
-	fflush(stdout);
-	child = fork();
-	if (child < 0) {
-		printf("result: fail fork %s\n", strerror(errno));
-		return 1;
-	}
 	if (child == 0) {
 		pid_t parent = getppid();
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
