@@ -74,6 +74,12 @@ describe('hybridmem check on hybridmem_test', () => {
 		expect(readFileSync(path.join(dir, 'j.xml'), 'utf8')).toMatch(/<testsuite name="[^"]+" tests="\d+" failures="0"/);
 	});
 
+	test.each(['insert_page', 'insert_pages', 'remap_contig', 'fault'])('map_mode %s: every check passes', async (mode) => {
+		const { report, exitCode } = await check([...common, '--max-length', String(256 * 1024 * 1024), '--param', `map_mode=${mode}`]);
+		expect(failures(report)).toEqual([]);
+		expect(exitCode).toBe(0);
+	});
+
 	test("free_after_map (the notes' test2 as written): use-after-free fails, with aliasing and data its consequences, and uninitialised (no __GFP_ZERO)", async () => {
 		const { report, exitCode } = await check([...common, '--param', 'allow_as_written=1', '--param', 'map_mode=free_after_map']);
 		expect(exitCode).toBe(1);

@@ -40,12 +40,13 @@ export const leakCycles: Check = {
 					} catch {
 						failures++;
 					}
+					// Frees from here on (munmap, close) count as given back.
+					trace.mark('unmap');
 					if (m) {
 						m.probe({ touch: true });
 						mapped(m);
 						m.unmap();
 					}
-					trace.mark('unmap'); // frees at close() count as given back
 				} finally {
 					o.close();
 				}
