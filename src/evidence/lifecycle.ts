@@ -83,18 +83,21 @@ export function pagesFromTrace(log: PfnTraceLog, window: MappingWindow): UserPag
 /**
  * User pages from pagemap entries read while the mapping was alive (normal,
  * refcounted ptes).  Each counts as mapped from the last mapping-API event
- * that covered its address (vm_insert_page, vm_insert_pages), else from the
- * window's start: a page freed and reallocated before its mapping is no
- * use-after-free.
+ * that covered its address (vm_insert_page, vm_insert_pages), else from
+ * `readMarker` (written just before pagemap was read; a page faulted in
+ * lazily has no event), else from the window's start: a page freed and
+ * reallocated before its mapping is no use-after-free.
  */
-export function pagesFromPagemap(entries: PagemapEntry[], window: MappingWindow, log: PfnTraceLog): UserPage[] {
-	const start = markerTime(log, window.from) ?? 0;
+export function pagesFromPagemap(entries: PagemapEntry[], window: MappingWindow, log: PfnTraceLog, readMarker?: string): UserPage[] {
+	// Without a mapping-API event a page counts from when pagemap was read (it was ours by then), else the window's start.
+	const start = (readMarker ? markerTime(log, readMarker) : undefined) ?? markerTime(log, window.from) ?? 0;
 	const size = BigInt(log.pageSize);
-	const maps = log.events.filter((e): e is Extract<TraceEvent, { type: 'map' }> => e.type === 'map' && e.ts >= start && (window.tgid === undefined || e.tgid === undefined || e.tgid === window.tgid));
+	const from = markerTime(log, window.from) ?? 0;
+	const maps = log.events.filter((e): e is Extract<TraceEvent, { type: 'map' }> => e.type === 'map' && e.ts >= from && (window.tgid === undefined || e.tgid === undefined || e.tgid === window.tgid));
 	const mappedAt = (a: bigint) => {
-		let at = start;
-		for (const e of maps) if (a >= e.address && a < e.address + BigInt(e.pages) * size) at = Math.max(at, e.ts);
-		return at;
+		let at: number | undefined;
+		for (const e of maps) if (a >= e.address && a < e.address + BigInt(e.pages) * size) at = Math.max(at ?? 0, e.ts);
+		return at ?? start;
 	};
 	return entries
 		.filter((e) => e.pfn !== undefined)

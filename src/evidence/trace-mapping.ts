@@ -29,6 +29,7 @@ export async function traceMapping(pageSize: number, steps: (trace: PfnTrace, ma
 		await steps(trace, (m) => {
 			address = m.address;
 			length = m.length;
+			trace.mark('pagemap');
 			entries = readPagemap(m.address, m.length / m.pageSize, { pageSize: m.pageSize });
 		});
 		trace.mark('end');
@@ -40,6 +41,6 @@ export async function traceMapping(pageSize: number, steps: (trace: PfnTrace, ma
 		if (first?.type === 'map') [address, length] = [first.address, Math.max(...log.events.map((e) => (e.type === 'map' ? Number(e.address - first.address) + e.pages * pageSize : 0)))];
 	}
 	const window = { address, length, tgid: process.pid, from: 'map', until: 'unmap', end: 'end' };
-	const lifecycle = analyzeLifecycle(log, window, [...pagesFromTrace(log, window), ...pagesFromPagemap(entries, window, log)]);
+	const lifecycle = analyzeLifecycle(log, window, [...pagesFromTrace(log, window), ...pagesFromPagemap(entries, window, log, 'pagemap')]);
 	return { log, lifecycle, evidence: describeLifecycle(lifecycle) };
 }

@@ -154,6 +154,7 @@ describe.runIf(tracefs || isCi())('live on this host: mappings that are not hybr
 			const m = dev.map(pages * dev.pageSize);
 			m.fillSync({ pattern: 'address-tag', seed: SEED });
 			address = m.address;
+			trace.mark('pagemap');
 			entries = readPagemap(m.address, pages, { pageSize: dev.pageSize });
 			const states = pageStates(entries.map((e) => e.pfn!));
 			expect(states.every((s) => !s.free && s.count >= 1)).toBe(true);
@@ -166,7 +167,7 @@ describe.runIf(tracefs || isCi())('live on this host: mappings that are not hybr
 		expect(log.probed).toEqual([]);
 		expect(entries.every((e) => e.present && e.fileOrShared)).toBe(true);
 		const window = { address, length: pages * dev.pageSize, from: 'map', until: 'unmap', end: 'end' };
-		const lc = analyzeLifecycle(log, window, pagesFromPagemap(entries, window, log));
+		const lc = analyzeLifecycle(log, window, pagesFromPagemap(entries, window, log, 'pagemap'));
 		expect(lc.pages).toHaveLength(pages);
 		expect(lc.distinctPfns).toBe(pages);
 		expect(lc.freedWhileMapped).toEqual([]);
@@ -185,6 +186,7 @@ describe.runIf(tracefs || isCi())('live on this host: mappings that are not hybr
 			const m = file.map(16 * 4096);
 			m.fillSync({ pattern: 'counter' });
 			address = m.address;
+			trace.mark('pagemap');
 			entries = readPagemap(m.address, 16);
 			trace.mark('unmap');
 			m.unmap();
@@ -195,7 +197,7 @@ describe.runIf(tracefs || isCi())('live on this host: mappings that are not hybr
 			file.close();
 		}
 		const window = { address, length: 16 * 4096, from: 'map', until: 'unmap', end: 'end' };
-		const lc = analyzeLifecycle(log, window, pagesFromPagemap(entries, window, log));
+		const lc = analyzeLifecycle(log, window, pagesFromPagemap(entries, window, log, 'pagemap'));
 		expect(lc.distinctPfns).toBe(16);
 		expect(lc.freedWhileMapped).toEqual([]);
 		expect(lc.returned).toBe(16);

@@ -66,7 +66,7 @@ function helperPages(log: PfnTraceLog, run: HelperRun, pageSize: number, length:
 		exclusive: false,
 		fileOrShared: true,
 	}));
-	return pagesFromPagemap(entries, { address: at, length: entries.length * pageSize, from: 'map', until: 'unmap' }, log);
+	return pagesFromPagemap(entries, { address: at, length: entries.length * pageSize, from: 'map', until: 'unmap' }, log, 'pagemap');
 }
 
 async function tracedHelper(t: CheckTarget, env: CheckEnv, o: OpenedTarget, args: string[]): Promise<{ run: HelperRun; log: PfnTraceLog; evidence: string[]; freed: number }> {
@@ -154,7 +154,8 @@ export const partialMunmap: Check = {
 			const { run, evidence, freed } = await tracedHelper(t, env, o, ['partial']);
 			const refused = mmapFailed(this, run, evidence);
 			if (refused) return refused;
-			if (freed) return result(this, 'fail', `partial munmap freed PFNs that other pages still mapped (${freed} pages)`, evidence);
+			// Frees of pages still mapped are a use-after-free, whatever step showed them.
+			if (freed) return result({ name: 'use-after-free-partial-munmap', category: 'use-after-free' }, 'fail', `${freed} pages were freed while the rest of a partially unmapped mapping still mapped them`, evidence);
 			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
 			if (!run.ok) return result(this, 'fail', run.why, evidence);
 			return result(this, 'pass', `munmap of the head, middle and tail pages left the other ${run.fields.get('pages-intact') ?? '?'} pages intact`, evidence);

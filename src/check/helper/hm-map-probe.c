@@ -90,6 +90,8 @@ static void print_pfns(const char *who, const void *p, size_t len)
 
 	if (pm < 0)
 		return;
+	/* Pages with no mapping-API event count as mapped from here on. */
+	mark("pagemap");
 	printf("pfns-%s:", who);
 	for (size_t i = 0; i < len / page; i++) {
 		uint64_t e = 0;
