@@ -71,16 +71,26 @@ export function freePages(zoneinfo?: string): number {
 	}
 }
 
-/** Resident pages of this process (/proc/self/statm). */
+/**
+ * Anonymous resident pages of this process: statm's resident less shared
+ * (file-backed) pages.  File pages mostly come from the page cache, allocated
+ * long before; new anonymous pages are what this process's own heap took.
+ */
 export function residentPages(): number {
 	const fd = openSync('/proc/self/statm', 'r');
 	try {
 		const n = readSync(fd, scratch, 0, 128, 0);
-		let i = 0;
-		while (i < n && scratch[i] !== 0x20) i++; // skip "size"
+		const fields: number[] = [];
 		let v = 0;
-		for (i++; i < n && scratch[i]! >= 0x30 && scratch[i]! <= 0x39; i++) v = v * 10 + (scratch[i]! - 0x30);
-		return v;
+		for (let i = 0; i <= n && fields.length < 3; i++) {
+			const c = i < n ? scratch[i]! : 0x20;
+			if (c >= 0x30 && c <= 0x39) v = v * 10 + (c - 0x30);
+			else {
+				fields.push(v);
+				v = 0;
+			}
+		}
+		return (fields[1] ?? 0) - (fields[2] ?? 0); // resident - shared
 	} finally {
 		closeSync(fd);
 	}
@@ -91,7 +101,7 @@ export interface LeakMeasure {
 	/** Free pages before the first and after the last cycle. */
 	before: number;
 	after: number;
-	/** This process's resident pages before and after (its own heap grows while it measures). */
+	/** This process's anonymous resident pages before and after (its own heap grows while it measures). */
 	residentBefore: number;
 	residentAfter: number;
 	/**

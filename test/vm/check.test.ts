@@ -96,8 +96,8 @@ describe('hybridmem check on hybridmem_test', () => {
 		expect(failed(report)).toEqual(['data', 'leak']); // data: every mmap fails (ENOMEM), so nothing maps
 		const leak = report.checks.find((c) => c.name === 'leak-map-unmap-close')!;
 		const perCycle = Number(/^([\d.]+) pages per map\/unmap\/close cycle/.exec(leak.summary)?.[1]);
-		expect(perCycle).toBeGreaterThan(7);
-		expect(perCycle).toBeLessThan(9);
+		expect(perCycle).toBeGreaterThan(6);
+		expect(perCycle).toBeLessThan(10);
 	});
 
 	test("mixed (the notes' kernel BUG): the guest crash is the result, exit 125, kernel-log names the BUG", async () => {
