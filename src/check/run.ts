@@ -18,7 +18,7 @@ import { EVIDENCE_BOOT } from '../scenarios/run.js';
 import { CHECKS } from './catalog.js';
 import { judgeKernelLog, readTaint } from './checks/kernel-log.js';
 import { resolveTarget, type TargetSpec } from './target.js';
-import { CATEGORIES, type Category, type CheckReport, type CheckResult, type TargetDescription } from './types.js';
+import type { Category, CheckReport, CheckResult, TargetDescription } from './types.js';
 
 export const HELPER_SOURCE = path.join(PACKAGE_ROOT, 'src', 'check', 'helper', 'hm-map-probe.c');
 export const HELPER_BINARY = path.join(PACKAGE_ROOT, 'build', 'helper', 'hm-map-probe');
@@ -248,4 +248,3 @@ export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {})
 	}
 }
 
-export { CATEGORIES };

@@ -37,8 +37,10 @@ export async function traceMapping(pageSize: number, steps: (trace: PfnTrace, ma
 		log = trace.stop();
 	}
 	if (!length) {
-		const first = log.events.find((e) => e.type === 'map' && (e.tgid ?? process.pid) === process.pid);
-		if (first?.type === 'map') [address, length] = [first.address, Math.max(...log.events.map((e) => (e.type === 'map' ? Number(e.address - first.address) + e.pages * pageSize : 0)))];
+		// Only this process's events: another's addresses say nothing of this mapping.
+		const mine = log.events.filter((e): e is Extract<typeof e, { type: 'map' }> => e.type === 'map' && (e.tgid ?? process.pid) === process.pid);
+		const first = mine[0];
+		if (first) [address, length] = [first.address, Math.max(...mine.map((e) => Number(e.address - first.address) + e.pages * pageSize))];
 	}
 	const window = { address, length, tgid: process.pid, from: 'map', until: 'unmap', end: 'end' };
 	const lifecycle = analyzeLifecycle(log, window, [...pagesFromTrace(log, window), ...pagesFromPagemap(entries, window, log, 'pagemap')]);

@@ -8,7 +8,7 @@ import { analyzeLifecycle, describeLifecycle, pagesFromPagemap, type UserPage } 
 import { PfnTrace, type PfnTraceLog } from '../../evidence/pfn-trace.js';
 import type { Check, CheckEnv, CheckResult, CheckTarget, OpenedTarget } from '../types.js';
 import { result } from '../types.js';
-import { hex, withOpened } from './common.js';
+import { withOpened } from './common.js';
 
 interface HelperRun {
 	lines: string[];
@@ -180,4 +180,3 @@ export const threads: Check = {
 	},
 };
 
-export { hex };
