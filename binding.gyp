@@ -9,6 +9,7 @@
 				"native/addon.cc",
 				"native/args.cc",
 				"native/errors.cc",
+				"native/fdsources.cc",
 				"native/guard.cc",
 				"native/mapping.cc",
 				"native/patterns.cc"

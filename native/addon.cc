@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "errors.h"
+#include "fdsources.h"
 #include "guard.h"
 #include "hybridmem_uapi.h"
 #include "mapping.h"
@@ -224,6 +225,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	constants.Set("IOC_GET_INFO", Napi::Number::New(env, double(HYBRIDMEM_IOC_GET_INFO)));
 	constants.Set("IOC_MAGIC", static_cast<int>(HYBRIDMEM_IOC_MAGIC));
 	exports.Set("constants", constants);
+	InitFdSources(env, exports);
 	return exports;
 }
 

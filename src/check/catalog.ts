@@ -6,7 +6,7 @@ import { leakCycles } from './checks/leak.js';
 import { unloadWhileInUse } from './checks/lifecycle.js';
 import { distinctPages, freshContents, uafCloseWhileMapped, uafMapUnmap } from './checks/memory.js';
 import { privateCow } from './checks/private.js';
-import { forkShared, orphanChild, partialMunmap, threads } from './checks/process.js';
+import { dontNeed, forkShared, mremapMoved, orphanChild, partialMunmap, processes, threads } from './checks/process.js';
 import type { Check } from './types.js';
 
 export const CHECKS: readonly Check[] = [
@@ -23,7 +23,11 @@ export const CHECKS: readonly Check[] = [
 	absurdRanges,
 	partialMunmap,
 	mremapMove,
+	mremapMoved,
 	privateCow,
 	threads,
+	processes,
+	// After the others: a driver whose pages MADV_DONTNEED drops may not get them back.
+	dontNeed,
 	unloadWhileInUse,
 ];

@@ -55,6 +55,8 @@ export interface TargetExpectations {
 	aliasing?: string;
 	/** The byte a fresh mapping holds when it is not zero. */
 	fill?: number;
+	/** Leading pages the driver fills by design (a ring's control page): uninitialised judges the rest. */
+	header?: { pages: number; what: string };
 	/** Maps read-only (prot 'r'); write checks skip. */
 	readOnly?: boolean;
 	/** MAP_PRIVATE is refused by design; accepted is still judged. */

@@ -95,6 +95,22 @@ export interface NativeRangeResult {
 	flags: number;
 }
 
+/** io_uring_setup(2)'s answer: the fd, ring sizes and where each region is mapped. */
+export interface NativeIoUring {
+	fd: number;
+	sqEntries: number;
+	cqEntries: number;
+	features: number;
+	/** sq_off.array and cq_off.cqes: the ring sizes are these plus the entries. */
+	sqArray: number;
+	cqCqes: number;
+	sqeSize: number;
+	cqeSize: number;
+	offSqRing: bigint;
+	offCqRing: bigint;
+	offSqes: bigint;
+}
+
 export interface NativeBinding {
 	open(path: string, flags?: number): number;
 	close(fd: number): void;
@@ -114,6 +130,20 @@ export interface NativeBinding {
 	ioctlRaw(fd: number, request: number, arg: bigint): number;
 	/** mremap() growing in place; a driver's VM_DONTEXPAND must refuse it. */
 	mremapGrow(address: bigint, oldLength: number, newLength: number): void;
+	/** fds of in-tree mmap providers beyond open() (native/fdsources.cc). */
+	packetRing(options: { tx?: boolean; blockSize: number; blockCount: number; frameSize: number }): number;
+	ioUringSetup(entries: number): NativeIoUring;
+	perfEventOpen(options: { type: number; config: bigint }): number;
+	sealedMemfd(name: string, size: number | bigint, seals: number): number;
+	readonly fdConstants: {
+		F_SEAL_SEAL: number;
+		F_SEAL_SHRINK: number;
+		F_SEAL_GROW: number;
+		F_SEAL_WRITE: number;
+		PERF_TYPE_SOFTWARE: number;
+		PERF_COUNT_SW_DUMMY: number;
+		IORING_FEAT_SINGLE_MMAP: number;
+	};
 	readonly pageSize: number;
 	readonly constants: {
 		PROT_NONE: number;

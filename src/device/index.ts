@@ -12,3 +12,5 @@ export type { PatternName, PatternOptions } from './patterns.js';
 export { isSystemError } from './errors.js';
 export type { SystemError, CodedError } from './errors.js';
 export { loadBinding } from './binding.js';
+export { openPacketRing, openIoUring, openPerfEvent, openSealedMemFile } from './fd-sources.js';
+export type { PacketRingOptions, IoUring } from './fd-sources.js';

@@ -111,6 +111,14 @@ export interface LeakMeasure {
 	perCycle: number;
 	/** Kernel-attributable pages missing after each sample, from the start. */
 	samples: number[];
+	/** Cycles between samples. */
+	cyclesPerSample: number;
+	/**
+	 * Pages per cycle over the second half of the cycles only: a leak keeps
+	 * growing at the same rate, a cache that fills once (slab, page cache of
+	 * a file read late) does not.
+	 */
+	latePerCycle: number;
 }
 
 /**
@@ -154,12 +162,18 @@ export async function measureFreePages(
 		residentAfter = residentPages();
 		samples[samples.length - 1] = before - after - (residentAfter - residentBefore);
 	}
-	return { cycles, before, after, residentBefore, residentAfter, perCycle: (samples[samples.length - 1] ?? 0) / cycles, samples };
+	const last = samples.length - 1;
+	const mid = Math.floor(last / 2);
+	const lateCycles = Math.min(cycles, (last + 1) * per) - (mid + 1) * per;
+	const latePerCycle = lateCycles > 0 ? ((samples[last] ?? 0) - (samples[mid] ?? 0)) / lateCycles : (samples[last] ?? 0) / cycles;
+	return { cycles, before, after, residentBefore, residentAfter, perCycle: (samples[last] ?? 0) / cycles, samples, cyclesPerSample: per, latePerCycle };
 }
 
 export interface LeakVerdict {
 	/** Pages per cycle not given back, by the measure. */
 	perCycle: number;
+	/** The same over the second half of the cycles. */
+	latePerCycle: number;
 	/** |pages per cycle| of the leak-free baseline, and the threshold derived from it. */
 	noise: number;
 	threshold: number;
@@ -167,11 +181,13 @@ export interface LeakVerdict {
 }
 
 /**
- * A leak is a loss per cycle above the threshold: four times what a leak-free
- * baseline measured the same way lost, and at least half a page per cycle.
+ * A leak is a loss per cycle above the threshold (four times what a
+ * leak-free baseline measured the same way lost, and at least half a page per
+ * cycle), over all the cycles and still over their second half: a one-off
+ * step (a slab or page cache filling once) is not a loss per cycle.
  */
 export function judgeLeak(measure: LeakMeasure, baseline: LeakMeasure): LeakVerdict {
 	const noise = Math.abs(baseline.perCycle);
 	const threshold = Math.max(0.5, 4 * noise);
-	return { perCycle: measure.perCycle, noise, threshold, leaks: measure.perCycle > threshold };
+	return { perCycle: measure.perCycle, latePerCycle: measure.latePerCycle, noise, threshold, leaks: measure.perCycle > threshold && measure.latePerCycle > threshold };
 }

@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:f
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { createMemFile, openDevice } from '../../src/device/index.js';
-import { freePages, residentPages } from '../../src/evidence/free-pages.js';
+import { freePages, judgeLeak, residentPages, type LeakMeasure } from '../../src/evidence/free-pages.js';
 import { analyzeLifecycle, compactRanges, describeLifecycle, pagesFromPagemap, pagesFromTrace } from '../../src/evidence/lifecycle.js';
 import { decodeAddressTag, findPoisonReports, pagePoisoningEnabled } from '../../src/evidence/page-poison.js';
 import { pageStates, readPagemap, type PagemapEntry } from '../../src/evidence/pagemap.js';
@@ -63,6 +63,29 @@ describe.each(KERNELS)('captured on %s: the notes\' test2 as written (4 pages, f
 		const tag = decodeAddressTag(r!.bytes, SEED, { maxOffset: 4n * 4096n });
 		expect(tag).toEqual({ firstOffset: 0x3000n, lastOffset: 0x3fffn, words: 512 });
 		expect(free?.type === 'free' && free.pfn).toBeTypeOf('number');
+	});
+});
+
+describe('the leak rule', () => {
+	// Samples of pages missing every 4 cycles, as measureFreePages reports them.
+	const measure = (samples: number[]): LeakMeasure => {
+		const cycles = samples.length * 4;
+		const last = samples.length - 1;
+		const mid = Math.floor(last / 2);
+		return { cycles, before: 0, after: 0, residentBefore: 0, residentAfter: 0, samples, cyclesPerSample: 4, perCycle: samples[last]! / cycles, latePerCycle: (samples[last]! - samples[mid]!) / ((last - mid) * 4) };
+	};
+	const idle = measure([1, 2, 2, 3, 3, 4, 4, 5]);
+
+	test('a steady loss per cycle is a leak; the threshold is 4x the idle baseline, at least half a page', () => {
+		const v = judgeLeak(measure([32, 64, 96, 128, 160, 192, 224, 256]), idle);
+		expect(v).toMatchObject({ perCycle: 8, latePerCycle: 8, leaks: true });
+		expect(v.threshold).toBeCloseTo(0.625);
+		expect(judgeLeak(measure([1, 2, 3, 4, 5, 6, 7, 8]), measure([0, 0, 0, 0, 0, 0, 0, 0]))).toMatchObject({ threshold: 0.5, leaks: false });
+	});
+
+	test('a one-off step (a cache filling once) is not a loss per cycle; a leak that starts late is', () => {
+		expect(judgeLeak(measure([60, 64, 64, 65, 64, 65, 66, 66]), idle)).toMatchObject({ leaks: false });
+		expect(judgeLeak(measure([0, 0, 0, 0, 16, 32, 48, 64]), idle)).toMatchObject({ leaks: true });
 	});
 });
 

@@ -43,14 +43,16 @@ export const freshContents: Check = {
 				const probe = m.probe({ touch: true });
 				const stale: number[] = [];
 				const poisoned: number[] = [];
-				for (let p = 0; p < m.length / t.pageSize; p++) {
+				const header = Math.min(t.expect.header?.pages ?? 0, m.length / t.pageSize);
+				for (let p = header; p < m.length / t.pageSize; p++) {
 					if (probe.pages[p] !== 'present') continue;
 					const page = bytes.subarray(p * t.pageSize, (p + 1) * t.pageSize);
 					if (page.every((b) => b === fill)) continue;
 					(page.every((b) => b === PAGE_POISON_BYTE) ? poisoned : stale).push(p);
 				}
-				const checked = probe.present;
-				const evidence = [`${checked} of ${m.length / t.pageSize} pages readable, ${probe.faulting} faulting`];
+				const checked = probe.pages.slice(header).filter((s) => s === 'present').length;
+				const evidence = [`${checked} of ${m.length / t.pageSize - header} pages readable, ${probe.faulting} faulting`];
+				if (header) evidence.unshift(`page${header > 1 ? 's' : ''} 0${header > 1 ? `-${header - 1}` : ''} not judged: ${t.expect.header!.what}`);
 				if (poisoned.length) evidence.push(`pages ${poisoned.slice(0, 16).join(', ')}${poisoned.length > 16 ? ', ...' : ''} hold 0x${PAGE_POISON_BYTE.toString(16)} everywhere: page poisoning's fill of a freed page, so they were handed out without being cleared`);
 				if (stale.length) evidence.push(`pages ${stale.slice(0, 16).join(', ')}${stale.length > 16 ? ', ...' : ''} hold bytes other than 0x${fill.toString(16)}`);
 				if (!checked) return result(this, 'skip', 'no page of a fresh mapping could be read', evidence);
@@ -81,10 +83,10 @@ export const uafMapUnmap: Check = {
 			const traced = await traceMapping(t.pageSize, async (trace, mapped) => {
 				trace.mark('map');
 				const m = mapOf(o, t);
-				mapped(m);
-				if (t.expect.readOnly) m.probe({ touch: true });
-				else await m.fill({ pattern: 'counter' });
+				if (!t.expect.readOnly) await m.fill({ pattern: 'counter' });
 				m.probe({ touch: true });
+				// pagemap after the touch: a fault handler's pages (vmf->page) exist only then.
+				mapped(m);
 				trace.mark('unmap');
 				m.unmap();
 			});
@@ -104,8 +106,9 @@ export const uafCloseWhileMapped: Check = {
 			try {
 				trace.mark('map');
 				const m = mapDetached(o, t);
-				mapped(m);
 				if (!t.expect.readOnly) await m.fill({ pattern: 'address-tag', seed: 7n });
+				m.probe({ touch: true });
+				mapped(m);
 				o.close(); // the mapping holds the file: nothing may be freed yet
 				const v = t.expect.readOnly ? undefined : await m.verify({ pattern: 'address-tag', seed: 7n });
 				const probe = m.probe({ touch: true });

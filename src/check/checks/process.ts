@@ -180,3 +180,55 @@ export const threads: Check = {
 	},
 };
 
+
+export const mremapMoved: Check = {
+	name: 'bounds-mremap-move',
+	category: 'bounds',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const { run, evidence, freed } = await tracedHelper(t, env, o, ['mremap']);
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return refused;
+			if (freed) return result({ name: 'use-after-free-mremap-move', category: 'use-after-free' }, 'fail', `${freed} pages were freed while the moved mapping still mapped them`, evidence);
+			const move = run.fields.get('mremap-move') ?? '?';
+			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
+			if (!run.ok) return result(this, 'fail', run.why, evidence);
+			return result(this, 'pass', move.startsWith('refused') ? `mremap move ${move}` : 'mremap moved the mapping with its contents intact', evidence);
+		});
+	},
+};
+
+export const dontNeed: Check = {
+	name: 'data-madvise-dontneed',
+	category: 'data',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const { run, evidence, freed } = await tracedHelper(t, env, o, ['dontneed']);
+			const refused = mmapFailed(this, run, evidence);
+			if (refused) return refused;
+			if (freed) return result({ name: 'use-after-free-madvise-dontneed', category: 'use-after-free' }, 'fail', `${freed} pages were freed by MADV_DONTNEED while the driver still owned them`, evidence);
+			// Refault of the same pages, zero pages or SIGBUS: each is some driver's design, so this is reported, not judged.
+			return result(this, 'info', `after madvise(MADV_DONTNEED): ${run.fields.get('after-dontneed') ?? run.why} (madvise: ${run.fields.get('madvise-dontneed') ?? '?'})`, evidence);
+		});
+	},
+};
+
+export const processes: Check = {
+	name: 'concurrency-processes',
+	category: 'concurrency',
+	async run(t, env) {
+		const skip = needHelper(this, t, env);
+		if (skip) return skip;
+		return withOpened(t, async (o) => {
+			const run = await runHelper(env, o, t.pageSize, ['procs', '4', '300']);
+			const evidence = run.lines;
+			if (run.why === 'mmap in every process') return result(this, 'skip', "not run: the target's mmap failed in every process", evidence);
+			if (!run.ok) return result(this, 'fail', run.why, evidence);
+			return result(this, 'pass', `4 processes mapped the target at once and wrote their own words of every page for 300 ms: no lost write`, evidence);
+		});
+	},
+};

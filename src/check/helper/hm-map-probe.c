@@ -11,11 +11,16 @@
  *   hm-map-probe orphan   FD OFFSET LENGTH PAGESIZE   the parent exits, the child keeps mapping
  *   hm-map-probe partial  FD OFFSET LENGTH PAGESIZE   munmap head, middle and tail pages
  *   hm-map-probe threads  FD OFFSET LENGTH PAGESIZE N MILLISECONDS
+ *   hm-map-probe procs    FD OFFSET LENGTH PAGESIZE N MILLISECONDS   N processes, each its own mapping
+ *   hm-map-probe mremap   FD OFFSET LENGTH PAGESIZE   move the mapping (MREMAP_MAYMOVE | MREMAP_FIXED)
+ *   hm-map-probe dontneed FD OFFSET LENGTH PAGESIZE   madvise(MADV_DONTNEED), then read every page
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -287,10 +292,130 @@ static int cmd_threads(int n, int ms)
 	return bad ? 1 : 0;
 }
 
+/* N processes map the target each on their own and write their own words of every page. */
+static int cmd_procs(int n, int ms)
+{
+	pid_t kids[64];
+	int lost = 0, failed = 0;
+
+	if (n > 64)
+		n = 64;
+	for (int k = 0; k < n; k++) {
+		kids[k] = fork();
+		if (kids[k] == 0) {
+			char *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+			struct timespec start, now;
+			unsigned long bad = 0, round = 0;
+
+			if (p == MAP_FAILED)
+				_exit(3);
+			clock_gettime(CLOCK_MONOTONIC, &start);
+			do {
+				for (size_t i = 0; i < length / page; i++) {
+					volatile uint64_t *w = (volatile uint64_t *)(p + i * page) + 64 + k;
+					uint64_t v = ((uint64_t)k << 48) | round;
+
+					*w = v;
+					bad += *w != v;
+				}
+				round++;
+				clock_gettime(CLOCK_MONOTONIC, &now);
+			} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+			munmap(p, length);
+			_exit(bad ? 1 : 0);
+		}
+	}
+	for (int k = 0; k < n; k++) {
+		int status;
+
+		waitpid(kids[k], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) == 1)
+			lost++;
+		else if (WEXITSTATUS(status) == 3)
+			failed++;
+	}
+	printf("processes: %d\nprocesses-losing-writes: %d\nprocesses-mmap-failed: %d\n", n, lost, failed);
+	if (failed == n) {
+		printf("result: fail mmap in every process\n");
+		return 1;
+	}
+	printf("result: %s\n", lost ? "fail writes lost with several processes mapping at once" : "ok");
+	return lost ? 1 : 0;
+}
+
+static int cmd_mremap(void)
+{
+	char *p = map(length), *to, *q;
+	size_t bad;
+
+	tag(p, 0, length, 13);
+	/* A free place to move to, reserved so MREMAP_FIXED replaces nothing of ours. */
+	to = mmap(NULL, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	q = mremap(p, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (q == MAP_FAILED) {
+		printf("mremap-move: refused %s\n", strerror(errno));
+		munmap(to, length);
+		mark("unmap");
+		munmap(p, length);
+		printf("result: ok\n");
+		return 0;
+	}
+	bad = check_tag(q, 0, length, 13);
+	printf("mremap-move: done, from %p to %p\nmoved-contents: %s\n", (void *)p, (void *)q, bad ? "changed" : "intact");
+	mark("unmap");
+	munmap(q, length);
+	printf("result: %s\n", bad ? "fail the contents changed when the mapping moved" : "ok");
+	return bad ? 1 : 0;
+}
+
+static sigjmp_buf fault_jmp;
+
+static void on_fault(int sig)
+{
+	siglongjmp(fault_jmp, sig);
+}
+
+/* What a page reads after MADV_DONTNEED: driver-specific (refault the same page, zero, SIGBUS). */
+static int cmd_dontneed(void)
+{
+	char *p = map(length);
+	size_t intact = 0, zero = 0, other = 0, faults = 0;
+	struct sigaction sa = { .sa_handler = on_fault }, old_bus, old_segv;
+	int r;
+
+	tag(p, 0, length, 17);
+	r = madvise(p, length, MADV_DONTNEED);
+	printf("madvise-dontneed: %s\n", r ? strerror(errno) : "done");
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	for (size_t i = 0; i < length / page; i++) {
+		volatile const uint64_t *w = (volatile const uint64_t *)(p + i * page);
+
+		if (sigsetjmp(fault_jmp, 1)) {
+			faults++;
+			continue;
+		}
+		if (!check_tag(p, i * page, page, 17))
+			intact++;
+		else if (w[0] == 0 && w[page / 8 - 1] == 0)
+			zero++;
+		else
+			other++;
+	}
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	printf("after-dontneed: %zu intact, %zu zero, %zu other, %zu fault\n", intact, zero, other, faults);
+	mark("unmap");
+	munmap(p, length);
+	printf("result: ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 6) {
-		fprintf(stderr, "usage: hm-map-probe fork|orphan|partial|threads FD OFFSET LENGTH PAGESIZE [N MS]\n");
+		fprintf(stderr, "usage: hm-map-probe fork|orphan|partial|threads|procs|mremap|dontneed FD OFFSET LENGTH PAGESIZE [N MS]\n");
 		return 2;
 	}
 	fd = atoi(argv[2]);
@@ -306,6 +431,12 @@ int main(int argc, char **argv)
 		return cmd_partial();
 	if (!strcmp(argv[1], "threads") && argc >= 8)
 		return cmd_threads(atoi(argv[6]), atoi(argv[7]));
+	if (!strcmp(argv[1], "procs") && argc >= 8)
+		return cmd_procs(atoi(argv[6]), atoi(argv[7]));
+	if (!strcmp(argv[1], "mremap"))
+		return cmd_mremap();
+	if (!strcmp(argv[1], "dontneed"))
+		return cmd_dontneed();
 	fprintf(stderr, "hm-map-probe: unknown command %s\n", argv[1]);
 	return 2;
 }

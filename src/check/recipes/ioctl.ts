@@ -33,11 +33,16 @@ export class IoctlBuffer implements Disposable {
 
 	/** Zeroes the first `size` bytes, lets `fill` write the struct, runs the ioctl, returns the view. */
 	call(fd: number, request: number, size: number, fill: (v: DataView) => void = () => undefined): DataView {
+		this.run(fd, request, size, fill);
+		return this.view;
+	}
+
+	/** As call(), returning what the ioctl returned (an fd, for some). */
+	run(fd: number, request: number, size: number, fill: (v: DataView) => void = () => undefined): number {
 		const v = this.view;
 		for (let i = 0; i < size; i++) v.setUint8(i, 0);
 		fill(v);
-		loadBinding().ioctlRaw(fd, request, this.address);
-		return this.view;
+		return loadBinding().ioctlRaw(fd, request, this.address);
 	}
 
 	[Symbol.dispose](): void {

@@ -29,11 +29,11 @@ as evidence, and reports one line per check:
   use-after-free  no mapped page freed while mapped: map, close while mapped,
                   fork + child exit, parent exit with a child still mapping
   leak            pages come back after munmap and close, over 32 cycles
-  bounds          absurd offsets/lengths refused; partial munmap; mremap growth
+  bounds          absurd offsets/lengths refused; partial munmap; mremap move and growth
   fork            a shared mapping stays shared across fork, both ways
   private         MAP_PRIVATE refused, or copy-on-write correct
   lifecycle       rmmod refused while open or mapped, done afterwards
-  concurrency     4 threads touching while another maps and unmaps
+  concurrency     4 threads touching while another maps and unmaps; 4 processes at once
   kernel-log      no WARN/BUG/Oops/Bad page/poison report, no new taint
 
 Target:
@@ -56,8 +56,9 @@ rest not run.
 Output: a table; --json prints {target, kernel, checks: [{name, category,
 status, summary, evidence}], passed} (an array of those for several
 kernels); --tap prints KTAP; --junit FILE writes JUnit XML.
-Exit status: 0 no check failed, 1 a check failed, 2 usage, 125 the guest
-crashed before any verdict.`;
+Exit status: 0 no check failed, 1 a check failed, 2 usage, 4 the target is
+not in any kernel checked (every check skipped, as kselftest's KSFT_SKIP),
+125 the guest crashed before any verdict.`;
 
 function categories(value: string | undefined): Category[] | undefined {
 	if (!value) return undefined;
@@ -167,5 +168,6 @@ export async function main(argv: string[]): Promise<number> {
 	else if (values.json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
 	else if (native) console.log(formatReport(reports[0]!, false).split('\n').at(-1));
 	if (crashedBeforeVerdict) return 125;
+	if (reports.every((r) => r.checks.length > 0 && r.checks.every((c) => c.status === 'skip' && c.summary.startsWith('not in this kernel')))) return 4;
 	return reports.every((r) => r.passed) ? 0 : 1;
 }
