@@ -59,6 +59,8 @@ export interface TargetExpectations {
 	header?: { pages: number; what: string };
 	/** Maps read-only (prot 'r'); write checks skip. */
 	readOnly?: boolean;
+	/** Maps past the end like a file (the pages there SIGBUS) instead of refusing: bounds accepts exactly that. */
+	sigbusPastEnd?: string;
 	/** MAP_PRIVATE is refused by design; accepted is still judged. */
 	privateRefused?: boolean;
 }

@@ -50,6 +50,15 @@ describe('hybridmem check on in-tree drivers (shipped recipes)', () => {
 		expect(report.checks.find((c) => c.name === 'lifecycle-rmmod')).toMatchObject({ status: 'skip' });
 	});
 
+	test("a user's own recipe module (test/fixtures/recipes/shmem.mjs: a memfd): every check passes; mapping past the end as a file does is what it declared", async () => {
+		const { report, exitCode } = await check(['--recipe', 'test/fixtures/recipes/shmem.mjs', '--kernel', kernel]);
+		expect(failures(report)).toEqual([]);
+		expect(exitCode).toBe(0);
+		expect(report.target.label).toMatch(/^recipe shmem: a memfd of 16 pages/);
+		expect(report.checks.find((c) => c.name === 'bounds-absurd-ranges')?.summary).toMatch(/^1 out-of-range mmap requests refused, 3 accepted with every page past the end faulting/);
+		expect(report.checks.find((c) => c.name === 'private-copy-on-write')?.summary).toBe('MAP_PRIVATE accepted with correct copy on write');
+	});
+
 	// What each recipe gives on each kernel: no failure, except the findings
 	// written up in the README ("What check found in in-tree drivers").
 	const is612 = (k: string) => /^6\.12\./.test(k);
