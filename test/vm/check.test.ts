@@ -63,7 +63,8 @@ describe('hybridmem check on in-tree drivers (shipped recipes)', () => {
 	// written up in the README ("What check found in in-tree drivers").
 	const is612 = (k: string) => /^6\.12\./.test(k);
 	const cases = usable.flatMap((k) => ['vgem-dmabuf', 'vfb', 'vivid', 'snd-dummy', 'udmabuf', 'dma-heap', 'af-packet-rx', 'af-packet-tx', 'io-uring', 'perf'].map((r) => [r, k] as const));
-	test.each(cases)('recipe %s on %s: only the known findings fail', async (recipe, k) => {
+	// Two at a time (vitest.config.ts maxConcurrency): each is its own VM; the C helper is built by the tests above.
+	test.concurrent.each(cases)('recipe %s on %s: only the known findings fail', async (recipe, k) => {
 		const { report, exitCode } = await check(['--recipe', recipe, '--kernel', k]);
 		const absent = !is612(k) && ['udmabuf', 'dma-heap'].includes(recipe);
 		if (absent) {
