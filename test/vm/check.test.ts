@@ -111,7 +111,8 @@ describe('hybridmem check on hybridmem_test', () => {
 	// The module allocates per mmap, up to max_pages (256 MiB): the bounds checks map beyond that.
 	const common = ['--module', MODULE, '--chrdev', 'kex', '--kernel', kernel, '--max-length', String(256 * 1024 * 1024)];
 
-	test('correct (remap_pfn): every check passes, the module unloads at the end; KTAP and JUnit agree', async () => {
+	// Each test is its own VM: two at a time (vitest.config.ts maxConcurrency).
+	test.concurrent('correct (remap_pfn): every check passes, the module unloads at the end; KTAP and JUnit agree', async () => {
 		const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-check-'));
 		const r = await execa('node', [CLI, 'check', '--tap', '--junit', path.join(dir, 'j.xml'), ...common], { reject: false, timeout: 280_000 });
 		expect(r.stdout.split('\n').filter((l) => /^\s+not ok /.test(l))).toEqual([]);
@@ -122,13 +123,13 @@ describe('hybridmem check on hybridmem_test', () => {
 		expect(readFileSync(path.join(dir, 'j.xml'), 'utf8')).toMatch(/<testsuite name="[^"]+" tests="\d+" failures="0"/);
 	});
 
-	test.each(['insert_page', 'insert_pages', 'remap_contig', 'fault'])('map_mode %s: every check passes', async (mode) => {
+	test.concurrent.each(['insert_page', 'insert_pages', 'remap_contig', 'fault'])('map_mode %s: every check passes', async (mode) => {
 		const { report, exitCode } = await check([...common, '--param', `map_mode=${mode}`]);
 		expect(failures(report)).toEqual([]);
 		expect(exitCode).toBe(0);
 	});
 
-	test("free_after_map (the notes' test2 as written): use-after-free fails, with aliasing and data its consequences, and uninitialised (no __GFP_ZERO)", async () => {
+	test.concurrent("free_after_map (the notes' test2 as written): use-after-free fails, with aliasing and data its consequences, and uninitialised (no __GFP_ZERO)", async () => {
 		const { report, exitCode } = await check([...common, '--param', 'allow_as_written=1', '--param', 'map_mode=free_after_map']);
 		expect(exitCode).toBe(1);
 		const cats = failed(report);
@@ -138,7 +139,7 @@ describe('hybridmem check on hybridmem_test', () => {
 		expect(uaf.summary).toMatch(/user pages had their PFN freed while mapped/);
 	});
 
-	test("leak_on_error with fail_at=8 (the notes' error path as written): the leak check fails with about 8 pages per mmap", async () => {
+	test.concurrent("leak_on_error with fail_at=8 (the notes' error path as written): the leak check fails with about 8 pages per mmap", async () => {
 		const { report } = await check([...common, '--param', 'allow_as_written=1', '--param', 'map_mode=leak_on_error', '--param', 'fail_at=8']);
 		expect(failed(report)).toEqual(['data', 'leak']); // data: every mmap fails (ENOMEM), so nothing maps
 		const leak = report.checks.find((c) => c.name === 'leak-map-unmap-close')!;
@@ -147,7 +148,7 @@ describe('hybridmem check on hybridmem_test', () => {
 		expect(perCycle).toBeLessThan(10);
 	});
 
-	test("mixed (the notes' kernel BUG): the guest crash is the result, exit 125, kernel-log names the BUG", async () => {
+	test.concurrent("mixed (the notes' kernel BUG): the guest crash is the result, exit 125, kernel-log names the BUG", async () => {
 		const { report, exitCode } = await check([...common, '--param', 'allow_bug=1', '--param', 'map_mode=mixed']);
 		expect(exitCode).toBe(125);
 		expect(report.crash?.headline).toMatch(/^kernel BUG at mm\/memory\.c:\d+!$/);
@@ -163,7 +164,7 @@ describe('hybridmem check on out-of-tree fixture drivers', () => {
 	}, 280_000);
 	const ko = (d: string) => path.join(FIXTURES, kernel, d, `${d}.ko`);
 
-	test('a kbuild directory, register_chrdev style (good_chrdev: no node, mknod from /proc/devices): built for the guest kernel, every check passes', async () => {
+	test.concurrent('a kbuild directory, register_chrdev style (good_chrdev: no node, mknod from /proc/devices): built for the guest kernel, every check passes', async () => {
 		const { report, exitCode } = await check(['--kmod-dir', 'test/fixtures/drivers/good_chrdev', '--chrdev', 'hm_good_chrdev', '--kernel', kernel]);
 		expect(failures(report)).toEqual([]);
 		expect(exitCode).toBe(0);
@@ -171,7 +172,7 @@ describe('hybridmem check on out-of-tree fixture drivers', () => {
 		expect(report.checks.find((c) => c.name === 'lifecycle-rmmod')).toMatchObject({ status: 'pass' });
 	});
 
-	test('a built .ko, misc device style (good_misc: /dev/hm_good_misc appears by itself): every check passes', async () => {
+	test.concurrent('a built .ko, misc device style (good_misc: /dev/hm_good_misc appears by itself): every check passes', async () => {
 		const { report, exitCode } = await check(['--module', ko('good_misc'), '--device', '/dev/hm_good_misc', '--kernel', kernel]);
 		expect(failures(report)).toEqual([]);
 		expect(exitCode).toBe(0);
@@ -186,7 +187,7 @@ describe('hybridmem check on out-of-tree fixture drivers', () => {
 		['broken_alias', ['aliasing', 'data'], []],
 		['broken_noowner', ['lifecycle'], ['kernel-log']],
 	];
-	test.each(broken)('%s fails %j and nothing implausible', async (driver, must, may) => {
+	test.concurrent.each(broken)('%s fails %j and nothing implausible', async (driver, must, may) => {
 		const { report } = await check(['--module', ko(driver), '--device', `/dev/hm_${driver}`, '--kernel', kernel]);
 		const cats = failed(report);
 		for (const c of must) expect(cats).toContain(c);
