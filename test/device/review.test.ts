@@ -199,8 +199,14 @@ describe.runIf(device.ok)('issue 14: the linux-mm review findings', () => {
 	});
 
 	test('freeing a 256 MiB mapping lets a waiting task on the same CPU run (cond_resched)', async () => {
-		const r = await review('latency', device.path, modeNumber('remap_pfn'), String(dev.info().maxPages));
-		// Before the fix the SCHED_FIFO thread waited for the whole free loop (0.86-0.91 of the munmap).
-		expect(Number(r.max_delay_us)).toBeLessThan(Number(r.munmap_ms) * 1000 * 0.5);
+		// The longest wait of a SCHED_FIFO thread during the munmap, as a share of the munmap.  Before the fix
+		// it waited for the whole free loop (0.86-0.91 of the munmap, every time).  A stall of the host stalls
+		// the guest's clock too and reads as a long wait: the best of up to 3 tries counts.
+		const shares: number[] = [];
+		for (let i = 0; i < 3 && !(Math.min(...shares) < 0.5); i++) {
+			const r = await review('latency', device.path, modeNumber('remap_pfn'), String(dev.info().maxPages));
+			shares.push(Number(r.max_delay_us) / (Number(r.munmap_ms) * 1000));
+		}
+		expect(Math.min(...shares), shares.map((s) => s.toFixed(2)).join(', ')).toBeLessThan(0.5);
 	});
 });
