@@ -59,6 +59,9 @@
 #include "hybridmem_compat.h"
 #include "hybridmem_uapi.h"
 
+#define CREATE_TRACE_POINTS
+#include "hybridmem_trace.h"
+
 /* ------------------------------------------------------------------------
  * Module parameters: the defaults every new open starts from.
  */
@@ -353,6 +356,7 @@ static void hm_mapping_release(struct kref *kref)
 		if (!((i + 1) % 256))
 			cond_resched();
 	}
+	trace_hybridmem_free(m->nr_alloc);
 	hm_info(m->hf, "freed %lu pages\n", m->nr_alloc);
 	atomic_long_add(m->nr_alloc, &hm_stats.frees);
 	atomic_long_sub(m->reserved, &hm_stats.live_pages);
@@ -390,6 +394,7 @@ static unsigned long hm_page_index(struct vm_area_struct *vma,
 static void hm_log_fault(struct hm_mapping *m, unsigned long idx,
 			 unsigned long addr)
 {
+	trace_hybridmem_fault(addr, page_to_pfn(m->pages[idx]), idx);
 	atomic_long_inc(&hm_stats.faults);
 	if (atomic_dec_if_positive(&m->fault_log_left) >= 0)
 		hm_info(m->hf, "fault-in page %lu at %016lx\n", idx, addr);
@@ -551,8 +556,10 @@ static unsigned long hm_addr(struct hm_map_ctx *c, unsigned long i)
 	return c->vma->vm_start + i * PAGE_SIZE;
 }
 
-static void hm_log_inserted(struct hm_map_ctx *c, unsigned long i)
+static void hm_log_inserted(struct hm_map_ctx *c, unsigned long i,
+			    unsigned long pfn)
 {
+	trace_hybridmem_page(hm_addr(c, i), pfn, i);
 	/* The notes' text: a user address in 16 hex digits (not %px). */
 	if (hm_log_page(&c->log))
 		pr_info("inserted page %d at %016lx\n", (int)i, hm_addr(c, i));
@@ -589,7 +596,7 @@ static int hm_map_remap_pfn(struct hm_map_ctx *c)
 		/* 6.1 does not zap a partial remap itself: include page i. */
 		if (err)
 			return hm_map_fail(c, i, i + 1, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		cond_resched();
 	}
 	return 0;
@@ -623,7 +630,7 @@ static int hm_map_contig(struct hm_map_ctx *c)
 				pr_info("remap_contig block of %lu pages at page %lu\n",
 					stop - i, i);
 			for (; i < stop; i++)
-				hm_log_inserted(c, i);
+				hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		}
 		if (stop < end)
 			err = hm_map_fail(c, stop, stop, -ENOMEM);
@@ -647,7 +654,7 @@ static int hm_map_insert_page(struct hm_map_ctx *c)
 		err = vm_insert_page(c->vma, hm_addr(c, i), c->m->pages[i]);
 		if (err)
 			return hm_map_fail(c, i, i, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		cond_resched();
 	}
 	return 0;
@@ -666,7 +673,7 @@ static int hm_map_insert_pages(struct hm_map_ctx *c)
 		err = vm_insert_pages(c->vma, c->vma->vm_start, m->pages,
 				      &left);
 	for (i = 0; i < n - left; i++)
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 	if (err)
 		return hm_map_fail(c, n - left, n - left, err);
 	if (n < m->npages)
@@ -712,7 +719,7 @@ static int hm_map_as_written(struct hm_map_ctx *c)
 			__free_page(page);
 			return hm_map_fail(c, i, i + 1, err);
 		}
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(page));
 		if (m->mode == HYBRIDMEM_MODE_FREE_AFTER_MAP) {
 			__free_page(page);
 			atomic_long_inc(&hm_stats.frees);
@@ -747,7 +754,7 @@ static int hm_map_mixed(struct hm_map_ctx *c)
 		}
 		if (err)
 			return hm_map_fail(c, i, i + 1, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 	}
 	return 0;
 }
@@ -778,6 +785,7 @@ static bool hm_zap(struct hm_file *hf, struct vm_area_struct *vma,
 		cond_resched();
 	}
 	hm_log_flush(&log);
+	trace_hybridmem_zap(start, nr, noop);
 	atomic_long_add(nr, &hm_stats.zaps);
 	if (nr && noop)
 		hm_info(hf, "zap_vma_ptes had no effect at 0x%lx: vma is not VM_PFNMAP (%lu pages)\n",
@@ -891,6 +899,7 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	}
 
 	/* Valid: the notes' first line. */
+	trace_hybridmem_map(vma->vm_start, len, mode);
 	hm_info(hf, "vma->vm_end %lu vm_start %lu len %lu pages %lu vm_pgoff %lu\n",
 		vma->vm_end, vma->vm_start, len, npages, vma->vm_pgoff);
 
@@ -1107,6 +1116,7 @@ static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
 			bitmap_clear(m->faulted, first, nr);
 		/* remap_pte_range() BUG_ONs on a present pte: empty the range. */
 		zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
+		trace_hybridmem_zap(addr, nr, false);
 		atomic_long_add(nr, &hm_stats.zaps);
 	}
 
@@ -1136,6 +1146,7 @@ static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
 				return err;
 			}
 		}
+		trace_hybridmem_remap(a, page_to_pfn(page), first + i);
 		if (hm_log_page(&log))
 			pr_info("remap page %lu at %016lx\n", first + i, a);
 		cond_resched();
