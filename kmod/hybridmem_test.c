@@ -422,6 +422,12 @@ static vm_fault_t hm_vm_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 	if (m->mode == HYBRIDMEM_MODE_INSERT_PAGE ||
 	    m->mode == HYBRIDMEM_MODE_INSERT_PAGES) {
+		/*
+		 * mmap left the vma VM_MIXEDMAP; without it vm_insert_page()
+		 * would want the mmap write lock (and BUG_ON without it).
+		 */
+		if (!(vma->vm_flags & VM_MIXEDMAP))
+			return VM_FAULT_SIGBUS;
 		/* -EBUSY: another thread mapped it first. */
 		err = vm_insert_page(vma, vmf->address, m->pages[idx]);
 		if (!err)
