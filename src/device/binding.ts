@@ -68,9 +68,10 @@ export interface NativeInfo {
 	zapAfterMap: number;
 	failAt: number;
 	allowBug: number;
-	maxPages: bigint;
-	maxTotalPages: bigint;
+	maxMapBytes: bigint;
+	maxTotalBytes: bigint;
 	logPages: number;
+	logBudget: number;
 }
 
 /**
@@ -154,7 +155,6 @@ export interface NativeBinding {
 		O_RDWR: number;
 		UAPI_VERSION: number;
 		RANGE_NOOP: number;
-		MODE_COUNT: number;
 		IOC_GET_INFO: number;
 		IOC_MAGIC: number;
 	};

@@ -2,7 +2,7 @@
 // side (build/kmod/<kver>/), and the addon via node-gyp; work already done is
 // skipped by comparing modification times with the sources.
 import { execa } from 'execa';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR, PACKAGE_ROOT, moduleBuildDir, moduleFile } from './paths.js';
@@ -45,6 +45,11 @@ export async function buildModule(kver: string, opts: { force?: boolean; extraWa
 	if (r.exitCode !== 0 || !existsSync(file))
 		throw new SetupError('ERR_BUILD', `building the module for ${kver} failed:\n${(r.all ?? '').split('\n').slice(-30).join('\n')}`);
 	if (opts.extraWarnings) writeFileSync(warningsFile, warnings.map((w) => `${w}\n`).join(''));
+	// kbuild leaves the .ko alone when only a file it does not depend on
+	// changed (the Makefile): mark it as built from these sources, or every
+	// later call would run make again (about 100 s under TCG).
+	const now = new Date();
+	utimesSync(file, now, now);
 	return { kver, file, built: true, warnings };
 }
 
