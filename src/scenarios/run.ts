@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../cli/errors.js';
-import { buildModule } from '../setup/build.js';
+import { findAddon } from '../device/binding.js';
+import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
 import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
@@ -96,6 +97,7 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	const safe = scenarios.filter((s) => !s.crashes);
 	if (safe.length) {
 		requireModuleSupport();
+		await ensureAddon(opts);
 		await buildModule(os.release());
 		await setup({ reload: true, node: devicePath });
 	}
@@ -107,6 +109,13 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	}
 	for (const s of crash) await s.run(ctx); // does not return on a kernel that BUGs
 	return results;
+}
+
+/** Compiles the addon from source when neither a build nor a prebuilt binary for this platform is there. */
+async function ensureAddon(opts: RunOptions): Promise<void> {
+	if (findAddon()) return;
+	opts.onProgress?.(`compiling the addon from source (no prebuilt binary for ${process.platform}-${process.arch})`);
+	await buildAddon();
 }
 
 /** Runs the non-crashing scenarios in one VM boot, through this CLI inside it. */
@@ -154,6 +163,7 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 		opts.onResult?.(r);
 	};
 	if (safe.length && native) results.push(...(await runNatively(safe, opts)));
+	if ((safe.length && !native) || own.length) await ensureAddon(opts);
 	if ((safe.length && !native) || own.length || crash.length) {
 		opts.onProgress?.(`building the module for ${kernel}`);
 		await buildModule(kernel);

@@ -14,7 +14,8 @@ import { writeSpec } from './spec.js';
 import { uncompressedKernel } from './vmlinux.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
-export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG'];
+// The cache variables too: the guest finds the modules `hybridmem build` left in the host's cache.
+export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG', 'HYBRIDMEM_CACHE', 'XDG_CACHE_HOME'];
 export const DEFAULT_TIMEOUT_MS = 600_000;
 export const EXIT_TIMEOUT = 124;
 export const EXIT_CRASH = 125;
@@ -25,7 +26,7 @@ export interface VmOptions {
 	/** Kernel release to boot; default: the newest with headers installed. */
 	kernel?: string;
 	cwd?: string;
-	/** Extra variables; PATH, HOME, TERM, CI and LANG pass from this process. */
+	/** Extra variables; PATH, HOME, TERM, CI, LANG and the cache variables (HYBRIDMEM_CACHE, XDG_CACHE_HOME) pass from this process. */
 	env?: Record<string, string>;
 	/** Host directories shared writable at the same path. */
 	rw?: string[];
@@ -295,7 +296,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
 	if (spawnError?.code === 'ENOENT') {
 		rmSync(specDir, { recursive: true, force: true });
-		throw Object.assign(new Error(`${QEMU_BINARY} not found: install QEMU with scripts/bootstrap.sh (apt-get install qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
+		throw Object.assign(new Error(`${QEMU_BINARY} not found: run \`hybridmem bootstrap\` (it installs qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
 	}
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);

@@ -18,7 +18,7 @@ and stderr stream here live; the kernel console goes to a log file.
 Options:
   --kernel VER        kernel release to boot (default: newest with headers; see 'hybridmem kernels')
   --rw DIR            share DIR writable at the same path (repeatable)
-  --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG pass by default
+  --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG, HYBRIDMEM_CACHE, XDG_CACHE_HOME pass by default
   --mem MIB           guest memory in MiB (default 2048)
   --cpus N            virtual CPUs (default 2)
   --timeout SECONDS   kill the VM after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
