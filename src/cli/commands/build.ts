@@ -9,7 +9,7 @@ import { chooseKernel, listKernels } from '../../vm/kernels.js';
 
 export const summary = 'build the module (kbuild) and make sure the addon is there, skipping what is up to date';
 
-export const help = `Usage: hybridmem build [--kernel VER ...] [--all-kernels] [--force] [--strict] [--no-addon]
+export const help = `Usage: hybridmem build [--kernel VER ...] [--all-kernels] [--force] [--strict] [--no-addon | --no-module]
 
 Builds hybridmem_test.ko with kbuild into the per-user cache
 ($HYBRIDMEM_CACHE, else $XDG_CACHE_HOME/hybridmem, else ~/.cache/hybridmem),
@@ -23,7 +23,8 @@ Options:
   --all-kernels   every kernel with headers under /lib/modules
   --force         rebuild the module even when up to date
   --strict        build with W=1 and fail on any compiler warning
-  --no-addon      only the module`;
+  --no-addon      only the module
+  --no-module     only the addon`;
 
 /** The kernel a plain `hybridmem build` is for, and why, when it is not the running one. */
 export function defaultBuildKernel(release = os.release()): { kver: string; note?: string } {
@@ -51,18 +52,21 @@ export async function main(argv: string[]): Promise<number> {
 				force: { type: 'boolean' },
 				strict: { type: 'boolean' },
 				'no-addon': { type: 'boolean' },
+				'no-module': { type: 'boolean' },
 			},
 		}),
 	);
+	if (values['no-addon'] && values['no-module']) throw new CliError('build: --no-addon and --no-module leave nothing to build', 2);
 	let kernels: string[];
-	if (values['all-kernels']) kernels = listKernels().filter((k) => k.usable).map((k) => k.version);
+	if (values['no-module']) kernels = [];
+	else if (values['all-kernels']) kernels = listKernels().filter((k) => k.usable).map((k) => k.version);
 	else if (values.kernel) kernels = values.kernel;
 	else {
 		const d = defaultBuildKernel();
 		if (d.note) console.log(d.note);
 		kernels = [d.kver];
 	}
-	if (kernels.length === 0) throw new CliError('build: no kernel with headers found; run `hybridmem bootstrap` to install Debian\'s', 1);
+	if (kernels.length === 0 && !values['no-module']) throw new CliError('build: no kernel with headers found; run `hybridmem bootstrap` to install Debian\'s', 1);
 	let failed = false;
 	for (const kver of kernels) {
 		const r = await buildModule(kver, { force: !!values.force, extraWarnings: !!values.strict });
