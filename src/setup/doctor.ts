@@ -238,7 +238,7 @@ export function checkCompiler(searchPath?: string): Check {
  * When none is there but g++ and Node's headers are, \`hybridmem run\` and
  * \`hybridmem build\` compile it themselves, so it is no gap.
  */
-export function checkAddon(found: string | undefined = findAddon(), searchPath?: string): Check {
+export function checkAddon(found: string | null = findAddon() ?? null, searchPath?: string): Check {
 	const base = { id: 'addon', title: 'node addon' };
 	if (found)
 		return check({
