@@ -34,6 +34,9 @@ try {
 }
 `;
 
+/** A string as a literal part of a regular expression. */
+const escape = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+
 function npx(dir: string, args: string[], env: Record<string, string> = {}) {
 	return execa('npx', ['--no-install', 'hybridmem', ...args], { cwd: dir, reject: false, env, timeout: 400_000 });
 }
@@ -128,8 +131,10 @@ describe('npx hybridmem run test1', () => {
 			timeout: 400_000,
 		});
 		expect(r.exitCode, r.stdout).toBe(0);
-		expect(r.stdout).toMatch(/\r\x1b\[K\[\d+ s\] booting \S+ for 1 scenario/);
-		expect(r.stdout).toMatch(/\r\x1b\[KPASS test1 /);
+		// ESC [ K (erase to the end of the line) after a carriage return: the line is redrawn in place.
+		const redraw = '\r\u001b[K';
+		expect(r.stdout).toMatch(new RegExp(`${escape(redraw)}\\[\\d+ s\\] booting \\S+ for 1 scenario`));
+		expect(r.stdout).toContain(`${redraw}PASS test1 `);
 		expect(r.stdout).toMatch(/1 passed, 0 failed — on \S+ \(vm\)/);
 	});
 });
