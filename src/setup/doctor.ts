@@ -279,7 +279,7 @@ export function checkModulesForKernels(kernels: KernelInfo[] = listKernels()): C
 		.map((k, i) =>
 			i === 0
 				? checkModuleBuilt(k.version, " (the VM runner's default kernel)")
-				: { ...checkModuleBuilt(k.version, ' (needed by --kernel and npm run test:kernels)'), fix: 'hybridmem build --all-kernels' },
+				: { ...checkModuleBuilt(k.version, ` (for --kernel ${k.version})`), fix: 'hybridmem build --all-kernels' },
 		)
 		.map(check);
 }
