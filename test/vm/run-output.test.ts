@@ -3,6 +3,7 @@
 // be empty afterwards unless the boot failed; scenario results reach the
 // caller while the VM that produced them is still running.
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,5 +88,31 @@ describe('scenario results', () => {
 		// Streamed, not collected at the end: QEMU was still running when each arrived.
 		expect(seen.every((s) => s.vmAlive)).toBe(true);
 		expect(readdirSync(dir)).toEqual([]);
+	});
+});
+
+describe('a cold first boot', () => {
+	test('says it is preparing the kernel and initramfs while it builds the cache', async () => {
+		// An empty cache makes the boot cold; the child is stopped as soon as it has said so.
+		const cache = freshTmpdir('cold-cache');
+		const child = spawn(process.execPath, [CLI, 'vm', '--verbose', '--accel', 'tcg', '--', 'true'], {
+			env: { ...process.env, HYBRIDMEM_CACHE: cache },
+			stdio: ['ignore', 'ignore', 'pipe'],
+		});
+		let stderr = '';
+		const said = await new Promise<boolean>((resolve) => {
+			const timer = setTimeout(() => resolve(false), 60_000);
+			child.stderr.on('data', (d: Buffer) => {
+				stderr += d.toString();
+				if (stderr.includes('\n')) {
+					clearTimeout(timer);
+					resolve(true);
+				}
+			});
+			child.once('exit', () => resolve(stderr.includes('\n')));
+		});
+		child.kill('SIGKILL');
+		expect(said).toBe(true);
+		expect(stderr.split('\n')[0]).toBe('hybridmem vm: preparing the kernel and initramfs (first boot of this kernel; cached afterwards)');
 	});
 });
