@@ -11,12 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ELF_MACHINE, PREBUILD_NAME, elfMachine } from '../../src/setup/addon.js';
-import { PACKAGE_ROOT } from '../../src/setup/paths.js';
+import { defaultBuildKernel } from '../../src/cli/commands/build.js';
+import { PACKAGE_ROOT, moduleFile } from '../../src/setup/paths.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-pack-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let tarball = '';
-const installs: Record<'normal' | 'ignore-scripts', string> = { normal: '', 'ignore-scripts': '' };
+type Mode = 'normal' | 'ignore-scripts' | 'strict-allow-scripts';
+const installs: Record<Mode, string> = { normal: '', 'ignore-scripts': '', 'strict-allow-scripts': '' };
 const timings: Record<string, number> = {};
 
 /** The API check a user would write, run with the installed package's node_modules. */
@@ -61,12 +63,13 @@ beforeAll(async () => {
 	const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: PACKAGE_ROOT });
 	timings.pack = Date.now() - started;
 	tarball = path.join(tmp, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
-	for (const mode of ['normal', 'ignore-scripts'] as const) {
+	for (const mode of Object.keys(installs) as Mode[]) {
 		const dir = path.join(tmp, mode);
 		mkdirSync(dir);
 		writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `user-${mode}`, version: '1.0.0', private: true }));
 		started = Date.now();
-		await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...(mode === 'ignore-scripts' ? ['--ignore-scripts'] : []), tarball], { cwd: dir });
+		// --strict-allow-scripts aborts the install of a package with an install script nobody approved.
+		await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...(mode === 'normal' ? [] : [`--${mode}`]), tarball], { cwd: dir });
 		timings[`install ${mode}`] = Date.now() - started;
 		installs[mode] = dir;
 	}
@@ -100,7 +103,7 @@ describe('the tarball', () => {
 	});
 });
 
-describe.each(['normal', 'ignore-scripts'] as const)('npm install %s', (mode) => {
+describe.each(Object.keys(installs) as Mode[])('npm install %s', (mode) => {
 	test('the API maps, fills and verifies /dev/zero with the prebuilt addon', async () => {
 		await apiWorks(installs[mode]);
 		expect(await addonInUse(installs[mode])).toBe(
@@ -140,11 +143,17 @@ describe('npx hybridmem run test1', () => {
 });
 
 describe('without a fitting prebuild', () => {
-	test('hybridmem build reports the prebuilt addon where one fits', async () => {
-		const r = await npx(installs.normal, ['build', '--no-module']);
-		expect(r.exitCode).toBe(0);
-		expect(r.stdout).toBe(`addon: prebuilt for linux-x64 (${path.join(installs.normal, 'node_modules', 'hybridmem', 'prebuilds', 'linux-x64', PREBUILD_NAME)})`);
-	});
+	test('hybridmem build: the module into the per-user cache, for the VM kernel when this one has no headers; the prebuilt addon', async () => {
+		const r = await npx(installs.normal, ['build']);
+		expect(r.exitCode, r.stderr).toBe(0);
+		const lines = r.stdout.split('\n');
+		const { kver, note } = defaultBuildKernel();
+		if (note) expect(lines.shift()).toBe(note);
+		expect(lines[0]).toMatch(new RegExp(`^module for ${escape(kver)}: (built|up to date) \\(${escape(moduleFile(kver))}\\)$`));
+		expect(moduleFile(kver).startsWith(path.join(PACKAGE_ROOT, 'node_modules'))).toBe(false);
+		expect(lines[1]).toBe(`addon: prebuilt for linux-x64 (${path.join(installs.normal, 'node_modules', 'hybridmem', 'prebuilds', 'linux-x64', PREBUILD_NAME)})`);
+		expect(lines).toHaveLength(2);
+	}, 180_000);
 
 	test('the addon compiles from the shipped sources into the per-user cache, once; then the API uses it', async () => {
 		const dir = installs['ignore-scripts'];
