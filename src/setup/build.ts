@@ -2,7 +2,7 @@
 // side in the per-user cache (paths.ts moduleBuildDir), and the addon; work
 // already done is skipped.
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cachedAddonFile, compileAddon, fittingPrebuild } from './addon.js';
 import { SetupError } from './errors.js';
@@ -14,16 +14,6 @@ export interface BuildResult {
 	built: boolean;
 	/** Compiler warnings, one per line; a clean build has none. */
 	warnings: string[];
-}
-
-/** Modification time of the newest module source (kmod/*.c, *.h, Kbuild, Makefile). */
-export function newestKmodSource(dir = KMOD_SOURCE_DIR): number {
-	let newest = 0;
-	for (const name of readdirSync(dir)) {
-		if (!/\.(c|h)$|^Kbuild$|^Makefile$/.test(name)) continue;
-		newest = Math.max(newest, statSync(path.join(dir, name)).mtimeMs);
-	}
-	return newest;
 }
 
 /** Builds hybridmem_test.ko for kernel `kver` unless one built from these sources exists. */
