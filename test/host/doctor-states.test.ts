@@ -63,6 +63,7 @@ describe('fresh install: nothing built yet', () => {
 		const vmReady = (await vmChecks()).every((c) => c.status === 'ok');
 		expect(fresh.paths.vm.usable).toBe(vmReady);
 		expect(renderReport(fresh)).not.toContain('Scenarios cannot run here yet');
+		if (vmReady) expect(renderReport(fresh)).toContain('Scenarios will run in the VM runner (hybridmem run builds what is not built yet first).');
 	});
 
 	test.runIf(defaultKernel !== undefined)('after a build of the default kernel its module check is ok, at the path in the cache', async () => {
