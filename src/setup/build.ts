@@ -33,8 +33,8 @@ export async function buildModule(kver: string, opts: { force?: boolean; extraWa
 	const warningsFile = path.join(dir, 'w1-warnings.txt');
 	if (!opts.force && existsSync(file) && (!opts.extraWarnings || existsSync(warningsFile)))
 		return { kver, file, built: false, warnings: opts.extraWarnings ? readFileSync(warningsFile, 'utf8').split('\n').filter(Boolean) : [] };
-	// Built beside its final place and renamed into it: two runs (two
-	// checkouts share the cache) never see or clobber each other's half.
+	// Built beside its final place and moved into it: two runs (checkouts
+	// with the same sources share the cache) never see each other's half.
 	const work = `${dir}.${process.pid}.tmp`;
 	rmSync(work, { recursive: true, force: true });
 	mkdirSync(work, { recursive: true });
@@ -46,13 +46,11 @@ export async function buildModule(kver: string, opts: { force?: boolean; extraWa
 		if (r.exitCode !== 0 || !existsSync(path.join(work, `${MODULE_NAME}.ko`)))
 			throw new SetupError('ERR_BUILD', `building the module for ${kver} failed:\n${(r.all ?? '').split('\n').slice(-30).join('\n')}`);
 		if (opts.extraWarnings) writeFileSync(path.join(work, 'w1-warnings.txt'), warnings.map((w) => `${w}\n`).join(''));
-		rmSync(dir, { recursive: true, force: true });
-		try {
-			renameSync(work, dir);
-		} catch (err) {
-			// Another run put its build there between the two calls: use it.
-			if (!existsSync(file)) throw err;
-		}
+		// Each file replaces its old self in one rename: a run loading the
+		// module meanwhile gets the old one or the new one, never none.
+		mkdirSync(dir, { recursive: true });
+		if (opts.extraWarnings) renameSync(path.join(work, 'w1-warnings.txt'), warningsFile);
+		renameSync(path.join(work, `${MODULE_NAME}.ko`), file);
 		return { kver, file, built: true, warnings };
 	} finally {
 		rmSync(work, { recursive: true, force: true });
