@@ -33,11 +33,11 @@ export function describeKernel(version: string, bootDir = BOOT_DIR, modulesRoot 
 	const modulesDir = path.join(modulesRoot, version);
 	const headersDir = path.join(modulesDir, 'build');
 	const info: KernelInfo = { version, image, modulesDir, headersDir, usable: false };
-	if (!existsSync(image)) info.reason = `no kernel image ${image} (apt-get install linux-image-${version})`;
+	if (!existsSync(image)) info.reason = `no kernel image ${image} (apt-get install linux-image-${version}; \`hybridmem bootstrap\` installs Debian's default kernels)`;
 	else if (!existsSync(path.join(modulesDir, 'modules.dep')) && !existsSync(path.join(modulesDir, 'kernel')))
 		info.reason = `no modules in ${modulesDir} (reinstall linux-image-${version})`;
 	else if (!existsSync(path.join(headersDir, 'Makefile')))
-		info.reason = `no headers at ${headersDir}, so the module cannot be built for it (apt-get install linux-headers-${version})`;
+		info.reason = `no headers at ${headersDir}, so the module cannot be built for it (apt-get install linux-headers-${version}; \`hybridmem bootstrap\` installs those of Debian's default kernels)`;
 	else info.usable = true;
 	return info;
 }
@@ -61,7 +61,7 @@ export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = 
 	const k = all.find((x) => x.usable);
 	if (!k) {
 		const why = all.length ? all.map((x) => `${x.version}: ${x.reason}`).join('; ') : 'no kernel under /boot';
-		throw Object.assign(new Error(`no usable kernel (${why}); run scripts/bootstrap.sh to install Debian's kernels and headers`), {
+		throw Object.assign(new Error(`no usable kernel (${why}); run \`hybridmem bootstrap\` to install Debian's kernels and headers`), {
 			code: 'ERR_NO_KERNEL',
 		});
 	}

@@ -7,13 +7,14 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { moduleFile } from '../../src/setup/paths.js';
 import { listKernels } from '../../src/vm/kernels.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 const usable = listKernels().filter((k) => k.usable).map((k) => k.version);
 const kernel = usable[0]!;
 const FIXTURES = path.resolve('build/fixtures/drivers');
-const MODULE = path.resolve(`build/kmod/${kernel}/hybridmem_test.ko`);
+const MODULE = moduleFile(kernel);
 
 interface Report {
 	target: { label: string; offset: string; length: number };

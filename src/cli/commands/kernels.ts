@@ -19,7 +19,7 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (kernels.length === 0) {
-		console.log('no kernels found under /boot; run scripts/bootstrap.sh to install Debian\'s');
+		console.log('no kernels found under /boot; run `hybridmem bootstrap` to install Debian\'s');
 		return 1;
 	}
 	let marked = false;
