@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { kmodDirBuildPath } from '../../src/check/run.js';
 import { moduleFile } from '../../src/setup/paths.js';
 import { listKernels } from '../../src/vm/kernels.js';
 
@@ -169,7 +170,8 @@ describe('hybridmem check on out-of-tree fixture drivers', () => {
 		const { report, exitCode } = await check(['--kmod-dir', 'test/fixtures/drivers/good_chrdev', '--chrdev', 'hm_good_chrdev', '--kernel', kernel]);
 		expect(failures(report)).toEqual([]);
 		expect(exitCode).toBe(0);
-		expect(existsSync(path.resolve('build/check/good_chrdev', kernel, 'good_chrdev.ko'))).toBe(true);
+		// Built into the per-user cache, never the package directory.
+		expect(existsSync(path.join(kmodDirBuildPath('test/fixtures/drivers/good_chrdev', kernel), 'good_chrdev.ko'))).toBe(true);
 		expect(report.checks.find((c) => c.name === 'lifecycle-rmmod')).toMatchObject({ status: 'pass' });
 	});
 
