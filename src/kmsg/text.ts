@@ -156,6 +156,21 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 	return -1;
 }
 
+// Powers of ten a double holds exactly (up to 1e22).
+const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+
+/**
+ * The value of the decimal s[from, to) ("123.456789"), the same double as
+ * Number(s.slice(from, to)) without the copy: when all its digits fit in 2^53
+ * (`digits`, read by the caller) and 10^fracDigits is exact, one IEEE division
+ * of the two exact integers rounds once, to the nearest double, as Number()
+ * does. Longer numbers go through Number().
+ */
+function timestampValue(s: string, from: number, to: number, digits: number, fracDigits: number): number {
+	if (to - from - 1 <= 15 && fracDigits < POW10.length) return digits / (POW10[fracDigits] as number);
+	return Number(s.slice(from, to));
+}
+
 /**
  * Find the message inside s[start, end). Writes into `out` (reused across lines
  * so that the parser allocates nothing for lines it does not keep).
@@ -249,14 +264,17 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			j++;
 		}
 		const numStart = j;
-		while (isDigit(s.charCodeAt(j))) j++;
+		// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
+		let digits = 0;
+		while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 		let close = -1;
 		if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
 			j++;
-			while (isDigit(s.charCodeAt(j))) j++;
+			const fracStart = j;
+			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 			if (s.charCodeAt(j) === RBRACKET) {
 				close = j;
-				if (!relative) out.ts = Number(s.slice(numStart, j));
+				if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
 			}
 		} else if (isUpper(s.charCodeAt(i + 1))) {
 			const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
