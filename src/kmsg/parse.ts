@@ -304,7 +304,7 @@ export class KernelLogParser {
 				return;
 			}
 		}
-		if (this.assembler.wants(s.charCodeAt(start))) {
+		if (this.assembler.wantsAt(s, start)) {
 			this.assembler.line(s.slice(start, end), raw, ts, s, rawStart, end);
 		}
 	}

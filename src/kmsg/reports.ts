@@ -128,6 +128,41 @@ interface Pending {
 
 // First characters of messages that can open a report or its preamble.
 const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) => ch.charCodeAt(0)));
+/**
+ * For each of START_CHARS, what a message starting with it must start with to
+ * be a headline (matchHeadline) or to start something (startsSomething); null:
+ * anything may (frames, indented or quoted pastes). Lets wantsAt() drop the
+ * unrelated lines of a large log without copying them. Keep in step with
+ * matchHeadline(), isOopsHeader(), isCutHere(), isRule() and isPreamble().
+ */
+const START_PREFIXES: (readonly string[] | null | undefined)[] = [];
+for (const [first, prefixes] of [
+	['k', ['kernel BUG at ']],
+	['K', ['Kernel ']],
+	['B', ['BUG: ']],
+	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
+	['w', ['watchdog: ']],
+	['N', ['NMI watchdog: ']],
+	['I', ['INFO: ', 'Internal error: ']],
+	['r', ['rcu: INFO: rcu']],
+	['U', ['UBSAN: ', 'Unable to handle kernel ']],
+	['g', ['general protection fault']],
+	['O', ['Oops']],
+	['i', ['invalid opcode: ', 'int3: ']],
+	['d', ['double fault: ']],
+	['s', ['stack segment: ']],
+	['p', ['pagealloc: ']],
+	['8', ['8<--- cut here ---']],
+	['-', ['------------[ cut here ]------------']],
+	['=', ['====================']],
+	['C', ['CPU: ', 'Call ']],
+	['[', null],
+	[' ', null],
+	['?', null],
+	['\t', null],
+] as const) {
+	START_PREFIXES[first.charCodeAt(0)] = prefixes;
+}
 /** Longest message the classifiers look at (printk's own limit is 1 KiB): bounds the regex work per line. */
 const MAX_TEXT = 4096;
 
@@ -146,6 +181,21 @@ export class ReportAssembler {
 	/** Whether `firstChar` or the assembler's state make the line worth handing over. */
 	wants(firstChar: number): boolean {
 		return this.open !== undefined || this.pending !== undefined || START_CHARS.has(firstChar);
+	}
+
+	/**
+	 * Whether the message starting at s[i] is worth handing over: like
+	 * wants(s.charCodeAt(i)), but when nothing is open or pending it also drops
+	 * lines that line() would drop for not starting anything, from their first
+	 * characters, before anything is copied.
+	 */
+	wantsAt(s: string, i: number): boolean {
+		if (this.open !== undefined || this.pending !== undefined) return true;
+		const prefixes = START_PREFIXES[s.charCodeAt(i)];
+		if (prefixes === undefined) return false;
+		if (prefixes === null) return true;
+		for (let k = 0; k < prefixes.length; k++) if (s.startsWith(prefixes[k] as string, i)) return true;
+		return false;
 	}
 
 	/**
