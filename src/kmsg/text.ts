@@ -11,8 +11,11 @@ export interface LineScan {
 	start: number;
 	/** Index one past its last character (trailing \r removed). */
 	end: number;
-	/** Timestamp in seconds from "[  123.456789]", when the line had one. */
-	ts: number | undefined;
+	/**
+	 * Timestamp in seconds from "[  123.456789]", NaN when the line had none
+	 * (always a number: the field is then stored in place, not boxed anew per line).
+	 */
+	ts: number;
 	/** printk caller id ("T2553", "C1"), when shown. */
 	caller: string | undefined;
 	/** Level from a "<4>" prefix or a dmesg -x "kern  :warn  : " prefix. */
@@ -22,7 +25,7 @@ export interface LineScan {
 }
 
 export function newLineScan(): LineScan {
-	return { start: 0, end: 0, ts: undefined, caller: undefined, level: undefined, kernel: true };
+	return { start: 0, end: 0, ts: NaN, caller: undefined, level: undefined, kernel: true };
 }
 
 const SPACE = 0x20;
@@ -178,7 +181,7 @@ function timestampValue(s: string, from: number, to: number, digits: number, fra
 export function scanLine(s: string, start: number, end: number, out: LineScan): LineScan {
 	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
 	while (start < end && s.charCodeAt(start) === CR) start++;
-	out.ts = undefined;
+	out.ts = NaN;
 	out.caller = undefined;
 	out.level = undefined;
 	out.kernel = true;
@@ -345,7 +348,7 @@ export function normaliseLine(line: string): NormalisedLine {
 	const clean = stripAnsi(line);
 	const scan = scanLine(clean, 0, clean.length, newLineScan());
 	const out: NormalisedLine = { text: clean.slice(scan.start, scan.end), kernel: scan.kernel };
-	if (scan.ts !== undefined) out.ts = scan.ts;
+	if (!Number.isNaN(scan.ts)) out.ts = scan.ts;
 	if (scan.caller !== undefined) out.caller = scan.caller;
 	if (scan.level !== undefined) out.level = scan.level;
 	return out;
