@@ -83,7 +83,7 @@ function afterHostKernel(s: string, i: number, end: number): number {
 	const limit = Math.min(end, i + 80);
 	let j = i;
 	while (j < limit && s.charCodeAt(j) !== SPACE) j++;
-	if (j === i || j >= limit) return -1;
+	if (j === i || j >= limit || s.charCodeAt(j + 1) !== 0x6b /* k */) return -1;
 	if (s.startsWith('kernel: ', j + 1)) return j + 9;
 	if (s.startsWith('kernel:', j + 1) && j + 8 === end) return end;
 	return -1;
