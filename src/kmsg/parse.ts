@@ -306,7 +306,7 @@ export class KernelLogParser {
 				return;
 			}
 		}
-		if (this.assembler.wantsAt(s, start)) {
+		if (this.assembler.wantsAt(s, start, end)) {
 			this.assembler.line(s.slice(start, end), raw, ts, s, rawStart, end);
 		}
 	}
