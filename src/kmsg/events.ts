@@ -174,8 +174,32 @@ function zapAt(s: string, i: number, end: number): bigint | undefined {
 	return address !== undefined && blankTo(s, cursor, end) ? address : undefined;
 }
 
+/** Adds ts (when known) and line to an event body, in that key order. */
+function finish(body: EventBody, ts: number | undefined, line: string): ModuleEvent {
+	const event = body as ModuleEvent;
+	if (ts !== undefined) event.ts = ts;
+	event.line = line;
+	return event;
+}
+
+// The per-page events, most of what the module logs, are built whole: the same
+// keys in the same order as finish() gives, without growing each object twice.
+function pageEvent(type: 'pageInserted' | 'faultIn' | 'remap', index: number, address: bigint, ts: number | undefined, line: string): ModuleEvent {
+	return ts !== undefined ? { type, index, address, ts, line } : { type, index, address, line };
+}
+
+function zapEvent(address: bigint, ts: number | undefined, line: string): ModuleEvent {
+	return ts !== undefined ? { type: 'zap', address, ts, line } : { type: 'zap', address, line };
+}
+
 /** The event the module message at s[i, end) (prefix already skipped) describes. */
-function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBody | undefined {
+function parseEventAt(s: string, i: number, end: number, bare: boolean, ts: number | undefined, line: string): ModuleEvent | undefined {
+	const body = parseBodyAt(s, i, end, bare, ts, line);
+	return body === undefined || 'line' in body ? (body as ModuleEvent | undefined) : finish(body, ts, line);
+}
+
+/** The event (or its body, without ts and line) the module message at s[i, end) (prefix already skipped) describes. */
+function parseBodyAt(s: string, i: number, end: number, bare: boolean, ts: number | undefined, line: string): EventBody | ModuleEvent | undefined {
 	let m: RegExpExecArray | null;
 	let address: bigint | undefined;
 	switch (s.charCodeAt(i)) {
@@ -191,27 +215,27 @@ function parseBodyAt(s: string, i: number, end: number, bare: boolean): EventBod
 				};
 			break;
 		case 0x69 /* i */:
-			if ((address = pageAt(s, i, end, 'inserted page ')) !== undefined) return { type: 'pageInserted', index: pageIndex, address };
+			if ((address = pageAt(s, i, end, 'inserted page ')) !== undefined) return pageEvent('pageInserted', pageIndex, address, ts, line);
 			break;
 		case 0x63 /* c */:
 			if ((m = at(MAP_COMPLETE, s, i))) return { type: 'mapComplete', pages: Number(m[1]) };
 			break;
 		case 0x20 /* ' ' */:
-			if ((address = zapAt(s, i, end)) !== undefined) return { type: 'zap', address };
+			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, ts, line);
 			break;
 		case 0x7a /* z */:
 			if ((m = at(ZAP_NOOP, s, i))) return { type: 'zapNoop', address: hex(m[1]), pages: Number(m[2]) };
-			if ((address = zapAt(s, i, end)) !== undefined) return { type: 'zap', address };
+			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, ts, line);
 			break;
 	}
 	if (bare) return undefined;
 	switch (s.charCodeAt(i)) {
 		case 0x66 /* f */:
-			if ((address = pageAt(s, i, end, 'fault-in page ')) !== undefined) return { type: 'faultIn', index: pageIndex, address };
+			if ((address = pageAt(s, i, end, 'fault-in page ')) !== undefined) return pageEvent('faultIn', pageIndex, address, ts, line);
 			if ((m = at(FREED, s, i))) return { type: 'freed', pages: Number(m[1]) };
 			break;
 		case 0x72 /* r */:
-			if ((address = pageAt(s, i, end, 'remap page ')) !== undefined) return { type: 'remap', index: pageIndex, address };
+			if ((address = pageAt(s, i, end, 'remap page ')) !== undefined) return pageEvent('remap', pageIndex, address, ts, line);
 			break;
 		case 0x6d /* m */:
 			if ((m = at(MAP_FAILED, s, i))) return { type: 'mapFailed', index: Number(m[1]), error: Number(m[2]) };
@@ -258,12 +282,7 @@ export function parseModuleEventAt(s: string, start: number, end: number, candid
 	// A regex anchored with $ must not run past this line when s holds more than one.
 	const nl = s.indexOf('\n', start);
 	if (nl >= 0 && nl < end) end = nl;
-	const body = parseBodyAt(s, candidate === 1 ? start + MODULE_PREFIX.length : start, end, candidate === 2);
-	if (!body) return undefined;
-	const event = body as ModuleEvent;
-	if (ts !== undefined) event.ts = ts;
-	event.line = line;
-	return event;
+	return parseEventAt(s, candidate === 1 ? start + MODULE_PREFIX.length : start, end, candidate === 2, ts, line);
 }
 
 /**

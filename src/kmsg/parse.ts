@@ -249,10 +249,12 @@ export class KernelLogParser {
 		}
 		const start = scan.start;
 		const end = scan.end;
-		const ts = tsOverride ?? scan.ts;
-		if (scan.ts !== undefined) {
+		const scanTs = scan.ts;
+		const hasTs = !Number.isNaN(scanTs);
+		const ts = tsOverride ?? (hasTs ? scanTs : undefined);
+		if (hasTs) {
 			const prev = this.prev;
-			if (prev && prev.ts === scan.ts && prev.end - prev.start === end - start && sameText(prev.s, prev.start, s, start, end - start)) {
+			if (prev && prev.ts === scanTs && prev.end - prev.start === end - start && sameText(prev.s, prev.start, s, start, end - start)) {
 				// The same message with the same timestamp again: a second console's copy. Identical
 				// frames can follow each other legitimately, so copies are only dropped once a
 				// headline came twice.
@@ -266,8 +268,8 @@ export class KernelLogParser {
 				prev.s = s;
 				prev.start = start;
 				prev.end = end;
-				prev.ts = scan.ts;
-			} else this.prev = { s, start, end, ts: scan.ts };
+				prev.ts = scanTs;
+			} else this.prev = { s, start, end, ts: scanTs };
 		}
 		const c = s.charCodeAt(start);
 		if (c >= 0x30 && c <= 0x39) {
@@ -304,7 +306,7 @@ export class KernelLogParser {
 				return;
 			}
 		}
-		if (this.assembler.wants(s.charCodeAt(start))) {
+		if (this.assembler.wantsAt(s, start, end)) {
 			this.assembler.line(s.slice(start, end), raw, ts, s, rawStart, end);
 		}
 	}

@@ -128,6 +128,58 @@ interface Pending {
 
 // First characters of messages that can open a report or its preamble.
 const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) => ch.charCodeAt(0)));
+/**
+ * What a message must start with to be a headline (matchHeadline) or to start
+ * something (startsSomething), by its first character; 0: indented or quoted
+ * lines, whose frames and indented headlines wantsAt() looks at itself. Lets
+ * wantsAt() drop the unrelated lines of a large log without copying them.
+ * Keep in step with matchHeadline(), isOopsHeader(), isCutHere(), isRule(),
+ * isPreamble() and parseFrame().
+ */
+const HEADLINE_PREFIXES = [
+	['k', ['kernel BUG at ']],
+	['K', ['Kernel ']],
+	['B', ['BUG: ']],
+	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
+	['w', ['watchdog: ']],
+	['N', ['NMI watchdog: ']],
+	['I', ['INFO: ', 'Internal error: ']],
+	['r', ['rcu: INFO: rcu']],
+	['U', ['UBSAN: ', 'Unable to handle kernel ']],
+	['g', ['general protection fault']],
+	['O', ['Oops']],
+	['i', ['invalid opcode: ', 'int3: ']],
+	['d', ['double fault: ']],
+	['s', ['stack segment: ']],
+	['p', ['pagealloc: ']],
+	['8', ['8<--- cut here ---']],
+	['-', ['------------[ cut here ]------------']],
+	['=', ['====================']],
+	['C', ['CPU: ', 'Call ']],
+] as const;
+/** For each of START_CHARS: the prefixes, or 0 (see wantsAt). */
+const START_PREFIXES: (readonly string[] | 0 | undefined)[] = [];
+/** The same for the message without its indentation ("bare"), where isPreamble() also knows "Hardware name: ". */
+const BARE_PREFIXES: (readonly string[] | undefined)[] = [];
+for (const [first, prefixes] of HEADLINE_PREFIXES) {
+	START_PREFIXES[first.charCodeAt(0)] = prefixes;
+	BARE_PREFIXES[first.charCodeAt(0)] = prefixes;
+}
+for (const first of '[ ?\t') START_PREFIXES[first.charCodeAt(0)] = 0;
+BARE_PREFIXES[0x48 /* H */] = ['Hardware name: '];
+BARE_PREFIXES[0x5b /* [ */] = ['[ '];
+
+function startsWithAny(s: string, i: number, prefixes: readonly string[]): boolean {
+	for (let k = 0; k < prefixes.length; k++) if (s.startsWith(prefixes[k] as string, i)) return true;
+	return false;
+}
+
+/** Whether s[i, end) holds "+0x": parseFrame() finds no frame (not decoded) in a line without one. */
+function hasOffsetMark(s: string, i: number, end: number): boolean {
+	for (let k = i; k < end - 2; k++) if (s.charCodeAt(k) === 0x2b && s.charCodeAt(k + 1) === 0x30 && s.charCodeAt(k + 2) === 0x78) return true;
+	return false;
+}
+
 /** Longest message the classifiers look at (printk's own limit is 1 KiB): bounds the regex work per line. */
 const MAX_TEXT = 4096;
 
@@ -146,6 +198,34 @@ export class ReportAssembler {
 	/** Whether `firstChar` or the assembler's state make the line worth handing over. */
 	wants(firstChar: number): boolean {
 		return this.open !== undefined || this.pending !== undefined || START_CHARS.has(firstChar);
+	}
+
+	/**
+	 * Whether the message starting at s[i] is worth handing over: like
+	 * wants(s.charCodeAt(i)), but when nothing is open or pending it also drops
+	 * lines that line() would drop for not starting anything, from their first
+	 * characters, before anything is copied.
+	 */
+	wantsAt(s: string, i: number, end: number): boolean {
+		if (this.open !== undefined || this.pending !== undefined) return true;
+		const c = s.charCodeAt(i);
+		const prefixes = START_PREFIXES[c];
+		if (prefixes === undefined) return false;
+		if (prefixes !== 0) return startsWithAny(s, i, prefixes);
+		// "[", "?", blanks: startsSomething() wants a frame, which has "+0x" ...
+		if (hasOffsetMark(s, i, end)) return true;
+		// ... or "[ INFO: ...]" / "[ BUG: ...]" (matchHeadline) ...
+		if (c === 0x5b /* [ */) return s.startsWith('[ ', i);
+		if (c === 0x3f /* ? */) return false;
+		// ... or, for an indented line, what the line without its blanks starts with.
+		let k = i;
+		while (k < end && (s.charCodeAt(k) === 0x20 || s.charCodeAt(k) === 0x09)) k++;
+		if (k >= end) return false;
+		const b = s.charCodeAt(k);
+		// other whitespace (trimStart() removes it too) or non-ASCII: let line() decide
+		if (b <= 0x20 || b >= 0x7f) return true;
+		const bare = BARE_PREFIXES[b];
+		return bare !== undefined && startsWithAny(s, k, bare);
 	}
 
 	/**

@@ -11,8 +11,11 @@ export interface LineScan {
 	start: number;
 	/** Index one past its last character (trailing \r removed). */
 	end: number;
-	/** Timestamp in seconds from "[  123.456789]", when the line had one. */
-	ts: number | undefined;
+	/**
+	 * Timestamp in seconds from "[  123.456789]", NaN when the line had none
+	 * (always a number: the field is then stored in place, not boxed anew per line).
+	 */
+	ts: number;
 	/** printk caller id ("T2553", "C1"), when shown. */
 	caller: string | undefined;
 	/** Level from a "<4>" prefix or a dmesg -x "kern  :warn  : " prefix. */
@@ -22,7 +25,7 @@ export interface LineScan {
 }
 
 export function newLineScan(): LineScan {
-	return { start: 0, end: 0, ts: undefined, caller: undefined, level: undefined, kernel: true };
+	return { start: 0, end: 0, ts: NaN, caller: undefined, level: undefined, kernel: true };
 }
 
 const SPACE = 0x20;
@@ -80,7 +83,7 @@ function afterHostKernel(s: string, i: number, end: number): number {
 	const limit = Math.min(end, i + 80);
 	let j = i;
 	while (j < limit && s.charCodeAt(j) !== SPACE) j++;
-	if (j === i || j >= limit) return -1;
+	if (j === i || j >= limit || s.charCodeAt(j + 1) !== 0x6b /* k */) return -1;
 	if (s.startsWith('kernel: ', j + 1)) return j + 9;
 	if (s.startsWith('kernel:', j + 1) && j + 8 === end) return end;
 	return -1;
@@ -156,6 +159,21 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 	return -1;
 }
 
+// Powers of ten a double holds exactly (up to 1e22).
+const POW10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+
+/**
+ * The value of the decimal s[from, to) ("123.456789"), the same double as
+ * Number(s.slice(from, to)) without the copy: when all its digits fit in 2^53
+ * (`digits`, read by the caller) and 10^fracDigits is exact, one IEEE division
+ * of the two exact integers rounds once, to the nearest double, as Number()
+ * does. Longer numbers go through Number().
+ */
+function timestampValue(s: string, from: number, to: number, digits: number, fracDigits: number): number {
+	if (to - from - 1 <= 15 && fracDigits < POW10.length) return digits / (POW10[fracDigits] as number);
+	return Number(s.slice(from, to));
+}
+
 /**
  * Find the message inside s[start, end). Writes into `out` (reused across lines
  * so that the parser allocates nothing for lines it does not keep).
@@ -163,7 +181,7 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 export function scanLine(s: string, start: number, end: number, out: LineScan): LineScan {
 	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
 	while (start < end && s.charCodeAt(start) === CR) start++;
-	out.ts = undefined;
+	out.ts = NaN;
 	out.caller = undefined;
 	out.level = undefined;
 	out.kernel = true;
@@ -249,14 +267,17 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			j++;
 		}
 		const numStart = j;
-		while (isDigit(s.charCodeAt(j))) j++;
+		// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
+		let digits = 0;
+		while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 		let close = -1;
 		if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
 			j++;
-			while (isDigit(s.charCodeAt(j))) j++;
+			const fracStart = j;
+			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 			if (s.charCodeAt(j) === RBRACKET) {
 				close = j;
-				if (!relative) out.ts = Number(s.slice(numStart, j));
+				if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
 			}
 		} else if (isUpper(s.charCodeAt(i + 1))) {
 			const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
@@ -327,7 +348,7 @@ export function normaliseLine(line: string): NormalisedLine {
 	const clean = stripAnsi(line);
 	const scan = scanLine(clean, 0, clean.length, newLineScan());
 	const out: NormalisedLine = { text: clean.slice(scan.start, scan.end), kernel: scan.kernel };
-	if (scan.ts !== undefined) out.ts = scan.ts;
+	if (!Number.isNaN(scan.ts)) out.ts = scan.ts;
 	if (scan.caller !== undefined) out.caller = scan.caller;
 	if (scan.level !== undefined) out.level = scan.level;
 	return out;
