@@ -15,13 +15,15 @@ import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR } from './paths.js';
 
 const READY = '.hybridmem-ready';
+/** Besides the compiler: make, and perl for the kernel-doc run of a W=1 build (Pod::Usage, not in perl-base). */
+const BASE_PACKAGES = ['make', 'perl'];
 
 /** Where the chroot of `suite` with `packages` lives (made or not). */
 export function chrootDir(suite: string, packages: string[]): string {
-	return path.join(debianDir(), 'chroot', `${suite}-${hashKey(suite, ...[...packages].sort())}`);
+	return path.join(debianDir(), 'chroot', `${suite}-${hashKey(suite, ...BASE_PACKAGES, ...[...packages].sort())}`);
 }
 
-/** The chroot of `suite` with `packages` (and make), made with mmdebstrap on first use. */
+/** The chroot of `suite` with `packages` (and BASE_PACKAGES), made with mmdebstrap on first use. */
 export async function suiteChroot(suite: string, packages: string[], onProgress?: (m: string) => void): Promise<{ dir: string; madeMs?: number }> {
 	const dir = chrootDir(suite, packages);
 	if (existsSync(path.join(dir, READY))) return { dir };
@@ -41,7 +43,7 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 			'--mode=root',
 			'--variant=apt',
 			'--quiet',
-			`--include=${['make', ...packages].join(',')}`,
+			`--include=${[...BASE_PACKAGES, ...packages].join(',')}`,
 			suite,
 			tmp,
 			...sources.map((s) => `deb [signed-by=${ARCHIVE_KEYRING}] ${s.uri} ${s.suite} main`),
