@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { listKernels } from '../../src/vm/kernels.js';
 
 const CLI = path.resolve('dist/cli/main.js');
-const usable = listKernels().filter((k) => k.usable).map((k) => k.version);
+const usable = listKernels().filter((k) => k.usable && k.origin === 'boot').map((k) => k.version);
 const kernel = usable[0]!;
 const FIXTURES = path.resolve('build/fixtures/drivers');
 const MODULE = path.resolve(`build/kmod/${kernel}/hybridmem_test.ko`);
