@@ -87,8 +87,22 @@ export function fetchedKernelsDir(): string {
 	return path.join(debianDir(), 'kernels');
 }
 
+/**
+ * Settings of the machine's own apt configuration that say how to reach the
+ * archive rather than what to install from it, carried into the private one:
+ * its proxies, and whether to accept Release files past their Valid-Until
+ * (machines that reach a frozen copy of the archive turn that check off; the
+ * signatures are checked either way).
+ */
+export const CARRIED_APT_OPTIONS = /^Acquire::(Check-Valid-Until|Check-Date|https?::Proxy(::[^ ]+)?) /;
+
+/** The CARRIED_APT_OPTIONS lines of `apt-config dump` output. */
+export function carriedAptOptions(dump: string): string[] {
+	return dump.split('\n').filter((l) => CARRIED_APT_OPTIONS.test(l) && l.endsWith(';'));
+}
+
 /** The private apt configuration of `suite`, written (again) on each use; returns the APT_CONFIG file. */
-export function writeAptConfig(suite: string, dir = path.join(debianDir(), 'apt', suite), keyring = ARCHIVE_KEYRING): string {
+export function writeAptConfig(suite: string, dir = path.join(debianDir(), 'apt', suite), keyring = ARCHIVE_KEYRING, carried: string[] = []): string {
 	const sources = SUITES[suite];
 	if (!sources) throw new Error(`unknown suite ${suite}`);
 	for (const d of ['etc/apt.conf.d', 'etc/preferences.d', 'etc/sources.list.d', 'etc/trusted.gpg.d', 'state/lists/partial', 'cache/archives/partial', 'log'])
@@ -119,6 +133,7 @@ export function writeAptConfig(suite: string, dir = path.join(debianDir(), 'apt'
 		`Acquire::Retries "3";`,
 		// apt drops to the _apt user to download, which cannot write a root-owned private directory.
 		...(process.getuid?.() === 0 ? [`APT::Sandbox::User "root";`] : []),
+		...carried,
 	];
 	const file = path.join(dir, 'etc', 'apt.conf');
 	writeFileSync(file, conf.join('\n') + '\n');
@@ -229,6 +244,15 @@ function alive(pid: number): boolean {
 export function normaliseTree(root: string, release: string): void {
 	if (!existsSync(path.join(root, 'lib')) && existsSync(path.join(root, 'usr', 'lib'))) symlinkSync('usr/lib', path.join(root, 'lib'));
 	const modules = path.join(root, 'lib', 'modules', release);
+	// sid's 7.2 ships the image, config and System.map in the modules directory (kernel-install's layout): /boot names them as before.
+	for (const [inModules, inBoot] of [['vmlinuz', 'vmlinuz'], ['config', 'config'], ['System.map', 'System.map']] as const) {
+		const from = path.join(modules, inModules);
+		const to = path.join(root, 'boot', `${inBoot}-${release}`);
+		if (existsSync(from) && !existsSync(to)) {
+			mkdirSync(path.join(root, 'boot'), { recursive: true });
+			symlinkSync(path.relative(path.join(root, 'boot'), from), to);
+		}
+	}
 	const headerDirs = readdirSafe(path.join(root, 'usr', 'src')).map((n) => path.join(root, 'usr', 'src', n));
 	for (const dir of [modules, ...headerDirs]) {
 		for (const name of readdirSafe(dir)) {
@@ -285,7 +309,9 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 		}
 	};
 	return withLock(aptDir, async () => {
-		const env = { APT_CONFIG: writeAptConfig(spec.suite, aptDir) };
+		// The machine's configuration is read (apt-config dump), never written.
+		const hostDump = await run('apt-config', ['dump']).catch(() => '');
+		const env = { APT_CONFIG: writeAptConfig(spec.suite, aptDir, ARCHIVE_KEYRING, carriedAptOptions(hostDump)) };
 		opts.onProgress?.(`apt-get update for ${spec.suite} (private lists in ${aptDir})`);
 		await time('update', () => run('apt-get', ['-q', 'update'], { env }));
 		const show = async (pkg: string) => {
@@ -319,11 +345,18 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 			seen.add(name);
 			const f = await show(name);
 			packages.push({ name, version: f.Version! });
-			if (name.startsWith('linux-image-')) continue; // its Depends are for installing it (kmod, initramfs-tools)
+			const forBuilding = /^linux-(headers|kbuild)-/.test(name);
 			for (const alts of dependNames(f.Depends)) {
+				// From sid's 7.2 on, linux-image-<release> only depends on the parts: linux-base-, linux-binary-
+				// and linux-modules-<release>.  The image's other Depends are for installing it (kmod, initramfs-tools).
+				if (!forBuilding) {
+					const part = alts[0]!;
+					if (name.startsWith('linux-image-') && /^linux-(base|binary|modules)-/.test(part) && part.endsWith(`-${release}`)) queue.push(part);
+					continue;
+				}
 				const kernelPkg = alts.find((a) => /^linux-(headers|kbuild)-/.test(a));
 				if (kernelPkg) queue.push(kernelPkg);
-				else if (alts.some((a) => /^linux-(image|base)/.test(a))) continue;
+				else if (alts.some((a) => /^linux-(image|base|binary|modules)/.test(a))) continue;
 				else if (alts[0]?.startsWith('linux-compiler-')) for (const c of dependNames((await show(alts[0])).Depends)) buildDepends.add(c[0]!);
 				else buildDepends.add(alts[0]!);
 			}
