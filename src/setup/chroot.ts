@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashKey } from '../vm/cache.js';
-import { ARCHIVE_KEYRING, debianDir, listFetched, SUITES } from '../vm/debian.js';
+import { ARCHIVE_KEYRING, carriedAptOptions, debianDir, listFetched, SUITES } from '../vm/debian.js';
 import type { KernelInfo } from '../vm/kernels.js';
 import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR } from './paths.js';
@@ -37,12 +37,16 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 	rmSync(tmp, { recursive: true, force: true });
 	mkdirSync(path.dirname(dir), { recursive: true });
 	onProgress?.(`making a ${suite} chroot with ${packages.join(', ')} (mmdebstrap, once)`);
+	// The same reach as the fetch: the machine's proxies and Valid-Until checks (debian.ts CARRIED_APT_OPTIONS).
+	const dump = await execa('apt-config', ['dump'], { reject: false });
+	const aptopts = carriedAptOptions(dump.stdout ?? '').map((l) => `--aptopt=${l}`);
 	const r = await execa(
 		'mmdebstrap',
 		[
 			'--mode=root',
 			'--variant=apt',
 			'--quiet',
+			...aptopts,
 			`--include=${[...BASE_PACKAGES, ...packages].join(',')}`,
 			suite,
 			tmp,
