@@ -6,7 +6,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpath
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { dependNames, MARKER, normaliseTree, parseFetchSpec, parseStanza, suiteOfRelease, writeAptConfig } from '../../src/vm/debian.js';
+import { carriedAptOptions, dependNames, MARKER, normaliseTree, parseFetchSpec, parseStanza, suiteOfRelease, writeAptConfig } from '../../src/vm/debian.js';
 import { chooseKernel, describeFeatures, findKernel, kernelFeatures, listKernels, missingForRunner, parseKernelConfig } from '../../src/vm/kernels.js';
 import { kernelCompiler } from '../../src/setup/build.js';
 
@@ -59,6 +59,27 @@ describe('fetch spec', () => {
 	});
 });
 
+describe("the machine's apt settings carried over", () => {
+	test('proxies and the Valid-Until/Date checks only; sources, lists and directories never', () => {
+		const dump = [
+			'Acquire::Check-Valid-Until "false";',
+			'Acquire::Check-Date "false";',
+			'Acquire::http::Proxy "http://proxy:3142/";',
+			'Acquire::https::Proxy::deb.debian.org "DIRECT";',
+			'Dir::Etc::sourcelist "sources.list";',
+			'Dir::State::lists "lists/";',
+			'APT::Default-Release "bookworm";',
+			'Acquire::Languages "en";',
+		].join('\n');
+		expect(carriedAptOptions(dump)).toEqual([
+			'Acquire::Check-Valid-Until "false";',
+			'Acquire::Check-Date "false";',
+			'Acquire::http::Proxy "http://proxy:3142/";',
+			'Acquire::https::Proxy::deb.debian.org "DIRECT";',
+		]);
+	});
+});
+
 describe('an unpacked tree', () => {
 	/** A tree laid out like the packages of `layout`: bullseye (/lib) or trixie (/usr/lib). */
 	function fakeTree(name: string, release: string, merged: boolean): string {
@@ -95,6 +116,17 @@ describe('an unpacked tree', () => {
 		normaliseTree(root, '6.12.118+deb13-amd64');
 		expect(lstatSync(path.join(root, 'lib')).isSymbolicLink()).toBe(true);
 		expect(realpathSync(path.join(root, 'lib/modules/6.12.118+deb13-amd64/build'))).toBe(realpathSync(path.join(root, 'usr/src/linux-headers-6.12.118+deb13-amd64')));
+	});
+
+	test("sid's layout: vmlinuz, config and System.map in the modules directory are named in boot/", () => {
+		const release = '7.2.13+deb14-amd64';
+		const root = fakeTree('sid', release, true);
+		rmSync(path.join(root, 'boot'), { recursive: true });
+		for (const f of ['vmlinuz', 'config', 'System.map']) writeFileSync(path.join(root, 'usr/lib/modules', release, f), f);
+		normaliseTree(root, release);
+		expect(readFileSync(path.join(root, 'boot', `vmlinuz-${release}`), 'utf8')).toBe('vmlinuz');
+		expect(readFileSync(path.join(root, 'boot', `config-${release}`), 'utf8')).toBe('config');
+		expect(readlinkSync(path.join(root, 'boot', `System.map-${release}`))).toBe(`../lib/modules/${release}/System.map`);
 	});
 
 	test('the kernel list shows a fetched kernel beside installed ones, with its features, never as the default', () => {
