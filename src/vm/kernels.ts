@@ -170,17 +170,21 @@ export function listFetchedKernels(dir = fetchedKernelsDir()): KernelInfo[] {
 
 /**
  * Every kernel that has an image in /boot or a modules directory, newest
- * first, then the fetched ones (only with the default directories, or when
- * `fetchedDir` is given).
+ * first; then, when `fetchedDir` is given, the fetched ones there (a release
+ * also installed is listed once, as installed).
  */
 export function listKernels(bootDir = BOOT_DIR, modulesRoot = MODULES_ROOT, fetchedDir?: string): KernelInfo[] {
 	const versions = new Set<string>();
 	for (const name of safeReaddir(bootDir)) if (name.startsWith('vmlinuz-')) versions.add(name.slice('vmlinuz-'.length));
 	for (const name of safeReaddir(modulesRoot)) versions.add(name);
 	const installed = [...versions].sort((a, b) => compareKernelVersions(b, a)).map((v) => describeKernel(v, bootDir, modulesRoot));
-	const defaults = bootDir === BOOT_DIR && modulesRoot === MODULES_ROOT;
-	const fetched = fetchedDir !== undefined || defaults ? listFetchedKernels(fetchedDir) : [];
+	const fetched = fetchedDir !== undefined ? listFetchedKernels(fetchedDir) : [];
 	return [...installed, ...fetched.filter((f) => !versions.has(f.version))];
+}
+
+/** The installed kernels, then those fetched into the cache (hybridmem kernels, build --all-kernels). */
+export function listAllKernels(): KernelInfo[] {
+	return listKernels(BOOT_DIR, MODULES_ROOT, fetchedKernelsDir());
 }
 
 /** A kernel by release: the installed one, else a fetched one, else the installed one's description (with its reason). */
@@ -203,7 +207,7 @@ export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = 
 		if (!k.usable) throw Object.assign(new Error(`kernel ${wanted} cannot be used: ${k.reason}`), { code: 'ERR_KERNEL_UNUSABLE' });
 		return k;
 	}
-	const all = listKernels(bootDir, modulesRoot).filter((x) => x.origin === 'boot');
+	const all = listKernels(bootDir, modulesRoot);
 	const k = all.find((x) => x.usable);
 	if (!k) {
 		const why = all.length ? all.map((x) => `${x.version}: ${x.reason}`).join('; ') : 'no kernel under /boot';

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { markUsed, pruneUnused } from '../../src/vm/cache.js';
 import { writeCpio } from '../../src/vm/cpio.js';
 import { buildInitramfsImage, resolveModules } from '../../src/vm/initramfs.js';
-import { chooseKernel, compareKernelVersions, listKernels } from '../../src/vm/kernels.js';
+import { chooseKernel, compareKernelVersions, listAllKernels, listKernels } from '../../src/vm/kernels.js';
 import { chooseMachine, MICROVM_TRANSPORTS, qemuArgs } from '../../src/vm/qemu-args.js';
 import { parseTscKhz } from '../../src/vm/host-tsc.js';
 import { shellQuote } from '../../src/vm/shell-quote.js';
@@ -66,7 +66,7 @@ describe('initramfs', () => {
 		expect(readFileSync(path.join(out, 'odd'), 'utf8')).toBe('x');
 	});
 
-	const kernels = listKernels().filter((k) => k.usable);
+	const kernels = listAllKernels().filter((k) => k.usable);
 	test.each(kernels.map((k) => [k.version, k.root]))('modules for %s come dependencies first, builtins skipped', async (version, root) => {
 		const mods = await resolveModules(version, undefined, root);
 		const names = mods.map((m) => m.name);

@@ -10,7 +10,7 @@ import { listKernels } from '../../src/vm/kernels.js';
 import { isCi } from '../env.js';
 
 const CLI = path.resolve('dist/cli/main.js');
-const usable = listKernels().filter((k) => k.usable && k.origin === 'boot').map((k) => k.version);
+const usable = listKernels().filter((k) => k.usable).map((k) => k.version);
 const kernels = isCi() ? usable : usable.slice(0, 1);
 
 interface RunJson {

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { parse } from '../options.js';
 import { buildAddon, buildModule, type Toolchain } from '../../setup/build.js';
-import { listKernels } from '../../vm/kernels.js';
+import { listAllKernels } from '../../vm/kernels.js';
 
 export const summary = 'build the module (kbuild) and the addon (node-gyp), skipping what is up to date';
 
@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
 	if (values.toolchain && !['auto', 'kernel-compiler', 'host-gcc', 'chroot'].includes(values.toolchain))
 		throw new CliError(`build: --toolchain takes auto, kernel-compiler, host-gcc or chroot, not '${values.toolchain}'`, 2);
 	const kernels = values['all-kernels']
-		? listKernels().filter((k) => k.usable).map((k) => k.version)
+		? listAllKernels().filter((k) => k.usable).map((k) => k.version)
 		: (values.kernel ?? [os.release()]);
 	if (kernels.length === 0) throw new CliError('build: no kernel with headers found; run scripts/bootstrap.sh', 1);
 	let failed = false;

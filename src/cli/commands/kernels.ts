@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { parse } from '../options.js';
-import { describeFeatures, listKernels } from '../../vm/kernels.js';
+import { describeFeatures, listAllKernels } from '../../vm/kernels.js';
 import { fetchKernel, FLAVOURS, removeFetched, SUITES } from '../../vm/debian.js';
 
 export const summary = "list the kernels the VM runner can boot, and why others cannot be used; fetch Debian's";
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
 		if (values.json) console.log(JSON.stringify(results, null, 2));
 		return 0;
 	}
-	const kernels = listKernels();
+	const kernels = listAllKernels();
 	if (values.json) {
 		console.log(JSON.stringify(kernels, null, 2));
 		return 0;
