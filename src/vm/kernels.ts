@@ -5,7 +5,7 @@
 // and booted by name (--kernel VER), never by default.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fetchedKernelsDir, listFetched } from './debian.js';
+import { fetchedKernelsDir, listFetched, suiteOfRelease } from './debian.js';
 
 /** A kernel option as its config sets it: built in, a module, or not set. */
 export type Tristate = 'y' | 'm' | 'n';
@@ -195,7 +195,7 @@ export function findKernel(version: string, bootDir = BOOT_DIR, modulesRoot = MO
 	if (fetchedDir !== undefined || defaults) {
 		const fetched = listFetchedKernels(fetchedDir).find((k) => k.version === version);
 		if (fetched) return fetched;
-		if (!installed.usable) installed.reason += `; nor is it fetched (hybridmem kernels --fetch ${version})`;
+		if (!installed.usable) installed.reason += `; nor is it fetched (hybridmem kernels --fetch ${suiteOfRelease(version) ? version : `SUITE:${version}`})`;
 	}
 	return installed;
 }
