@@ -1,4 +1,5 @@
 // hybridmem kernels [--json] [--fetch SPEC ...] [--force] [--remove VER ...]
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { parse } from '../options.js';
@@ -60,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
 			results.push(r);
 			if (values.json) continue;
 			const t = (k: string) => (r.timings[k] !== undefined ? `${(r.timings[k] / 1000).toFixed(1)} s` : '-');
+			if (existsSync(`/boot/vmlinuz-${r.kernel.release}`)) console.log(`${r.kernel.release}: also installed in /boot; --kernel ${r.kernel.release} boots the installed one`);
 			if (r.alreadyFetched) console.log(`${r.kernel.release}: already fetched (${r.dir}); --force fetches it again`);
 			else
 				console.log(
