@@ -14,7 +14,8 @@ export default defineConfig({
 			{ extends: true, test: { name: 'host', include: ['test/host/**/*.test.ts'] } },
 			{
 				extends: true,
-				test: { name: 'vm', include: ['test/vm/**/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false },
+				// Files one at a time; tests a file marks concurrent run two at a time (a VM each, one vCPU: this is a 2-core machine).
+				test: { name: 'vm', include: ['test/vm/**/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false, maxConcurrency: 2 },
 			},
 			{
 				extends: true,

@@ -11,6 +11,14 @@
  * /proc/devices) 0.  The ioctl ABI is hybridmem_uapi.h; the kernel log
  * lines are parsed by user space, so their texts are part of the ABI too.
  *
+ * Memory: every page is charged to the memory cgroup of the task that
+ * calls mmap (__GFP_ACCOUNT), so memory.max bounds what one user can pin;
+ * the allocation and mapping loops give up on a fatal signal (an OOM
+ * victim must not go on allocating under the mmap write lock); the caps
+ * are in bytes, whatever the page size.  Log output is bounded: every
+ * line a user can cause counts against a budget per open file and a
+ * module-wide rate limit.
+ *
  * Ownership: the pages of one mmap belong to a refcounted struct hm_mapping
  * on vm_private_data.  vm_ops->open (fork, vma split, mremap move) takes a
  * reference, vm_ops->close drops one, and the pages are freed only when the
@@ -32,24 +40,33 @@
 #include <linux/kobject.h>
 #include <linux/kref.h>
 #include <linux/log2.h>
+#include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
 
+#include <asm/cacheflush.h>
+
 #include "hybridmem_compat.h"
 #include "hybridmem_uapi.h"
+
+#define CREATE_TRACE_POINTS
+#include "hybridmem_trace.h"
 
 /* ------------------------------------------------------------------------
  * Module parameters: the defaults every new open starts from.
  */
 
-static const char * const hm_mode_names[HYBRIDMEM_MODE_COUNT] = {
+static const char * const hm_mode_names[] = {
 	[HYBRIDMEM_MODE_REMAP_PFN]	= "remap_pfn",
 	[HYBRIDMEM_MODE_INSERT_PAGE]	= "insert_page",
 	[HYBRIDMEM_MODE_INSERT_PAGES]	= "insert_pages",
@@ -60,14 +77,29 @@ static const char * const hm_mode_names[HYBRIDMEM_MODE_COUNT] = {
 	[HYBRIDMEM_MODE_LEAK_ON_ERROR]	= "leak_on_error",
 };
 
+#define HM_MODE_COUNT	ARRAY_SIZE(hm_mode_names)
+
+/*
+ * Caps in bytes, so they mean the same with 4 KiB and 64 KiB pages.  The
+ * ceilings keep the per-mapping page array (8 bytes a page) small enough
+ * for kvcalloc() without a warning, whatever root writes.
+ */
+#define HM_MAP_BYTES_DEFAULT	SZ_256M
+#define HM_MAP_BYTES_LIMIT	SZ_1G
+#define HM_TOTAL_BYTES_DEFAULT	SZ_1G
+#define HM_LOG_PAGES_LIMIT	4096U
+#define HM_LOG_BUDGET_DEFAULT	2048U
+#define HM_LOG_BUDGET_LIMIT	(1024U * 1024U)
+
 static unsigned int map_mode = HYBRIDMEM_MODE_REMAP_PFN;
 static bool zap_after_map;
 static int fail_at = -1;
-static unsigned long max_pages = 65536;	/* 256 MiB of 4 KiB pages */
-static unsigned long max_total_pages;	/* 0 until init: see hm_init() */
+static unsigned long max_map_bytes = HM_MAP_BYTES_DEFAULT;
+static unsigned long max_total_bytes;	/* 0 until init: see hm_init() */
 static bool allow_bug;
 static bool allow_as_written;
 static unsigned int log_pages = 64;
+static unsigned int log_budget = HM_LOG_BUDGET_DEFAULT;
 
 static int hm_param_set_mode(const char *val, const struct kernel_param *kp)
 {
@@ -114,28 +146,66 @@ module_param_cb(fail_at, &hm_fail_at_ops, &fail_at, 0644);
 MODULE_PARM_DESC(fail_at,
 		 "simulate a failure while mapping this page index (-1: off)");
 
-static int hm_param_set_pages(const char *val, const struct kernel_param *kp)
+/* The most RAM one mapping or all of them may hold, page aligned. */
+static unsigned long hm_bytes_limit(const struct kernel_param *kp)
 {
-	unsigned long n;
+	unsigned long ram = totalram_pages() << PAGE_SHIFT;
+
+	if (kp->arg == &max_map_bytes)
+		return min_t(unsigned long, HM_MAP_BYTES_LIMIT, ram);
+	return ram;
+}
+
+static int hm_param_set_bytes(const char *val, const struct kernel_param *kp)
+{
+	unsigned long n, limit = hm_bytes_limit(kp);
 	int err = kstrtoul(val, 0, &n);
 
 	if (err)
 		return err;
-	if (!n)
+	if (n < PAGE_SIZE)
 		return -EINVAL;
-	WRITE_ONCE(*(unsigned long *)kp->arg, n);
+	if (n > limit) {
+		pr_info("%s %lu clamped to %lu\n", kp->name, n, limit);
+		n = limit;
+	}
+	WRITE_ONCE(*(unsigned long *)kp->arg, ALIGN_DOWN(n, PAGE_SIZE));
 	return 0;
 }
 
-static const struct kernel_param_ops hm_pages_ops = {
-	.set = hm_param_set_pages,
+static const struct kernel_param_ops hm_bytes_ops = {
+	.set = hm_param_set_bytes,
 	.get = param_get_ulong,
 };
-module_param_cb(max_pages, &hm_pages_ops, &max_pages, 0644);
-MODULE_PARM_DESC(max_pages, "largest mapping in pages (default 65536)");
-module_param_cb(max_total_pages, &hm_pages_ops, &max_total_pages, 0644);
-MODULE_PARM_DESC(max_total_pages,
-		 "cap on pages allocated by all mappings together (default: half of RAM, at most 262144)");
+
+module_param_cb(max_map_bytes, &hm_bytes_ops, &max_map_bytes, 0644);
+MODULE_PARM_DESC(max_map_bytes,
+		 "largest mapping in bytes (default 256 MiB, at most 1 GiB)");
+module_param_cb(max_total_bytes, &hm_bytes_ops, &max_total_bytes, 0644);
+MODULE_PARM_DESC(max_total_bytes,
+		 "cap on bytes allocated by all mappings together (default: half of RAM, at most 1 GiB; at most RAM)");
+
+static int hm_param_set_lines(const char *val, const struct kernel_param *kp)
+{
+	unsigned int limit = kp->arg == &log_pages ? HM_LOG_PAGES_LIMIT :
+						       HM_LOG_BUDGET_LIMIT;
+	unsigned long long n;
+	int err = kstrtoull(val, 0, &n);
+
+	if (err)
+		return err;
+	if (n > limit) {
+		pr_info("%s %llu clamped to %u\n", kp->name, n, limit);
+		n = limit;
+	}
+	WRITE_ONCE(*(unsigned int *)kp->arg, (unsigned int)n);
+	return 0;
+}
+
+static const struct kernel_param_ops hm_lines_ops = {
+	.set = hm_param_set_lines,
+	.get = param_get_uint,
+};
 
 module_param(zap_after_map, bool, 0644);
 MODULE_PARM_DESC(zap_after_map,
@@ -146,18 +216,19 @@ MODULE_PARM_DESC(allow_bug,
 module_param(allow_as_written, bool, 0444);
 MODULE_PARM_DESC(allow_as_written,
 		 "let map_mode free_after_map and leak_on_error run the notes' test2 code as written: a use-after-free and a leak (default: -EPERM)");
-module_param(log_pages, uint, 0644);
+module_param_cb(log_pages, &hm_lines_ops, &log_pages, 0644);
 MODULE_PARM_DESC(log_pages,
-		 "per-page log lines one operation prints at most (default 64)");
-
-#define HM_DEFAULT_MAX_TOTAL_PAGES	262144UL
+		 "per-page log lines one operation prints at most (default 64, at most 4096)");
+module_param_cb(log_budget, &hm_lines_ops, &log_budget, 0644);
+MODULE_PARM_DESC(log_budget,
+		 "log lines one open file may cause, all operations together (default 2048)");
 
 /* ------------------------------------------------------------------------
  * Counters, module wide; read by GET_STATS and sysfs.
  */
 
 static struct {
-	atomic_long_t live_pages;	/* reserved against max_total_pages */
+	atomic_long_t live_pages;	/* reserved against max_total_bytes */
 	atomic_long_t live_mappings;
 	atomic_long_t maps;
 	atomic_long_t map_failures;
@@ -168,16 +239,54 @@ static struct {
 } hm_stats;
 
 /* ------------------------------------------------------------------------
- * Per-page log lines, capped at log_pages per operation.
+ * Per-open state.
  */
 
+struct hm_file {
+	spinlock_t lock;		/* guards the three fields below */
+	enum hybridmem_map_mode map_mode;
+	bool zap_after_map;
+	int fail_at;
+	atomic_t log_left;		/* lines this open file may still log */
+	atomic_t log_spent;		/* the budget's end was announced */
+};
+
+/* ------------------------------------------------------------------------
+ * Log lines.  Everything a user can make the module print goes through
+ * hm_log_ok(): a budget per open file (log_budget lines), then a rate
+ * limit over the whole module, so neither many operations on one file nor
+ * many files flood the log.  Per-page lines are also capped at log_pages
+ * per operation, with a count of the rest.
+ */
+
+static DEFINE_RATELIMIT_STATE(hm_log_rs, 5 * HZ, 2048);
+
+static bool hm_log_ok(struct hm_file *hf)
+{
+	if (atomic_dec_if_positive(&hf->log_left) < 0) {
+		if (!atomic_xchg(&hf->log_spent, 1))
+			pr_info_ratelimited("log budget of this open file (%u lines) used up: no more lines from it\n",
+					    READ_ONCE(log_budget));
+		return false;
+	}
+	return __ratelimit(&hm_log_rs);
+}
+
+#define hm_info(hf, fmt, ...)					\
+	do {							\
+		if (hm_log_ok(hf))				\
+			pr_info(fmt, ##__VA_ARGS__);		\
+	} while (0)
+
 struct hm_log {
+	struct hm_file *hf;
 	unsigned int left;
 	unsigned long suppressed;
 };
 
-static void hm_log_init(struct hm_log *log)
+static void hm_log_init(struct hm_log *log, struct hm_file *hf)
 {
+	log->hf = hf;
 	log->left = READ_ONCE(log_pages);
 	log->suppressed = 0;
 }
@@ -186,7 +295,7 @@ static bool hm_log_page(struct hm_log *log)
 {
 	if (log->left) {
 		log->left--;
-		return true;
+		return hm_log_ok(log->hf);
 	}
 	log->suppressed++;
 	return false;
@@ -195,23 +304,23 @@ static bool hm_log_page(struct hm_log *log)
 static void hm_log_flush(struct hm_log *log)
 {
 	if (log->suppressed)
-		pr_info("%lu more per-page lines suppressed\n", log->suppressed);
+		hm_info(log->hf, "%lu more per-page lines suppressed\n",
+			log->suppressed);
 	log->suppressed = 0;
 }
 
 /* ------------------------------------------------------------------------
- * Per-open state and mapping objects.
+ * Mapping objects.
  */
-
-struct hm_file {
-	spinlock_t lock;		/* guards the three fields below */
-	enum hybridmem_map_mode map_mode;
-	bool zap_after_map;
-	int fail_at;
-};
 
 struct hm_mapping {
 	struct kref kref;
+	/*
+	 * The file that mmap()ed it: every vma of the mapping holds a
+	 * reference on that file, and the last vm_ops->close (which frees
+	 * the mapping) runs before the vma drops it.
+	 */
+	struct hm_file *hf;
 	enum hybridmem_map_mode mode;
 	int fail_at;			/* fault mode: this page SIGBUSes */
 	unsigned long npages;		/* pages in the mapping */
@@ -219,6 +328,7 @@ struct hm_mapping {
 	unsigned long nr_alloc;		/* pages[0..nr_alloc) are allocated */
 	struct page **pages;		/* order-0 pages, one ref each: ours */
 	unsigned long *block_start;	/* remap_contig: first page of a block */
+	unsigned long *faulted;		/* fault mode: pte filled since zap */
 	atomic_t fault_log_left;
 	atomic_long_t fault_log_suppressed;
 };
@@ -232,7 +342,8 @@ static void hm_mapping_release(struct kref *kref)
 
 	suppressed = atomic_long_read(&m->fault_log_suppressed);
 	if (suppressed)
-		pr_info("%lu more per-page lines suppressed\n", suppressed);
+		hm_info(m->hf, "%lu more per-page lines suppressed\n",
+			suppressed);
 	/*
 	 * No user pte maps these pages any more: this runs from the last
 	 * vm_ops->close, after the kernel unmapped the vma, or from the mmap
@@ -240,12 +351,17 @@ static void hm_mapping_release(struct kref *kref)
 	 * vm_insert_page() mapped also hold a reference of their own, so
 	 * dropping ours is safe even before their ptes are gone.
 	 */
-	for (i = 0; i < m->nr_alloc; i++)
+	for (i = 0; i < m->nr_alloc; i++) {
 		__free_page(m->pages[i]);
-	pr_info("freed %lu pages\n", m->nr_alloc);
+		if (!((i + 1) % 256))
+			cond_resched();
+	}
+	trace_hybridmem_free(m->nr_alloc);
+	hm_info(m->hf, "freed %lu pages\n", m->nr_alloc);
 	atomic_long_add(m->nr_alloc, &hm_stats.frees);
 	atomic_long_sub(m->reserved, &hm_stats.live_pages);
 	atomic_long_dec(&hm_stats.live_mappings);
+	kvfree(m->faulted);
 	kvfree(m->block_start);
 	kvfree(m->pages);
 	kfree(m);
@@ -275,8 +391,24 @@ static unsigned long hm_page_index(struct vm_area_struct *vma,
 	return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
 }
 
-/* Only fault mode maps from here; in the other modes a missing pte is gone
- * for good (zapped), so the touch gets SIGBUS as without a fault handler.
+static void hm_log_fault(struct hm_mapping *m, unsigned long idx,
+			 unsigned long addr)
+{
+	trace_hybridmem_fault(addr, page_to_pfn(m->pages[idx]), idx);
+	atomic_long_inc(&hm_stats.faults);
+	if (atomic_dec_if_positive(&m->fault_log_left) >= 0)
+		hm_info(m->hf, "fault-in page %lu at %016lx\n", idx, addr);
+	else
+		atomic_long_inc(&m->fault_log_suppressed);
+}
+
+/*
+ * Fault mode maps every page from here, on first touch.  insert_page(s)
+ * mappings come here when MADV_DONTNEED dropped a pte: the page is still
+ * the module's, so it is mapped again, contents and all (a shared mapping
+ * must not lose its data).  The VM_PFNMAP modes never get here for a
+ * dropped pte but after ZAP (MADV_DONTNEED is EINVAL on them): that page
+ * is gone for good until REMAP, so the touch gets SIGBUS.
  */
 static vm_fault_t hm_vm_fault(struct vm_fault *vmf)
 {
@@ -284,24 +416,41 @@ static vm_fault_t hm_vm_fault(struct vm_fault *vmf)
 	struct hm_mapping *m = vma->vm_private_data;
 	unsigned long idx = vmf->pgoff;
 	vm_fault_t ret;
+	int err;
 
-	if (m->mode != HYBRIDMEM_MODE_FAULT || idx >= m->npages)
+	if (idx >= m->npages)
+		return VM_FAULT_SIGBUS;
+	if (m->mode == HYBRIDMEM_MODE_INSERT_PAGE ||
+	    m->mode == HYBRIDMEM_MODE_INSERT_PAGES) {
+		/*
+		 * mmap left the vma VM_MIXEDMAP; without it vm_insert_page()
+		 * would want the mmap write lock (and BUG_ON without it).
+		 */
+		if (!(vma->vm_flags & VM_MIXEDMAP))
+			return VM_FAULT_SIGBUS;
+		/* -EBUSY: another thread mapped it first. */
+		err = vm_insert_page(vma, vmf->address, m->pages[idx]);
+		if (!err)
+			hm_log_fault(m, idx, vmf->address);
+		if (err == -ENOMEM)
+			return VM_FAULT_OOM;
+		return err && err != -EBUSY ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
+	}
+	if (m->mode != HYBRIDMEM_MODE_FAULT)
 		return VM_FAULT_SIGBUS;
 	if (m->fail_at >= 0 && idx == (unsigned long)m->fail_at) {
-		pr_info_ratelimited("fault at page %lu (%px) refused: fail_at\n",
-				    idx, (void *)vmf->address);
+		hm_info(m->hf, "fault at page %lu (%016lx) refused: fail_at\n",
+			idx, vmf->address);
 		return VM_FAULT_SIGBUS;
 	}
+	/*
+	 * vmf_insert_pfn() answers VM_FAULT_NOPAGE also when another thread's
+	 * fault filled the pte first; the bit says who did.  ZAP and REMAP
+	 * clear it before they empty the pte.
+	 */
 	ret = vmf_insert_pfn(vma, vmf->address, page_to_pfn(m->pages[idx]));
-	if (ret == VM_FAULT_NOPAGE) {
-		atomic_long_inc(&hm_stats.faults);
-		/* %px: a user address, as in the notes; no kernel pointer. */
-		if (atomic_dec_if_positive(&m->fault_log_left) >= 0)
-			pr_info("fault-in page %lu at %px\n", idx,
-				(void *)vmf->address);
-		else
-			atomic_long_inc(&m->fault_log_suppressed);
-	}
+	if (ret == VM_FAULT_NOPAGE && !test_and_set_bit(idx, m->faulted))
+		hm_log_fault(m, idx, vmf->address);
 	return ret;
 }
 
@@ -315,14 +464,33 @@ static const struct vm_operations_struct hm_vm_ops = {
  * Allocation.
  */
 
-/* Zeroed: these pages go to user space. */
-#define HM_GFP		(GFP_KERNEL | __GFP_ZERO)
+/*
+ * Zeroed: these pages go to user space.  Charged to the caller's memory
+ * cgroup, which is who holds them: RSS does not show VM_PFNMAP pages.
+ */
+#define HM_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
+
+/*
+ * The pages were zeroed through the kernel mapping; the remap_pfn_range()
+ * modes map them without the flush vm_insert_page() does, which an
+ * aliasing data cache needs.  A no-op on x86.
+ */
+static void hm_flush_pages(struct page **pages, unsigned long nr)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr; i++)
+		flush_dcache_page(pages[i]);
+}
 
 static int hm_alloc_single(struct hm_mapping *m)
 {
 	while (m->nr_alloc < m->npages) {
-		struct page *page = alloc_page(HM_GFP);
+		struct page *page;
 
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		page = alloc_page(HM_GFP);
 		if (!page)
 			return -ENOMEM;
 		m->pages[m->nr_alloc++] = page;
@@ -347,6 +515,8 @@ static int hm_alloc_contig(struct hm_mapping *m)
 		struct page *page;
 		gfp_t gfp = HM_GFP;
 
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		order = min_t(unsigned int, order, ilog2(left));
 		if (order)
 			gfp |= __GFP_NOWARN | __GFP_NORETRY;
@@ -374,6 +544,7 @@ static int hm_alloc_contig(struct hm_mapping *m)
  */
 
 struct hm_map_ctx {
+	struct hm_file *hf;
 	struct vm_area_struct *vma;
 	struct hm_mapping *m;
 	struct hm_log log;
@@ -391,12 +562,13 @@ static unsigned long hm_addr(struct hm_map_ctx *c, unsigned long i)
 	return c->vma->vm_start + i * PAGE_SIZE;
 }
 
-static void hm_log_inserted(struct hm_map_ctx *c, unsigned long i)
+static void hm_log_inserted(struct hm_map_ctx *c, unsigned long i,
+			    unsigned long pfn)
 {
-	/* %px: a user address, printed as the notes did, no kernel pointer. */
+	trace_hybridmem_page(hm_addr(c, i), pfn, i);
+	/* The notes' text: a user address in 16 hex digits (not %px). */
 	if (hm_log_page(&c->log))
-		pr_info("inserted page %d at %px\n", (int)i,
-			(void *)hm_addr(c, i));
+		pr_info("inserted page %d at %016lx\n", (int)i, hm_addr(c, i));
 }
 
 static int hm_map_fail(struct hm_map_ctx *c, unsigned long i,
@@ -422,13 +594,15 @@ static int hm_map_remap_pfn(struct hm_map_ctx *c)
 	int err;
 
 	for (i = 0; i < c->m->npages; i++) {
+		if (fatal_signal_pending(current))
+			return hm_map_fail(c, i, i, -EINTR);
 		if (hm_fail_here(c->m, i))
 			return hm_map_fail(c, i, i, -ENOMEM);
 		err = hm_remap_one(c, i, 1);
 		/* 6.1 does not zap a partial remap itself: include page i. */
 		if (err)
 			return hm_map_fail(c, i, i + 1, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		cond_resched();
 	}
 	return 0;
@@ -441,8 +615,12 @@ static int hm_map_contig(struct hm_map_ctx *c)
 	struct hm_log blocks;
 	int err = 0;
 
-	hm_log_init(&blocks);
+	hm_log_init(&blocks, c->hf);
 	for (i = 0; i < m->npages && !err; i = end) {
+		if (fatal_signal_pending(current)) {
+			err = hm_map_fail(c, i, i, -EINTR);
+			break;
+		}
 		end = find_next_bit(m->block_start, m->npages, i + 1);
 		stop = end;
 		if (m->fail_at >= 0 && (unsigned long)m->fail_at >= i &&
@@ -458,7 +636,7 @@ static int hm_map_contig(struct hm_map_ctx *c)
 				pr_info("remap_contig block of %lu pages at page %lu\n",
 					stop - i, i);
 			for (; i < stop; i++)
-				hm_log_inserted(c, i);
+				hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		}
 		if (stop < end)
 			err = hm_map_fail(c, stop, stop, -ENOMEM);
@@ -474,13 +652,15 @@ static int hm_map_insert_page(struct hm_map_ctx *c)
 	int err;
 
 	for (i = 0; i < c->m->npages; i++) {
+		if (fatal_signal_pending(current))
+			return hm_map_fail(c, i, i, -EINTR);
 		if (hm_fail_here(c->m, i))
 			return hm_map_fail(c, i, i, -ENOMEM);
 		/* Takes a page reference of its own; ours stays in m. */
 		err = vm_insert_page(c->vma, hm_addr(c, i), c->m->pages[i]);
 		if (err)
 			return hm_map_fail(c, i, i, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 		cond_resched();
 	}
 	return 0;
@@ -496,10 +676,10 @@ static int hm_map_insert_pages(struct hm_map_ctx *c)
 		n = m->fail_at;
 	left = n;
 	if (n)
-		err = hm_vm_insert_pages(c->vma, c->vma->vm_start, m->pages,
-					 &left);
+		err = vm_insert_pages(c->vma, c->vma->vm_start, m->pages,
+				      &left);
 	for (i = 0; i < n - left; i++)
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 	if (err)
 		return hm_map_fail(c, n - left, n - left, err);
 	if (n < m->npages)
@@ -532,6 +712,8 @@ static int hm_map_as_written(struct hm_map_ctx *c)
 	for (i = 0; i < m->npages; i++) {
 		struct page *page;
 
+		if (fatal_signal_pending(current))
+			return hm_map_fail(c, i, i, -EINTR);
 		if (hm_fail_here(m, i))
 			return hm_map_fail(c, i, i, -ENOMEM);
 		page = alloc_page(GFP_KERNEL);
@@ -543,7 +725,7 @@ static int hm_map_as_written(struct hm_map_ctx *c)
 			__free_page(page);
 			return hm_map_fail(c, i, i + 1, err);
 		}
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(page));
 		if (m->mode == HYBRIDMEM_MODE_FREE_AFTER_MAP) {
 			__free_page(page);
 			atomic_long_inc(&hm_stats.frees);
@@ -570,7 +752,7 @@ static int hm_map_mixed(struct hm_map_ctx *c)
 		if (hm_fail_here(c->m, i))
 			return hm_map_fail(c, i, i, -ENOMEM);
 		if (i == 1) {
-			pr_info("mixed: vm_insert_page on a VM_PFNMAP vma: expect a kernel BUG\n");
+			pr_info("mixed: vm_insert_page on a VM_PFNMAP vma: expect a crash in vm_insert_page\n");
 			err = vm_insert_page(c->vma, hm_addr(c, i),
 					     c->m->pages[i]);
 		} else {
@@ -578,7 +760,7 @@ static int hm_map_mixed(struct hm_map_ctx *c)
 		}
 		if (err)
 			return hm_map_fail(c, i, i + 1, err);
-		hm_log_inserted(c, i);
+		hm_log_inserted(c, i, page_to_pfn(c->m->pages[i]));
 	}
 	return 0;
 }
@@ -589,39 +771,45 @@ static int hm_map_mixed(struct hm_map_ctx *c)
  * kernels zap_vma_ptes() silently ignores a vma without VM_PFNMAP, which is
  * what vm_insert_page(s) leave (VM_MIXEDMAP), so those pages stay mapped.
  */
-static bool hm_zap(struct vm_area_struct *vma, unsigned long start,
-		   unsigned long nr)
+static bool hm_zap(struct hm_file *hf, struct vm_area_struct *vma,
+		   struct hm_mapping *m, unsigned long start, unsigned long nr)
 {
 	struct hm_log log;
 	unsigned long i, addr;
 	bool noop = !(vma->vm_flags & VM_PFNMAP);
 
-	hm_log_init(&log);
+	hm_log_init(&log, hf);
 	for (i = 0; i < nr; i++) {
 		addr = start + i * PAGE_SIZE;
 		/* The notes' text, spaces included: parsers match it. */
 		if (hm_log_page(&log))
 			pr_info(" zap_vma_ptes addr 0x%lx \n", addr);
-		hm_zap_vma_ptes(vma, addr, PAGE_SIZE);
+		/* Before the zap: the next fault fills this pte again. */
+		if (m->faulted)
+			clear_bit(hm_page_index(vma, addr), m->faulted);
+		zap_vma_ptes(vma, addr, PAGE_SIZE);
 		cond_resched();
 	}
 	hm_log_flush(&log);
+	trace_hybridmem_zap(start, nr, noop);
 	atomic_long_add(nr, &hm_stats.zaps);
 	if (nr && noop)
-		pr_info("zap_vma_ptes had no effect at 0x%lx: vma is not VM_PFNMAP (%lu pages)\n",
+		hm_info(hf, "zap_vma_ptes had no effect at 0x%lx: vma is not VM_PFNMAP (%lu pages)\n",
 			start, nr);
 	return noop;
 }
 
-static struct hm_mapping *hm_mapping_alloc(unsigned long npages,
+static struct hm_mapping *hm_mapping_alloc(struct hm_file *hf,
+					   unsigned long npages,
 					   enum hybridmem_map_mode mode,
 					   int fail)
 {
-	struct hm_mapping *m = kzalloc(sizeof(*m), GFP_KERNEL);
+	struct hm_mapping *m = kzalloc(sizeof(*m), GFP_KERNEL_ACCOUNT);
 
 	if (!m)
 		return NULL;
 	kref_init(&m->kref);
+	m->hf = hf;
 	m->mode = mode;
 	m->fail_at = fail;
 	m->npages = npages;
@@ -630,12 +818,18 @@ static struct hm_mapping *hm_mapping_alloc(unsigned long npages,
 	atomic_set(&m->fault_log_left,
 		   min_t(unsigned int, READ_ONCE(log_pages), INT_MAX));
 	atomic_long_set(&m->fault_log_suppressed, 0);
-	m->pages = kvcalloc(npages, sizeof(*m->pages), GFP_KERNEL);
+	m->pages = kvcalloc(npages, sizeof(*m->pages), GFP_KERNEL_ACCOUNT);
 	if (mode == HYBRIDMEM_MODE_REMAP_CONTIG)
 		m->block_start = kvcalloc(BITS_TO_LONGS(npages),
-					  sizeof(unsigned long), GFP_KERNEL);
+					  sizeof(unsigned long),
+					  GFP_KERNEL_ACCOUNT);
+	if (mode == HYBRIDMEM_MODE_FAULT)
+		m->faulted = kvcalloc(BITS_TO_LONGS(npages),
+				      sizeof(unsigned long), GFP_KERNEL_ACCOUNT);
 	if (!m->pages ||
-	    (mode == HYBRIDMEM_MODE_REMAP_CONTIG && !m->block_start)) {
+	    (mode == HYBRIDMEM_MODE_REMAP_CONTIG && !m->block_start) ||
+	    (mode == HYBRIDMEM_MODE_FAULT && !m->faulted)) {
+		kvfree(m->faulted);
 		kvfree(m->block_start);
 		kvfree(m->pages);
 		kfree(m);
@@ -646,24 +840,29 @@ static struct hm_mapping *hm_mapping_alloc(unsigned long npages,
 	return m;
 }
 
-/* Refusals of bad input: an errno and a line saying why, nothing else. */
-#define hm_refuse(err, fmt, ...) \
-	({ pr_info_ratelimited("mmap refused: " fmt "\n", ##__VA_ARGS__); \
-	   (err); })
+/*
+ * Refusals of bad input: an errno and a line saying why, nothing else; at
+ * most 10 such lines every 5 s, module wide.
+ */
+static DEFINE_RATELIMIT_STATE(hm_refuse_rs, 5 * HZ, 10);
+
+#define hm_refuse(hf, err, fmt, ...)					\
+	({								\
+		if (__ratelimit(&hm_refuse_rs) && hm_log_ok(hf))	\
+			pr_info("mmap refused: " fmt "\n", ##__VA_ARGS__); \
+		(err);							\
+	})
 
 static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 {
 	struct hm_file *hf = filp->private_data;
 	unsigned long npages = vma_pages(vma), cap;
+	unsigned long len = vma->vm_end - vma->vm_start;
 	enum hybridmem_map_mode mode;
-	struct hm_map_ctx c = { .vma = vma };
+	struct hm_map_ctx c = { .hf = hf, .vma = vma };
 	struct hm_mapping *m;
 	bool zap;
 	int fail, err;
-
-	pr_info("vma->vm_end %lu vm_start %lu len %lu pages %lu vm_pgoff %lu\n",
-		vma->vm_end, vma->vm_start, vma->vm_end - vma->vm_start,
-		npages, vma->vm_pgoff);
 
 	spin_lock(&hf->lock);
 	mode = hf->map_mode;
@@ -677,32 +876,40 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	 * O_RDONLY fd has only VM_MAYSHARE.
 	 */
 	if (!(vma->vm_flags & VM_MAYSHARE))
-		return hm_refuse(-EINVAL, "MAP_PRIVATE is not supported");
+		return hm_refuse(hf, -EINVAL, "MAP_PRIVATE is not supported");
 	if (vma->vm_pgoff)
-		return hm_refuse(-EINVAL, "offset %lu is not 0",
+		return hm_refuse(hf, -EINVAL, "offset %lu is not 0",
 				 vma->vm_pgoff << PAGE_SHIFT);
-	if (npages > READ_ONCE(max_pages))
-		return hm_refuse(-EINVAL, "%lu pages is more than max_pages %lu",
-				 npages, READ_ONCE(max_pages));
+	if (len > READ_ONCE(max_map_bytes))
+		return hm_refuse(hf, -EINVAL,
+				 "%lu bytes is more than max_map_bytes %lu",
+				 len, READ_ONCE(max_map_bytes));
 	if (mode == HYBRIDMEM_MODE_MIXED && !allow_bug)
-		return hm_refuse(-EPERM,
-				 "map_mode mixed would hit a kernel BUG in vm_insert_page; load with allow_bug=1 to let it");
+		return hm_refuse(hf, -EPERM,
+				 "map_mode mixed calls vm_insert_page on a VM_PFNMAP vma, which crashes the kernel; load with allow_bug=1 to let it");
 	if (mode == HYBRIDMEM_MODE_MIXED && npages < 2)
-		return hm_refuse(-EINVAL, "map_mode mixed needs 2 pages or more");
+		return hm_refuse(hf, -EINVAL,
+				 "map_mode mixed needs 2 pages or more");
 	if (hm_as_written(mode) && !allow_as_written)
-		return hm_refuse(-EPERM,
+		return hm_refuse(hf, -EPERM,
 				 "map_mode %s is the notes' use-after-free or leak; load with allow_as_written=1 to let it",
 				 hm_mode_names[mode]);
 
 	/* Reserve against the global cap before allocating anything. */
-	cap = READ_ONCE(max_total_pages);
+	cap = READ_ONCE(max_total_bytes) >> PAGE_SHIFT;
 	if (atomic_long_add_return(npages, &hm_stats.live_pages) > cap) {
 		atomic_long_sub(npages, &hm_stats.live_pages);
-		return hm_refuse(-ENOMEM,
-				 "%lu more pages would pass max_total_pages %lu",
-				 npages, cap);
+		return hm_refuse(hf, -ENOMEM,
+				 "%lu more bytes would pass max_total_bytes %lu",
+				 len, READ_ONCE(max_total_bytes));
 	}
-	m = hm_mapping_alloc(npages, mode, fail);
+
+	/* Valid: the notes' first line. */
+	trace_hybridmem_map(vma->vm_start, len, mode);
+	hm_info(hf, "vma->vm_end %lu vm_start %lu len %lu pages %lu vm_pgoff %lu\n",
+		vma->vm_end, vma->vm_start, len, npages, vma->vm_pgoff);
+
+	m = hm_mapping_alloc(hf, npages, mode, fail);
 	if (!m) {
 		atomic_long_sub(npages, &hm_stats.live_pages);
 		return -ENOMEM;
@@ -720,6 +927,9 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 		c.zap = 0;
 		goto fail;
 	}
+	if (mode == HYBRIDMEM_MODE_REMAP_PFN ||
+	    mode == HYBRIDMEM_MODE_REMAP_CONTIG || mode == HYBRIDMEM_MODE_FAULT)
+		hm_flush_pages(m->pages, m->nr_alloc);
 
 	/*
 	 * Never growable by mremap; kept out of core dumps.  remap_pfn_range
@@ -730,7 +940,7 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	if (mode == HYBRIDMEM_MODE_FAULT)
 		hm_vm_flags_set(vma, VM_PFNMAP | VM_IO);
 
-	hm_log_init(&c.log);
+	hm_log_init(&c.log, hf);
 	switch (mode) {
 	case HYBRIDMEM_MODE_REMAP_PFN:
 		err = hm_map_remap_pfn(&c);
@@ -759,11 +969,11 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	hm_log_flush(&c.log);
 	if (err)
 		goto fail;
-	pr_info("completed inserting %lu pages\n",
+	hm_info(hf, "completed inserting %lu pages\n",
 		mode == HYBRIDMEM_MODE_FAULT ? 0 : npages);
 
 	if (zap)
-		hm_zap(vma, vma->vm_start, npages);
+		hm_zap(hf, vma, m, vma->vm_start, npages);
 
 	vma->vm_private_data = m;
 	vma->vm_ops = &hm_vm_ops;
@@ -777,9 +987,9 @@ fail:
 	 * page is live in the page tables (another thread could touch it)
 	 * until the kernel unmaps the failed vma.
 	 */
-	pr_info("map failed at page %d: error %d\n", (int)c.failed, err);
+	hm_info(hf, "map failed at page %d: error %d\n", (int)c.failed, err);
 	if (c.zap)
-		hm_zap(vma, vma->vm_start, c.zap);
+		hm_zap(hf, vma, m, vma->vm_start, c.zap);
 	if (mode == HYBRIDMEM_MODE_LEAK_ON_ERROR) {
 		/*
 		 * The notes' bug, on purpose: the mapped pages stay allocated
@@ -807,11 +1017,13 @@ static int hm_open(struct inode *inode, struct file *filp)
 	hf->map_mode = READ_ONCE(map_mode);
 	hf->zap_after_map = READ_ONCE(zap_after_map);
 	hf->fail_at = READ_ONCE(fail_at);
+	atomic_set(&hf->log_left,
+		   min_t(unsigned int, READ_ONCE(log_budget), INT_MAX));
 	filp->private_data = hf;
 	return 0;
 }
 
-/* Mappings do not point at hm_file, and every vma holds the file anyway. */
+/* Mappings point at hm_file, but every vma holds the file: none is left. */
 static int hm_release(struct inode *inode, struct file *filp)
 {
 	kfree(filp->private_data);
@@ -831,9 +1043,10 @@ static long hm_ioctl_get_info(struct hm_file *hf, void __user *uarg)
 	info.fail_at = hf->fail_at;
 	spin_unlock(&hf->lock);
 	info.allow_bug = allow_bug;
-	info.max_pages = READ_ONCE(max_pages);
-	info.max_total_pages = READ_ONCE(max_total_pages);
+	info.max_map_bytes = READ_ONCE(max_map_bytes);
+	info.max_total_bytes = READ_ONCE(max_total_bytes);
 	info.log_pages = READ_ONCE(log_pages);
+	info.log_budget = READ_ONCE(log_budget);
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
@@ -843,7 +1056,7 @@ static long hm_ioctl_set_mode(struct hm_file *hf, void __user *uarg)
 
 	if (copy_from_user(&mode, uarg, sizeof(mode)))
 		return -EFAULT;
-	if (mode.map_mode >= HYBRIDMEM_MODE_COUNT || mode.zap_after_map > 1 ||
+	if (mode.map_mode >= HM_MODE_COUNT || mode.zap_after_map > 1 ||
 	    mode.fail_at < -1 || mode.reserved)
 		return -EINVAL;
 	spin_lock(&hf->lock);
@@ -885,46 +1098,63 @@ static struct vm_area_struct *hm_find_vma(struct file *filp,
 
 /*
  * Give pages [first, first + nr) at addr fresh (zeroed) contents and map
- * them again.  Called with the mmap lock held for writing.
+ * them again.  Called with the mmap lock held for writing.  A vma without
+ * VM_PFNMAP (insert_page(s)) keeps its ptes: zap_vma_ptes() cannot empty
+ * it, so the pages are zeroed in place; returns true then (NOOP).
  */
-static int hm_remap_range(struct vm_area_struct *vma, struct hm_mapping *m,
-			  unsigned long addr, unsigned long first,
-			  unsigned long nr)
+static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
+			  struct hm_mapping *m, unsigned long addr,
+			  unsigned long first, unsigned long nr, bool *noop)
 {
+	bool pfnmap = vma->vm_flags & VM_PFNMAP;
 	struct hm_log log;
 	unsigned long i, a;
 	int err;
 
+	*noop = !pfnmap;
 	/*
 	 * Faults under the per-VMA lock must not see the range between the
 	 * zap and the remap (a spurious SIGBUS) or half zeroed (fault mode).
 	 */
 	hm_vma_start_write(vma);
-	/* remap_pte_range() BUG_ONs on a present pte: empty the range. */
-	hm_zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
-	atomic_long_add(nr, &hm_stats.zaps);
+	if (pfnmap) {
+		if (m->faulted)
+			bitmap_clear(m->faulted, first, nr);
+		/* remap_pte_range() BUG_ONs on a present pte: empty the range. */
+		zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
+		trace_hybridmem_zap(addr, nr, false);
+		atomic_long_add(nr, &hm_stats.zaps);
+	}
 
-	hm_log_init(&log);
+	hm_log_init(&log, hf);
 	for (i = 0; i < nr; i++) {
+		struct page *page = m->pages[first + i];
+
+		if (fatal_signal_pending(current)) {
+			/* Dying: the rest stays zapped, as after ZAP. */
+			hm_log_flush(&log);
+			return -EINTR;
+		}
 		a = addr + i * PAGE_SIZE;
-		clear_highpage(m->pages[first + i]);
+		clear_highpage(page);
+		/* Zeroed through the kernel mapping; user space maps it. */
+		flush_dcache_page(page);
 		/* Fault mode: the next touch maps the page in again. */
-		if (m->mode != HYBRIDMEM_MODE_FAULT) {
-			err = remap_pfn_range(vma, a,
-					      page_to_pfn(m->pages[first + i]),
+		if (pfnmap && m->mode != HYBRIDMEM_MODE_FAULT) {
+			err = remap_pfn_range(vma, a, page_to_pfn(page),
 					      PAGE_SIZE, vma->vm_page_prot);
 			if (err) {
 				hm_log_flush(&log);
-				pr_info("remap failed at page %lu: error %d\n",
+				hm_info(hf, "remap failed at page %lu: error %d\n",
 					first + i, err);
-				hm_zap_vma_ptes(vma, addr, (i + 1) * PAGE_SIZE);
+				zap_vma_ptes(vma, addr, (i + 1) * PAGE_SIZE);
 				atomic_long_add(i + 1, &hm_stats.zaps);
 				return err;
 			}
 		}
+		trace_hybridmem_remap(a, page_to_pfn(page), first + i);
 		if (hm_log_page(&log))
-			pr_info("remap page %lu at %px\n", first + i,
-				(void *)a);
+			pr_info("remap page %lu at %016lx\n", first + i, a);
 		cond_resched();
 	}
 	hm_log_flush(&log);
@@ -942,12 +1172,14 @@ static int hm_remap_range(struct vm_area_struct *vma, struct hm_mapping *m,
  */
 static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 {
+	struct hm_file *hf = filp->private_data;
 	struct mm_struct *mm = current->mm;
 	struct hybridmem_range r;
 	struct vm_area_struct *vma;
 	struct hm_mapping *m;
 	unsigned long addr, len, first, nr;
 	long err = 0;
+	bool noop;
 
 	if (copy_from_user(&r, uarg, sizeof(r)))
 		return -EFAULT;
@@ -960,10 +1192,10 @@ static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 		return -EINVAL;
 
 	if (remap) {
-		if (hm_mmap_write_lock_killable(mm))
+		if (mmap_write_lock_killable(mm))
 			return -EINTR;
 	} else {
-		hm_mmap_read_lock(mm);
+		mmap_read_lock(mm);
 	}
 	vma = hm_find_vma(filp, addr, len);
 	if (!vma) {
@@ -979,26 +1211,23 @@ static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 	}
 	r.flags = 0;
 	if (!remap) {
-		if (hm_zap(vma, addr, nr))
-			r.flags |= HYBRIDMEM_RANGE_NOOP;
-	} else if (m->mode == HYBRIDMEM_MODE_INSERT_PAGE ||
-		   m->mode == HYBRIDMEM_MODE_INSERT_PAGES) {
-		pr_info("remap refused at 0x%lx: map_mode %s mapping: zap_vma_ptes cannot empty it and vm_insert_page on a present pte is -EBUSY\n",
-			addr, hm_mode_names[m->mode]);
-		err = -EINVAL;
+		noop = hm_zap(hf, vma, m, addr, nr);
 	} else if (hm_as_written(m->mode)) {
-		pr_info_ratelimited("remap refused at 0x%lx: map_mode %s mapping: the module does not own its pages\n",
-				    addr, hm_mode_names[m->mode]);
+		if (__ratelimit(&hm_refuse_rs))
+			hm_info(hf, "remap refused at 0x%lx: map_mode %s mapping: the module does not own its pages\n",
+				addr, hm_mode_names[m->mode]);
 		err = -EINVAL;
 	} else {
-		err = hm_remap_range(vma, m, addr, first, nr);
+		err = hm_remap_range(hf, vma, m, addr, first, nr, &noop);
 	}
+	if (!err && noop)
+		r.flags |= HYBRIDMEM_RANGE_NOOP;
 	r.pages = err ? 0 : nr;
 unlock:
 	if (remap)
-		hm_mmap_write_unlock(mm);
+		mmap_write_unlock(mm);
 	else
-		hm_mmap_read_unlock(mm);
+		mmap_read_unlock(mm);
 	if (err)
 		return err;
 	return copy_to_user(uarg, &r, sizeof(r)) ? -EFAULT : 0;
@@ -1089,9 +1318,9 @@ static int __init hm_init(void)
 {
 	int err;
 
-	if (!max_total_pages)
-		max_total_pages = min(HM_DEFAULT_MAX_TOTAL_PAGES,
-				      totalram_pages() / 2);
+	if (!max_total_bytes)
+		max_total_bytes = min_t(unsigned long, HM_TOTAL_BYTES_DEFAULT,
+					(totalram_pages() / 2) << PAGE_SHIFT);
 
 	err = alloc_chrdev_region(&hm_devt, 0, 1, HYBRIDMEM_CHRDEV_NAME);
 	if (err)

@@ -113,9 +113,10 @@ Napi::Value GetInfo(const Napi::CallbackInfo& info) {
 	o.Set("zapAfterMap", out.zap_after_map);
 	o.Set("failAt", out.fail_at);
 	o.Set("allowBug", out.allow_bug);
-	o.Set("maxPages", Napi::BigInt::New(env, static_cast<uint64_t>(out.max_pages)));
-	o.Set("maxTotalPages", Napi::BigInt::New(env, static_cast<uint64_t>(out.max_total_pages)));
+	o.Set("maxMapBytes", Napi::BigInt::New(env, static_cast<uint64_t>(out.max_map_bytes)));
+	o.Set("maxTotalBytes", Napi::BigInt::New(env, static_cast<uint64_t>(out.max_total_bytes)));
 	o.Set("logPages", out.log_pages);
+	o.Set("logBudget", out.log_budget);
 	return o;
 }
 
@@ -221,7 +222,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	constants.Set("O_RDWR", O_RDWR);
 	constants.Set("UAPI_VERSION", HYBRIDMEM_UAPI_VERSION);
 	constants.Set("RANGE_NOOP", HYBRIDMEM_RANGE_NOOP);
-	constants.Set("MODE_COUNT", static_cast<int>(HYBRIDMEM_MODE_COUNT));
 	constants.Set("IOC_GET_INFO", Napi::Number::New(env, double(HYBRIDMEM_IOC_GET_INFO)));
 	constants.Set("IOC_MAGIC", static_cast<int>(HYBRIDMEM_IOC_MAGIC));
 	exports.Set("constants", constants);

@@ -83,12 +83,21 @@ void Restore(void* c) {
 	ctx->count = ctx->saved_count;
 }
 
+// x86-64 gets AVX-512 and AVX2 clones picked at load time; other
+// architectures (the arm64 prebuild) compile the loops once, vectorised
+// for their baseline (NEON on arm64).
+#if defined(__x86_64__)
+#define HM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HM_VECTOR_CLONES
+#endif
+
 inline void Record(Context* ctx, uint64_t off, uint64_t expected, uint64_t actual) {
 	if (ctx->stored < ctx->capacity) ctx->mismatches[ctx->stored++] = Mismatch{off, expected, actual};
 	ctx->count++;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void FillWords(uint64_t* p, uint64_t off, uint64_t n,
+HM_VECTOR_CLONES void FillWords(uint64_t* p, uint64_t off, uint64_t n,
 	Pattern pattern, uint64_t seed) {
 	if (pattern == Pattern::AddressTag) {
 		for (uint64_t i = 0; i < n; i++) p[i] = off + i * 8 + seed;
@@ -100,7 +109,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void FillWords(uint
 }
 
 // Returns the OR of all differences: zero when the words match.
-__attribute__((target_clones("avx512f", "avx2", "default"))) uint64_t DiffAddressTag(const uint64_t* p, uint64_t off, uint64_t n,
+HM_VECTOR_CLONES uint64_t DiffAddressTag(const uint64_t* p, uint64_t off, uint64_t n,
 	uint64_t seed) {
 	uint64_t diff = 0;
 	uint64_t base = off + seed;
@@ -108,7 +117,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) uint64_t DiffAddres
 	return diff;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) uint64_t DiffRandom(const uint64_t* p, uint64_t off, uint64_t n,
+HM_VECTOR_CLONES uint64_t DiffRandom(const uint64_t* p, uint64_t off, uint64_t n,
 	uint64_t seed) {
 	const uint32_t* lanes = reinterpret_cast<const uint32_t*>(p);
 	uint32_t x = static_cast<uint32_t>(off >> 2) * 0x9e3779b9u + Seed32(seed);

@@ -3,10 +3,14 @@
 # it is all there already (about a second: one dpkg-query and one stat).
 #   - Debian packages: QEMU, Debian's 6.1 and 6.12 kernels with their headers
 #     (the VM runner boots them, the module is built against them), busybox
-#     (the guest's initramfs), kmod, the compilers, the decompressors,
-#     Debian's archive keyring and mmdebstrap (hybridmem kernels --fetch
+#     (the guest's initramfs), kmod, the compilers, the decompressors; for
+#     the checkout also python3 and cmake (node-gyp, cmake-js) and the aarch64
+#     cross compiler (the linux-arm64 prebuilt addon, scripts/prebuild.mjs).
+#     An installed package gets the same list minus those three from
+#     `hybridmem bootstrap` (src/setup/bootstrap.ts).
+#     Also Debian's archive keyring and mmdebstrap: hybridmem kernels --fetch
 #     checks the archive with the first; the second makes the chroot a
-#     fetched kernel's module is built in when the host's compiler cannot).
+#     fetched kernel's module is built in when the host's compiler cannot.
 #   - npm ci, when node_modules is missing or older than package-lock.json.
 # Usage: scripts/bootstrap.sh [--no-npm]
 set -euo pipefail
@@ -18,6 +22,7 @@ PACKAGES=(
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	busybox-static cpio kmod build-essential python3 cmake
 	xz-utils zstd
+	g++-aarch64-linux-gnu
 	debian-archive-keyring mmdebstrap
 )
 

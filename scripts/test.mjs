@@ -106,6 +106,11 @@ check(
 	'fork_munmap client build',
 	run('cc', ['-Wall', '-Wextra', '-Werror', '-O2', '-I', 'kmod', '-o', 'build/fixtures/fork_munmap', 'test/fixtures/fork-munmap/fork_munmap.c']).status === 0,
 );
+// hm_review: the issue-14 client (threads, fork, madvise, signals) of test/device/review.test.ts and test/vm/review-vm.test.ts.
+check(
+	'hm_review client build',
+	run('cc', ['-Wall', '-Wextra', '-Werror', '-O2', '-pthread', '-I', 'kmod', '-o', 'build/fixtures/hm_review', 'test/fixtures/review/hm_review.c']).status === 0,
+);
 
 if (only !== 'device') {
 	section('host and VM tests (vitest: host, vm)');

@@ -1,8 +1,9 @@
-// hybridmem's public API: the device (addon), the kernel log, the VM runner,
-// setup, and the scenarios.
+// hybridmem's public API: the device (addon), the kernel log, the evidence
+// layer, the VM runner, setup, the scenarios, and `check`.
 export * from './device/index.js';
 export * from './kmsg/index.js';
 export * from './evidence/index.js';
+export * from './check/index.js';
 export { runInVm, prepareBoot, EXIT_TIMEOUT, EXIT_CRASH, type VmOptions, type VmResult, type VmOutcome } from './vm/runner.js';
 export { listKernels, chooseKernel, type KernelInfo } from './vm/kernels.js';
 export { setup, type SetupOptions, type SetupResult } from './setup/setup.js';

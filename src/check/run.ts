@@ -4,7 +4,7 @@
 // still gives the checks done so far; the host parses the crash from the
 // console and marks the rest as not run.
 import { execa } from 'execa';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { startCapture } from '../kmsg/reader.js';
 import { findPoisonReports } from '../evidence/page-poison.js';
 import { PACKAGE_ROOT } from '../setup/paths.js';
 import { chooseKernel } from '../vm/kernels.js';
+import { cachePath, hashKey } from '../vm/cache.js';
 import { runInVm } from '../vm/runner.js';
 import { EVIDENCE_BOOT } from '../scenarios/run.js';
 import { CHECKS } from './catalog.js';
@@ -21,7 +22,16 @@ import { resolveTarget, type TargetSpec } from './target.js';
 import type { Category, CheckReport, CheckResult, TargetDescription } from './types.js';
 
 export const HELPER_SOURCE = path.join(PACKAGE_ROOT, 'src', 'check', 'helper', 'hm-map-probe.c');
-export const HELPER_BINARY = path.join(PACKAGE_ROOT, 'build', 'helper', 'hm-map-probe');
+
+/**
+ * The built helper, in the per-user cache (the package directory may be
+ * read-only), named by its source's content: the guest, which sees the cache,
+ * finds the same file the host built.
+ */
+export function helperBinary(): string {
+	const key = hashKey(existsSync(HELPER_SOURCE) ? readFileSync(HELPER_SOURCE) : '');
+	return path.join(cachePath(), 'check', 'helper', key, 'hm-map-probe');
+}
 
 export interface CheckOptions {
 	only?: Category[];
@@ -35,11 +45,15 @@ export interface CheckOptions {
 export async function buildHelper(): Promise<string | undefined> {
 	const src = existsSync(HELPER_SOURCE) ? HELPER_SOURCE : undefined;
 	if (!src) return undefined;
-	if (existsSync(HELPER_BINARY) && statSync(HELPER_BINARY).mtimeMs >= statSync(src).mtimeMs) return HELPER_BINARY;
-	mkdirSync(path.dirname(HELPER_BINARY), { recursive: true });
-	const r = await execa('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', HELPER_BINARY, src], { reject: false, all: true });
+	const binary = helperBinary();
+	if (existsSync(binary)) return binary;
+	mkdirSync(path.dirname(binary), { recursive: true });
+	// Built beside its place and renamed into it: a concurrent run sees the whole binary or none.
+	const work = `${binary}.${process.pid}.tmp`;
+	const r = await execa('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', work, src], { reject: false, all: true });
 	if (r.exitCode !== 0) throw Object.assign(new Error(`building the check helper failed:\n${r.all ?? ''}`), { code: 'ERR_BUILD' });
-	return HELPER_BINARY;
+	renameSync(work, binary);
+	return binary;
 }
 
 function writeAtomically(file: string, data: unknown): void {
@@ -83,7 +97,8 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 	const since = () => `+${Math.round(performance.now() - t0)} ms`;
 	// Where the time goes, on the console: bench/check.mjs reads these lines.
 	process.stdout.write(`hybridmem check: target ready (${Math.round(performance.now())} ms after start)\n`);
-	const helper = existsSync(HELPER_BINARY) ? HELPER_BINARY : undefined;
+	const helperFile = helperBinary();
+	const helper = existsSync(helperFile) ? helperFile : undefined;
 	try {
 		const ordered = [...CHECKS.filter((c) => !c.last), ...CHECKS.filter((c) => c.last)];
 		for (const check of ordered) {
@@ -147,13 +162,19 @@ export function specArgs(spec: TargetSpec): string[] {
 
 /**
  * Builds a kbuild source directory for kernel `kver` in a copy of its own
- * (build/check/<dir name>/<kver>/), so several kernels and the user's tree
+ * (the per-user cache, kmodDirBuildPath), so several kernels and the user's tree
  * stay apart; returns the .ko it produced (the one named `want`, if several).
  */
+/** Where buildKmodDir builds `dir` for `kver`: the per-user cache, by the directory's name and path. */
+export function kmodDirBuildPath(dir: string, kver: string): string {
+	const abs = path.resolve(dir);
+	return path.join(cachePath(), 'check', 'kmod', `${path.basename(abs)}-${hashKey(abs)}`, kver);
+}
+
 export async function buildKmodDir(dir: string, kver: string, want?: string): Promise<string> {
 	const headers = `/lib/modules/${kver}/build`;
 	if (!existsSync(path.join(headers, 'Makefile'))) throw Object.assign(new Error(`no headers for kernel ${kver} at ${headers}`), { code: 'ERR_BUILD' });
-	const out = path.join(PACKAGE_ROOT, 'build', 'check', path.basename(path.resolve(dir)), kver);
+	const out = kmodDirBuildPath(dir, kver);
 	rmSync(out, { recursive: true, force: true });
 	mkdirSync(out, { recursive: true });
 	cpSync(dir, out, { recursive: true, filter: (src) => !/\.(o|ko|mod|mod\.c|cmd|order|symvers)$/.test(src) });

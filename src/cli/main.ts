@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
 	vm: () => import('./commands/vm.js'),
 	kernels: () => import('./commands/kernels.js'),
 	doctor: () => import('./commands/doctor.js'),
+	bootstrap: () => import('./commands/bootstrap.js'),
 };
 
 async function usage(): Promise<string> {
@@ -34,17 +35,33 @@ async function usage(): Promise<string> {
 		}
 		lines.push(`  ${name.padEnd(10)} ${summary}`);
 	}
-	lines.push('', "Run 'hybridmem <command> --help' for a command's options.");
+	lines.push(
+		'',
+		'Options:',
+		'  -h, --help     this help; hybridmem help <command> (or <command> --help) for a command\'s',
+		'  -V, --version  print the version',
+		'',
+		"Run 'hybridmem help <command>' for a command's options.",
+	);
 	return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
 	const [name, ...rest] = argv;
+	if (name === 'help' && rest[0] !== undefined) {
+		const load = COMMANDS[rest[0]];
+		if (!load) {
+			console.error(`hybridmem: unknown command '${rest[0]}'\n\n${await usage()}`);
+			return 2;
+		}
+		console.log((await load()).help);
+		return 0;
+	}
 	if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
 		console.log(await usage());
 		return name === undefined ? 2 : 0;
 	}
-	if (name === '--version' || name === '-v') {
+	if (name === '--version' || name === '-V' || name === '-v') {
 		const { createRequire } = await import('node:module');
 		console.log((createRequire(import.meta.url)('../../package.json') as { version: string }).version);
 		return 0;

@@ -7,8 +7,19 @@ export function parse<R>(command: string, parseFn: () => R): R {
 	try {
 		return parseFn();
 	} catch (err) {
-		throw new CliError(`${command}: ${(err as Error).message}; see 'hybridmem ${command} --help'`, 2);
+		throw new CliError(`${command}: ${parseArgsMessage(err as Error & { code?: string })}; see 'hybridmem ${command} --help'`, 2);
 	}
+}
+
+/**
+ * parseArgs's complaint in one clean clause: its unknown-option message adds
+ * advice about '--' whose quotes do not pair up ('-- "--bogus"), which reads
+ * as garbage after our own quoting.
+ */
+export function parseArgsMessage(err: Error & { code?: string }): string {
+	const unknown = /^Unknown option '([^']+)'/.exec(err.message);
+	if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) return `unknown option '${unknown[1]}'`;
+	return err.message.replace(/\.$/, '');
 }
 
 /** Parses ["K=V", ...]; `what` names the option in the error. */

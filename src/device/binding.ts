@@ -1,10 +1,12 @@
-// Loads the native addon (build/Release/hybridmem.node, built by node-gyp or
-// cmake-js) and describes its surface. Everything above this file talks to
+// Loads the native addon (a development build by node-gyp or cmake-js, the
+// package's prebuilt binary, or a source build in the per-user cache) and
+// describes its surface. Everything above this file talks to
 // the kernel only through these functions.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cachedAddonFile, fittingPrebuild, hostLibc } from '../setup/addon.js';
 
 export interface NativeRegionOptions {
 	pattern: number;
@@ -68,9 +70,10 @@ export interface NativeInfo {
 	zapAfterMap: number;
 	failAt: number;
 	allowBug: number;
-	maxPages: bigint;
-	maxTotalPages: bigint;
+	maxMapBytes: bigint;
+	maxTotalBytes: bigint;
 	logPages: number;
+	logBudget: number;
 }
 
 /**
@@ -154,7 +157,6 @@ export interface NativeBinding {
 		O_RDWR: number;
 		UAPI_VERSION: number;
 		RANGE_NOOP: number;
-		MODE_COUNT: number;
 		IOC_GET_INFO: number;
 		IOC_MAGIC: number;
 	};
@@ -163,26 +165,46 @@ export interface NativeBinding {
 // src/device/ and dist/device/ both sit two levels below the package root.
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Where the addon is looked for, in order (HYBRIDMEM_ADDON overrides). */
+/**
+ * Where the addon is looked for, in order, the way node-gyp-build does it:
+ * HYBRIDMEM_ADDON, a development build in build/Release or build/Debug, the
+ * package's prebuilt binary for this platform and architecture
+ * (prebuilds/<platform>-<arch>/, prebuildify's layout), then the source build
+ * `hybridmem build` leaves in the per-user cache when no prebuild fits.
+ */
 export function addonCandidates(): string[] {
 	const fromEnv = process.env.HYBRIDMEM_ADDON;
+	const prebuilt = fittingPrebuild(packageRoot);
+	let cachedBuild: string | undefined;
+	try {
+		cachedBuild = cachedAddonFile(packageRoot);
+	} catch {
+		/* no native/ sources shipped or no cache directory: nothing built there */
+	}
 	return [
 		...(fromEnv ? [resolve(fromEnv)] : []),
 		join(packageRoot, 'build', 'Release', 'hybridmem.node'),
 		join(packageRoot, 'build', 'Debug', 'hybridmem.node'),
+		...(prebuilt ? [prebuilt] : []),
+		...(cachedBuild ? [cachedBuild] : []),
 	];
+}
+
+/** The addon file loadBinding() would load, or undefined when there is none. */
+export function findAddon(): string | undefined {
+	return addonCandidates().find((file) => existsSync(file));
 }
 
 let cached: NativeBinding | undefined;
 
 export function loadBinding(): NativeBinding {
 	if (cached) return cached;
-	const candidates = addonCandidates();
-	const found = candidates.find((file) => existsSync(file));
+	const found = findAddon();
 	if (!found) {
 		const error = new Error(
-			`hybridmem's native addon is not built (looked for ${candidates.join(', ')}); ` +
-				`run \`npm run build\` (or \`node scripts/build-addon.mjs\`) in ${packageRoot}`,
+			`hybridmem's native addon is missing: no prebuilt binary for ${process.platform}-${process.arch}${hostLibc() === 'musl' ? ' (musl)' : ''} ` +
+				`ships in this package and none was built from source; run \`npx hybridmem build\` to compile it ` +
+				'(it needs g++ and Node\'s headers: `npx hybridmem bootstrap` installs them on Debian)',
 		) as Error & { code: string };
 		error.code = 'ERR_HYBRIDMEM_ADDON_MISSING';
 		throw error;

@@ -34,11 +34,18 @@ export interface DeviceInfo {
 	/** Page index the module's mmap fails at; -1 = off. */
 	failAt: number;
 	allowBug: boolean;
-	/** Most pages one mmap may have (module parameter max_pages). */
+	/** Most bytes one mmap may have (module parameter max_map_bytes). */
+	maxMapBytes: number;
+	/** Most bytes all mappings may hold together (max_total_bytes). */
+	maxTotalBytes: number;
+	/** maxMapBytes in whole pages. */
 	maxPages: number;
-	/** Most pages all mappings may hold together (max_total_pages). */
+	/** maxTotalBytes in whole pages. */
 	maxTotalPages: number;
+	/** Per-page log lines one operation prints at most (log_pages). */
 	logPages: number;
+	/** Log lines one open file may cause, all operations together (log_budget). */
+	logBudget: number;
 }
 
 /**
@@ -231,9 +238,12 @@ function toInfo(raw: NativeInfo): DeviceInfo {
 		zapAfterMap: raw.zapAfterMap !== 0,
 		failAt: raw.failAt,
 		allowBug: raw.allowBug !== 0,
-		maxPages: safeNumber(raw.maxPages, 'max_pages'),
-		maxTotalPages: safeNumber(raw.maxTotalPages, 'max_total_pages'),
+		maxMapBytes: safeNumber(raw.maxMapBytes, 'max_map_bytes'),
+		maxTotalBytes: safeNumber(raw.maxTotalBytes, 'max_total_bytes'),
+		maxPages: Math.floor(safeNumber(raw.maxMapBytes, 'max_map_bytes') / raw.pageSize),
+		maxTotalPages: Math.floor(safeNumber(raw.maxTotalBytes, 'max_total_bytes') / raw.pageSize),
 		logPages: raw.logPages,
+		logBudget: raw.logBudget,
 	};
 }
 

@@ -68,3 +68,29 @@ export function junitXml(results: ScenarioResult[]): string {
 		'',
 	].join('\n');
 }
+
+/** KTAP (the kselftest format): the header and plan, printed before any result. */
+export function ktapHeader(count: number): string {
+	return `KTAP version 1\n1..${count}`;
+}
+
+function ktapDescription(name: string): string {
+	return name.replace(/#/g, '_').replace(/\s+/g, '_');
+}
+
+/** One scenario's KTAP test line (number `n`), its diagnostics as '# ' lines before it. */
+export function ktapResult(r: ScenarioResult, n: number): string {
+	const lines = [`# ${r.name}: ${r.summary}`.replace(/\n/g, ' ')];
+	if (!r.passed) {
+		if (r.error) lines.push(...r.error.split('\n').map((l) => `# error: ${l}`));
+		for (const c of r.checks.filter((x) => !x.ok)) lines.push(`# failed: ${c.name}${c.detail ? `: ${c.detail}` : ''}`.replace(/\n/g, ' '));
+	}
+	lines.push(`${r.passed ? 'ok' : 'not ok'} ${n} ${ktapDescription(r.name)}`);
+	return lines.join('\n');
+}
+
+/** kselftest's closing totals line. */
+export function ktapTotals(results: ScenarioResult[]): string {
+	const pass = results.filter((r) => r.passed).length;
+	return `# Totals: pass:${pass} fail:${results.length - pass} xfail:0 xpass:0 skip:0 error:0`;
+}

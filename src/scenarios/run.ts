@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../cli/errors.js';
-import { buildModule } from '../setup/build.js';
+import { findAddon } from '../device/binding.js';
+import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
 import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
@@ -96,6 +97,7 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	const safe = scenarios.filter((s) => !s.crashes);
 	if (safe.length) {
 		requireModuleSupport();
+		await ensureAddon(opts);
 		await buildModule(os.release());
 		await setup({ reload: true, node: devicePath });
 	}
@@ -109,11 +111,27 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	return results;
 }
 
+/** Marks a result line the run inside a VM prints, so the run outside reports each as it finishes. */
+export const RESULT_LINE_PREFIX = '@hybridmem-result ';
+
+export function resultLine(r: ScenarioResult): string {
+	return `${RESULT_LINE_PREFIX}${JSON.stringify(r)}`;
+}
+
+/** Compiles the addon from source when neither a build nor a prebuilt binary for this platform is there. */
+async function ensureAddon(opts: RunOptions): Promise<void> {
+	if (findAddon()) return;
+	opts.onProgress?.(`compiling the addon from source (no prebuilt binary for ${process.platform}-${process.arch})`);
+	await buildAddon();
+}
+
 /** Runs the non-crashing scenarios in one VM boot, through this CLI inside it. */
-async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
+async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: string, label: string): Promise<ScenarioResult[]> {
+	opts.onProgress?.(label);
 	const damage = scenarios.some(damaging) ? ['--allow-crash'] : [];
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-run-'));
 	const file = path.join(dir, 'results.json');
+	const streamed = new Map<string, ScenarioResult>();
 	try {
 		const vm = await runInVm({
 			kernel,
@@ -124,14 +142,33 @@ async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: stri
 			stdout: opts.vmOutput ?? 'pipe',
 			stderr: opts.vmOutput ?? 'pipe',
 			...(opts.signal ? { signal: opts.signal } : {}),
-			...(opts.onProgress ? { onNotice: opts.onProgress } : {}),
+			...(opts.onProgress ? { onNotice: (m: string) => opts.onProgress?.(`${label}: ${m}`) } : {}),
+			onStdoutLine: (line) => {
+				if (!line.startsWith(RESULT_LINE_PREFIX)) return;
+				try {
+					const r = { ...(JSON.parse(line.slice(RESULT_LINE_PREFIX.length)) as ScenarioResult), where: 'vm' as const };
+					streamed.set(r.name, r);
+					opts.onResult?.(r);
+				} catch {
+					/* a line cut short by a dying guest: the results file decides */
+				}
+			},
 		});
 		if (!existsSync(file)) {
 			const why = `the VM run gave no results (${vm.outcome}, exit ${vm.exitCode}); console log: ${vm.consoleLog}\n${(vm.stderr ?? '').trim()}`;
-			return scenarios.map((s) => result(s, { checks: [], summary: 'did not run' }, Date.now(), 'vm', kernel, why));
+			// Those that finished before the VM died count; the rest did not run.
+			return scenarios.map((s) => {
+				const done = streamed.get(s.name);
+				if (done) return done;
+				const r = result(s, { checks: [], summary: 'did not run' }, Date.now(), 'vm', kernel, why);
+				opts.onResult?.(r);
+				return r;
+			});
 		}
 		const results = (JSON.parse(readFileSync(file, 'utf8')) as ScenarioResult[]).map((r) => ({ ...r, where: 'vm' as const }));
-		for (const r of results) opts.onResult?.(r);
+		// The results carry the evidence; a failed scenario is no failed boot.
+		if (vm.outcome === 'exited' && vm.exitCode <= 1) rmSync(vm.consoleLog, { force: true });
+		for (const r of results) if (!streamed.has(r.name)) opts.onResult?.(r);
 		return results;
 	} finally {
 		rmSync(dir, { recursive: true, force: true });
@@ -154,23 +191,26 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 		opts.onResult?.(r);
 	};
 	if (safe.length && native) results.push(...(await runNatively(safe, opts)));
+	if ((safe.length && !native) || own.length) await ensureAddon(opts);
 	if ((safe.length && !native) || own.length || crash.length) {
 		opts.onProgress?.(`building the module for ${kernel}`);
 		await buildModule(kernel);
 	}
 	if (safe.length && !native) {
-		opts.onProgress?.(`booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`);
-		results.push(...(await runSafeInVm(safe, opts, kernel)));
+		results.push(...(await runSafeInVm(safe, opts, kernel, `booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`)));
 	}
 	for (const s of own) {
-		opts.onProgress?.(`booting ${kernel} for ${s.name} (it damages that kernel)`);
-		results.push(...(await runSafeInVm([s], opts, kernel)));
+		results.push(...(await runSafeInVm([s], opts, kernel, `booting ${kernel} for ${s.name} (it damages that kernel)`)));
 	}
 	for (const s of crash) {
 		opts.onProgress?.(`booting ${kernel} for ${s.name} (it crashes that kernel)`);
 		const started = Date.now();
 		try {
-			const outcome = await runBugPfnmapInVm({ kernel, ...(opts.signal ? { signal: opts.signal } : {}) });
+			const outcome = await runBugPfnmapInVm({
+				kernel,
+				...(opts.signal ? { signal: opts.signal } : {}),
+				...(opts.onProgress ? { onNotice: (m: string) => opts.onProgress?.(`booting ${kernel} for ${s.name}: ${m}`) } : {}),
+			});
 			report(result(s, outcome, started, 'vm', outcome.kernel));
 		} catch (err) {
 			report(result(s, { checks: [], summary: 'did not run' }, started, 'vm', kernel, errorMessage(err)));

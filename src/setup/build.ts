@@ -1,11 +1,12 @@
 // hybridmem build: the module via kbuild, for one kernel or several side by
-// side (build/kmod/<kver>/), and the addon via node-gyp; work already done is
-// skipped by comparing modification times with the sources.
+// side in the per-user cache (paths.ts moduleBuildDir), and the addon; work
+// already done is skipped.
 import { execa } from 'execa';
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { cachedAddonFile, compileAddon, fittingPrebuild } from './addon.js';
 import { SetupError } from './errors.js';
-import { KMOD_SOURCE_DIR, PACKAGE_ROOT, moduleBuildDir, moduleFile } from './paths.js';
+import { KMOD_SOURCE_DIR, MODULE_NAME, PACKAGE_ROOT, moduleBuildDir, moduleFile } from './paths.js';
 import { buildInChroot } from './chroot.js';
 import { findKernel } from '../vm/kernels.js';
 
@@ -15,39 +16,28 @@ export interface BuildResult {
 	built: boolean;
 	/** Compiler warnings, one per line; a clean build has none. */
 	warnings: string[];
-	/** Which compiler built it, in words (from build/kmod/<kver>/toolchain.txt when up to date). */
+	/** Which compiler built it, in words (toolchain.txt beside the module when up to date). */
 	toolchain?: string;
-}
-
-/** Modification time of the newest module source (kmod/*.c, *.h, Kbuild, Makefile). */
-export function newestKmodSource(dir = KMOD_SOURCE_DIR): number {
-	let newest = 0;
-	for (const name of readdirSync(dir)) {
-		if (!/\.(c|h)$|^Kbuild$|^Makefile$/.test(name)) continue;
-		newest = Math.max(newest, statSync(path.join(dir, name)).mtimeMs);
-	}
-	return newest;
 }
 
 /** Which compiler built the module: the kernel's own, the host's default one, or the kernel's own in a chroot of its suite. */
 export type Toolchain = 'kernel-compiler' | 'host-gcc' | 'chroot';
 
-/** Builds hybridmem_test.ko for kernel `kver` unless an up-to-date one exists. */
+/** Builds hybridmem_test.ko for kernel `kver` unless one built from these sources exists. */
 export async function buildModule(
 	kver: string,
 	opts: { force?: boolean; extraWarnings?: boolean; toolchain?: 'auto' | Toolchain; onProgress?: (m: string) => void } = {},
 ): Promise<BuildResult> {
+	const dir = moduleBuildDir(kver);
 	const file = moduleFile(kver);
 	// A W=1 build leaves its warnings beside the module, so an up-to-date
 	// module can still answer "was it built clean with W=1?".
-	const warningsFile = path.join(moduleBuildDir(kver), 'w1-warnings.txt');
-	const toolchainFile = path.join(moduleBuildDir(kver), 'toolchain.txt');
-	const sources = newestKmodSource();
-	const fresh = (f: string) => existsSync(f) && statSync(f).mtimeMs >= sources;
+	const warningsFile = path.join(dir, 'w1-warnings.txt');
+	const toolchainFile = path.join(dir, 'toolchain.txt');
 	const wanted = opts.toolchain ?? (process.env.HYBRIDMEM_TOOLCHAIN as Toolchain | undefined) ?? 'auto';
 	const usedBefore = existsSync(toolchainFile) ? readFileSync(toolchainFile, 'utf8').trim() : undefined;
 	// Checked before the headers: inside the VM the module is already built, and a fetched kernel's headers may not be found there.
-	if (!opts.force && fresh(file) && (!opts.extraWarnings || fresh(warningsFile)) && (wanted === 'auto' || usedBefore?.startsWith(wanted)))
+	if (!opts.force && existsSync(file) && (!opts.extraWarnings || existsSync(warningsFile)) && (wanted === 'auto' || usedBefore?.startsWith(wanted)))
 		return {
 			kver,
 			file,
@@ -62,40 +52,56 @@ export async function buildModule(
 			'ERR_BUILD',
 			kernel.origin === 'fetched'
 				? `no headers for fetched kernel ${kver} at ${headers}: hybridmem kernels --fetch ${kernel.suite}:${kver} --force`
-				: `no headers for kernel ${kver} at ${headers}: apt-get install linux-headers-${kver} (scripts/bootstrap.sh installs Debian's)`,
+				: /-(amd64|arm64|cloud-amd64|rt-amd64)$/.test(kver)
+					? `no headers for kernel ${kver} at ${headers}: apt-get install linux-headers-${kver} (\`hybridmem bootstrap\` installs those of the VM runner's kernels), or fetch it: hybridmem kernels --fetch ${kver}`
+					: `no headers for kernel ${kver} at ${headers}, and it is not a Debian kernel apt has headers for; build for a VM kernel instead: hybridmem build --kernel VER (see \`hybridmem kernels\`)`,
 		);
 	const own = kernelCompiler(headers);
-	const ownOnHost = own && (await onPath(own));
-	const attempts: { toolchain: Toolchain; output: string }[] = [];
+	const ownOnHost = own !== undefined && (await onPath(own));
 	const order: Toolchain[] =
 		wanted !== 'auto' ? [wanted] : ownOnHost ? ['kernel-compiler'] : kernel.origin === 'fetched' ? ['host-gcc', 'chroot'] : ['host-gcc'];
-	for (const toolchain of order) {
-		let r: { ok: boolean; output: string; describe: string };
-		if (toolchain === 'chroot') {
-			if (kernel.origin !== 'fetched' || !kernel.root || !kernel.suite)
-				throw new SetupError('ERR_BUILD', `a chroot build needs a fetched kernel (hybridmem kernels --fetch); ${kver} is installed`);
-			opts.onProgress?.(`building the module for ${kver} in a ${kernel.suite} chroot with ${own ?? "the suite's compiler"}`);
-			r = await buildInChroot(kernel, moduleBuildDir(kver), !!opts.extraWarnings, own, opts.onProgress);
-		} else {
-			const args = ['-C', KMOD_SOURCE_DIR, `KVER=${kver}`, `KDIR=${headers}`, `OUT=${moduleBuildDir(kver)}`];
-			// The host's gcc for a kernel built with another: the kernel's variables name a compiler this machine lacks.
-			if (toolchain === 'host-gcc' && !ownOnHost) args.push('CC=gcc');
-			if (opts.extraWarnings) args.push('W=1');
-			const m = await execa('make', args, { reject: false, all: true });
-			const cc = toolchain === 'host-gcc' && !ownOnHost ? 'gcc' : (own ?? 'gcc');
-			r = { ok: m.exitCode === 0 && existsSync(file), output: m.all ?? '', describe: `${toolchain} (${cc}: ${await compilerVersion(cc)})` };
+	const attempts: { toolchain: Toolchain; output: string }[] = [];
+	// Built beside its final place and moved into it: two runs (checkouts
+	// with the same sources share the cache) never see each other's half.
+	const work = `${dir}.${process.pid}.tmp`;
+	try {
+		for (const toolchain of order) {
+			rmSync(work, { recursive: true, force: true });
+			mkdirSync(work, { recursive: true });
+			let r: { ok: boolean; output: string; describe: string };
+			if (toolchain === 'chroot') {
+				if (kernel.origin !== 'fetched' || !kernel.root || !kernel.suite)
+					throw new SetupError('ERR_BUILD', `a chroot build needs a fetched kernel (hybridmem kernels --fetch); ${kver} is installed`);
+				opts.onProgress?.(`building the module for ${kver} in a ${kernel.suite} chroot with ${own ?? "the suite's compiler"}`);
+				r = await buildInChroot(kernel, work, !!opts.extraWarnings, own, opts.onProgress);
+			} else {
+				const args = ['-C', KMOD_SOURCE_DIR, `KVER=${kver}`, `KDIR=${headers}`, `OUT=${work}`];
+				// The host's gcc for a kernel built with another: the kernel's variables name a compiler this machine lacks.
+				if (toolchain === 'host-gcc' && !ownOnHost) args.push('CC=gcc');
+				if (opts.extraWarnings) args.push('W=1');
+				const m = await execa('make', args, { reject: false, all: true });
+				const cc = toolchain === 'host-gcc' && !ownOnHost ? 'gcc' : (own ?? 'gcc');
+				r = { ok: m.exitCode === 0 && existsSync(path.join(work, `${MODULE_NAME}.ko`)), output: m.all ?? '', describe: `${toolchain} (${cc}: ${await compilerVersion(cc)})` };
+			}
+			if (!r.ok) {
+				attempts.push({ toolchain, output: r.output });
+				continue;
+			}
+			const warnings = r.output.split('\n').filter((l) => /warning:/i.test(l));
+			const describe = `${r.describe}${own ? ` for a kernel built with ${own}` : ''}${attempts.length ? `; before it ${attempts.map((a) => a.toolchain).join(', ')} failed` : ''}`;
+			if (opts.extraWarnings) writeFileSync(path.join(work, 'w1-warnings.txt'), warnings.map((w) => `${w}\n`).join(''));
+			// Each file replaces its old self in one rename: a run loading the
+			// module meanwhile gets the old one or the new one, never none.
+			mkdirSync(dir, { recursive: true });
+			writeFileSync(path.join(work, 'toolchain.txt'), `${describe}\n`);
+			renameSync(path.join(work, 'toolchain.txt'), toolchainFile);
+			if (attempts.length) writeFileSync(path.join(dir, 'failed-attempts.log'), attempts.map((a) => `== ${a.toolchain}\n${a.output}\n`).join(''));
+			if (opts.extraWarnings) renameSync(path.join(work, 'w1-warnings.txt'), warningsFile);
+			renameSync(path.join(work, `${MODULE_NAME}.ko`), file);
+			return { kver, file, built: true, warnings, toolchain: describe };
 		}
-		if (!r.ok) {
-			attempts.push({ toolchain, output: r.output });
-			rmSync(file, { force: true });
-			continue;
-		}
-		const warnings = r.output.split('\n').filter((l) => /warning:/i.test(l));
-		const describe = `${r.describe}${own ? ` for a kernel built with ${own}` : ''}${attempts.length ? `; before it ${attempts.map((a) => a.toolchain).join(', ')} failed` : ''}`;
-		writeFileSync(toolchainFile, `${describe}\n`);
-		if (attempts.length) writeFileSync(path.join(moduleBuildDir(kver), 'failed-attempts.log'), attempts.map((a) => `== ${a.toolchain}\n${a.output}\n`).join(''));
-		if (opts.extraWarnings) writeFileSync(warningsFile, warnings.map((w) => `${w}\n`).join(''));
-		return { kver, file, built: true, warnings, toolchain: describe };
+	} finally {
+		rmSync(work, { recursive: true, force: true });
 	}
 	throw new SetupError(
 		'ERR_BUILD',
@@ -123,8 +129,34 @@ async function compilerVersion(cc: string): Promise<string> {
 	return r.exitCode === 0 ? r.stdout.split('\n')[0]!.trim() : 'unknown';
 }
 
-/** Builds the N-API addon (node-gyp, offline) unless it is up to date. */
-export async function buildAddon(): Promise<void> {
-	const r = await execa('node', [path.join(PACKAGE_ROOT, 'scripts', 'build-addon.mjs')], { reject: false, all: true, cwd: PACKAGE_ROOT });
-	if (r.exitCode !== 0) throw new SetupError('ERR_BUILD', `building the addon failed:\n${r.all ?? ''}`);
+export interface AddonBuildResult {
+	/** 'built': compiled just now; 'up to date': a build that is current; 'prebuilt': the package's binary for this platform. */
+	state: 'built' | 'up to date' | 'prebuilt';
+	file: string;
+}
+
+/**
+ * Makes sure the N-API addon exists.  In a development checkout (it has
+ * scripts/build-addon.mjs): node-gyp into build/Release, skipped when up to
+ * date.  In an installed package: the prebuilt binary when one fits this
+ * platform, else a source build into the per-user cache.
+ */
+export async function buildAddon(opts: { force?: boolean } = {}): Promise<AddonBuildResult> {
+	const devScript = path.join(PACKAGE_ROOT, 'scripts', 'build-addon.mjs');
+	if (existsSync(devScript) && existsSync(path.join(PACKAGE_ROOT, 'binding.gyp'))) {
+		const r = await execa('node', [devScript, ...(opts.force ? ['--force'] : [])], { reject: false, all: true, cwd: PACKAGE_ROOT });
+		if (r.exitCode !== 0) throw new SetupError('ERR_BUILD', `building the addon failed:\n${r.all ?? ''}`);
+		const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'hybridmem.node');
+		return { state: /is up to date/.test(r.all ?? '') ? 'up to date' : 'built', file };
+	}
+	const prebuilt = fittingPrebuild();
+	if (prebuilt) return { state: 'prebuilt', file: prebuilt };
+	const file = cachedAddonFile();
+	if (existsSync(file) && !opts.force) return { state: 'up to date', file };
+	try {
+		await compileAddon({ out: file });
+	} catch (err) {
+		throw new SetupError('ERR_BUILD', `building the addon from source failed: ${(err as Error).message}`);
+	}
+	return { state: 'built', file };
 }

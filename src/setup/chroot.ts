@@ -29,7 +29,7 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 	if (existsSync(path.join(dir, READY))) return { dir };
 	if (process.getuid?.() !== 0) throw new SetupError('ERR_BUILD', `making a ${suite} chroot to build the module needs root (mmdebstrap --mode=root, chroot)`);
 	const mm = await execa('mmdebstrap', ['--version'], { reject: false });
-	if (mm.exitCode !== 0) throw new SetupError('ERR_BUILD', 'mmdebstrap not found: apt-get install mmdebstrap (scripts/bootstrap.sh installs it)');
+	if (mm.exitCode !== 0) throw new SetupError('ERR_BUILD', 'mmdebstrap not found: apt-get install mmdebstrap (`hybridmem bootstrap` installs it)');
 	const sources = SUITES[suite];
 	if (!sources) throw new SetupError('ERR_BUILD', `no chroot for unknown suite ${suite}`);
 	const started = Date.now();

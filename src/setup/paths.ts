@@ -1,6 +1,8 @@
 // Where the package's own files are, wherever it is installed or run from.
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cachePath, hashKey } from '../vm/cache.js';
 
 /** The package root: two levels above this file in both src/ and dist/. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -14,9 +16,26 @@ export const DEFAULT_MODE = '0660';
 export const SYSFS_COUNTERS = `/sys/kernel/${MODULE_NAME}`;
 export const SYSFS_MODULE = `/sys/module/${MODULE_NAME}`;
 
-/** Where `hybridmem build` puts the module for kernel `kver`. */
+/** A short hash of the module's sources (missing files count as empty). */
+export function kmodSourceKey(dir = KMOD_SOURCE_DIR): string {
+	let names: string[];
+	try {
+		names = readdirSync(dir).filter((n) => /\.(c|h)$|^Kbuild$|^Makefile$/.test(n)).sort();
+	} catch {
+		names = [];
+	}
+	return hashKey(...names.flatMap((n) => [n, readFileSync(path.join(dir, n))]));
+}
+
+/**
+ * Where `hybridmem build` puts the module for kernel `kver`: the per-user
+ * cache (like the VM runner's), never the package directory, which may be
+ * read-only (a global or store-based install) and is replaced by the next
+ * install.  The directory is named by the sources' content, so a module found
+ * there was built from exactly these sources, by any checkout or install.
+ */
 export function moduleBuildDir(kver: string): string {
-	return path.join(PACKAGE_ROOT, 'build', 'kmod', kver);
+	return path.join(cachePath(), 'kmod', kmodSourceKey(), kver);
 }
 
 export function moduleFile(kver: string): string {

@@ -10,7 +10,7 @@ import { CHRDEV_NAME, DEFAULT_MODE, DEFAULT_NODE, MODULE_NAME, moduleFile } from
 import { teardown } from './teardown.js';
 
 export interface SetupOptions {
-	/** The .ko to load; default: build/kmod/<running kernel>/hybridmem_test.ko. */
+	/** The .ko to load; default: the one `hybridmem build` made for the running kernel (paths.ts moduleFile). */
 	module?: string;
 	params?: Record<string, string>;
 	node?: string;
@@ -167,7 +167,7 @@ export async function setup(opts: SetupOptions = {}): Promise<SetupResult> {
 	}
 	if (moduleAction !== 'already-loaded') {
 		if (!existsSync(ko))
-			throw new SetupError('ERR_MODULE_MISSING', `module file ${ko} does not exist: build it with 'hybridmem build' (or make -C kmod KVER=${os.release()} OUT=${ko.replace(/\/[^/]+$/, '')})`);
+			throw new SetupError('ERR_MODULE_MISSING', `module file ${ko} does not exist: build it with 'hybridmem build' (kernel ${os.release()})`);
 		await loadModule(ko, params);
 	}
 	const major = chrdevMajor(CHRDEV_NAME);

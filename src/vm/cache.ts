@@ -8,10 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 
+/** The cache directory's path, without creating it. */
+export function cachePath(): string {
+	return process.env.HYBRIDMEM_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hybridmem');
+}
+
+/** The cache directory, created if needed. */
 export function cacheDir(): string {
-	const dir =
-		process.env.HYBRIDMEM_CACHE ??
-		path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'hybridmem');
+	const dir = cachePath();
 	mkdirSync(dir, { recursive: true });
 	return dir;
 }

@@ -32,7 +32,7 @@ export interface ResolvedModule {
 
 export function findBusybox(): string {
 	for (const p of BUSYBOX_CANDIDATES) if (existsSync(p)) return p;
-	throw Object.assign(new Error('busybox not found: apt-get install busybox-static (or run scripts/bootstrap.sh)'), {
+	throw Object.assign(new Error('busybox not found: run `hybridmem bootstrap` (it installs busybox-static)'), {
 		code: 'ERR_NO_BUSYBOX',
 	});
 }

@@ -145,11 +145,11 @@ export function describeKernel(
 		/* no config: nothing known beyond the files */
 	}
 	const lacks = info.features && missingForRunner(info.features);
-	if (!existsSync(image)) info.reason = `no kernel image ${image} (${refetch ?? `apt-get install linux-image-${version}`})`;
+	if (!existsSync(image)) info.reason = `no kernel image ${image} (${refetch ?? `apt-get install linux-image-${version}; \`hybridmem bootstrap\` installs Debian's default kernels`})`;
 	else if (!existsSync(path.join(modulesDir, 'modules.dep')) && !existsSync(path.join(modulesDir, 'kernel')))
 		info.reason = `no modules in ${modulesDir} (${refetch ?? `reinstall linux-image-${version}`})`;
 	else if (!existsSync(path.join(headersDir, 'Makefile')))
-		info.reason = `no headers at ${headersDir}, so the module cannot be built for it (${refetch ?? `apt-get install linux-headers-${version}`})`;
+		info.reason = `no headers at ${headersDir}, so the module cannot be built for it (${refetch ?? `apt-get install linux-headers-${version}; \`hybridmem bootstrap\` installs those of Debian's default kernels`})`;
 	else if (lacks) info.reason = lacks;
 	else info.usable = true;
 	return info;
@@ -211,7 +211,7 @@ export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = 
 	const k = all.find((x) => x.usable);
 	if (!k) {
 		const why = all.length ? all.map((x) => `${x.version}: ${x.reason}`).join('; ') : 'no kernel under /boot';
-		throw Object.assign(new Error(`no usable kernel (${why}); run scripts/bootstrap.sh to install Debian's kernels and headers`), {
+		throw Object.assign(new Error(`no usable kernel (${why}); run \`hybridmem bootstrap\` to install Debian's kernels and headers`), {
 			code: 'ERR_NO_KERNEL',
 		});
 	}

@@ -14,7 +14,8 @@ import { writeSpec } from './spec.js';
 import { uncompressedKernel } from './vmlinux.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
-export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG'];
+// The cache variables too: the guest finds the modules `hybridmem build` left in the host's cache.
+export const DEFAULT_PASS_ENV = ['PATH', 'HOME', 'TERM', 'CI', 'LANG', 'HYBRIDMEM_CACHE', 'XDG_CACHE_HOME'];
 export const DEFAULT_TIMEOUT_MS = 600_000;
 export const EXIT_TIMEOUT = 124;
 export const EXIT_CRASH = 125;
@@ -25,7 +26,7 @@ export interface VmOptions {
 	/** Kernel release to boot; default: the newest with headers installed. */
 	kernel?: string;
 	cwd?: string;
-	/** Extra variables; PATH, HOME, TERM, CI and LANG pass from this process. */
+	/** Extra variables; PATH, HOME, TERM, CI, LANG and the cache variables (HYBRIDMEM_CACHE, XDG_CACHE_HOME) pass from this process. */
 	env?: Record<string, string>;
 	/** Host directories shared writable at the same path. */
 	rw?: string[];
@@ -35,8 +36,15 @@ export interface VmOptions {
 	accel?: AccelRequest;
 	/** Default: chooseMachine's (microvm unless the shares or an unknown TSC frequency rule it out). */
 	machine?: Machine;
-	/** Where to save the kernel console; default: a new file under the temp dir. */
+	/**
+	 * Where to save the kernel console; it is then kept.  Default: a new file
+	 * under the temp dir, removed when the command exited 0 and kept (see
+	 * VmResult.consoleLogKept) when the VM crashed, timed out, was stopped or
+	 * aborted, or the command failed.
+	 */
 	consoleLog?: string;
+	/** Keep the default console log even after a clean exit (the caller removes it). */
+	keepConsoleLog?: boolean;
 	/**
 	 * The command's stdin: 'ignore' (the default) gives it end-of-file at once,
 	 * 'inherit' forwards this process's stdin until it ends, a string or
@@ -47,6 +55,8 @@ export interface VmOptions {
 	stdout?: 'inherit' | 'pipe';
 	stderr?: 'inherit' | 'pipe';
 	onConsoleLine?: (line: string) => void;
+	/** Each line of the command's stdout as it arrives (with stdout 'pipe'; the text is still collected). */
+	onStdoutLine?: (line: string) => void;
 	/** Ends the VM as soon as a console line matches (e.g. the end of an oops). */
 	stopWhen?: RegExp;
 	signal?: AbortSignal;
@@ -64,7 +74,10 @@ export interface VmResult {
 	kernel: string;
 	accel: Accel;
 	machine: Machine;
+	/** The console log's path; the file exists only when consoleLogKept. */
 	consoleLog: string;
+	/** False when the default log was removed after a clean exit. */
+	consoleLogKept: boolean;
 	/** The last console lines, for a crash message. */
 	consoleTail: string[];
 	/** The console line that matched `stopWhen`. */
@@ -139,15 +152,27 @@ interface Sink {
  * `relay`, or collects it.  QEMU connects once at start and closes at exit,
  * so the end of the connection means every byte has arrived.
  */
-function openSink(socketPath: string, relay?: NodeJS.WritableStream): Promise<Sink> {
+function openSink(socketPath: string, relay?: NodeJS.WritableStream, onLine?: (line: string) => void): Promise<Sink> {
 	const chunks: Buffer[] = [];
+	const decoder = new StringDecoder('utf8');
+	let partial = '';
+	const lines = (chunk: Buffer) => {
+		if (!onLine) return;
+		const parts = (partial + decoder.write(chunk)).split('\n');
+		partial = parts.pop() ?? '';
+		for (const l of parts) onLine(l);
+	};
 	let connected = false;
 	let finished: () => void = () => {};
 	const ended = new Promise<void>((resolve) => (finished = resolve));
 	const server = net.createServer((conn) => {
 		connected = true;
 		server.close();
-		conn.on('data', (chunk: Buffer) => (relay ? relay.write(chunk) : chunks.push(chunk)));
+		conn.on('data', (chunk: Buffer) => {
+			if (relay) relay.write(chunk);
+			else chunks.push(chunk);
+			lines(chunk);
+		});
 		conn.on('close', () => finished());
 		conn.on('error', () => finished());
 	});
@@ -159,6 +184,7 @@ function openSink(socketPath: string, relay?: NodeJS.WritableStream): Promise<Si
 					// QEMU has exited: if it never connected there is nothing to wait for.
 					if (!connected) server.close();
 					else await ended;
+					if (onLine && partial) onLine(partial);
 					return Buffer.concat(chunks).toString('utf8');
 				},
 			}),
@@ -205,7 +231,16 @@ function openSource(socketPath: string, input: 'inherit' | string | Buffer): Pro
 
 export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const started = Date.now();
-	const assets = await prepareBoot(opts.kernel);
+	// A cold cache costs seconds (decompressing the kernel, packing the
+	// initramfs): say so when it takes longer than a warm look-up would.
+	const preparing = prepareBoot(opts.kernel);
+	const slow = setTimeout(() => opts.onNotice?.('preparing the kernel and initramfs (first boot of this kernel; cached afterwards)'), 300);
+	let assets: BootAssets;
+	try {
+		assets = await preparing;
+	} finally {
+		clearTimeout(slow);
+	}
 	const { accel, reason } = await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
 
 	const shares = (opts.rw ?? []).map((dir, i) => ({ tag: `hmrw${i}`, dir: path.resolve(dir) }));
@@ -244,7 +279,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// connects to at start (a pipe from our side would be a socketpair, which
 	// QEMU cannot open by path).  QEMU's own stdout carries the kernel
 	// console, its stderr QEMU's own complaints.
-	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined);
+	const outSink = await openSink(path.join(specDir, 'out.sock'), opts.stdout === 'inherit' ? process.stdout : undefined, opts.onStdoutLine);
 	const errSink = await openSink(path.join(specDir, 'err.sock'), opts.stderr === 'inherit' ? process.stderr : undefined);
 	const source = stdinFeed !== undefined ? await openSource(stdinSocket, stdinFeed) : undefined;
 	// node:child_process rather than execa here: loading execa costs 70 ms
@@ -296,7 +331,9 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
 	if (spawnError?.code === 'ENOENT') {
 		rmSync(specDir, { recursive: true, force: true });
-		throw Object.assign(new Error(`${QEMU_BINARY} not found: install QEMU with scripts/bootstrap.sh (apt-get install qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
+		await new Promise<void>((resolve) => logStream.end(resolve));
+		if (opts.consoleLog === undefined) rmSync(consoleLog, { force: true });
+		throw Object.assign(new Error(`${QEMU_BINARY} not found: run \`hybridmem bootstrap\` (it installs qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
 	}
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);
@@ -324,6 +361,9 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		const qemuErr = (spawnError ? String(spawnError.message) : qemuStderr).trim();
 		if (qemuErr) tail.push(`[qemu] ${qemuErr}`);
 	}
+	// Nothing left in the temp dir after a clean run; a failed one keeps its log.
+	const consoleLogKept = opts.consoleLog !== undefined || !!opts.keepConsoleLog || outcome !== 'exited' || exitCode !== 0;
+	if (!consoleLogKept) rmSync(consoleLog, { force: true });
 	return {
 		exitCode,
 		outcome,
@@ -331,6 +371,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		accel,
 		machine,
 		consoleLog,
+		consoleLogKept,
 		consoleTail: tail,
 		...(matchedLine !== undefined ? { matchedLine } : {}),
 		durationMs: Date.now() - started,

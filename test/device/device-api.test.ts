@@ -35,11 +35,16 @@ describe.skipIf(!present)('hybridmem_test.ko through the device API', () => {
 
 	test('info() and stats() are sane', () => {
 		const info = device.info();
-		expect(info.version).toBe(1);
+		expect(info.version).toBe(2);
 		expect(info.pageSize).toBe(ps);
 		expect(MAP_MODES).toContain(info.mapMode);
 		expect(info.failAt).toBeGreaterThanOrEqual(-1);
 		expect(info.maxPages).toBeGreaterThanOrEqual(PAGES);
+		// Caps are bytes, whatever the page size: the defaults are 256 MiB per mapping and at most 1 GiB in all.
+		expect(info.maxMapBytes).toBe(256 * 1024 * 1024);
+		expect(info.maxPages).toBe(info.maxMapBytes / ps);
+		expect(info.maxTotalBytes).toBeLessThanOrEqual(1024 * 1024 * 1024);
+		expect(info.logBudget).toBe(2048);
 		expect(info.maxTotalPages).toBeGreaterThanOrEqual(info.maxPages);
 		expect(typeof info.allowBug).toBe('boolean');
 		const stats = device.stats();
@@ -100,7 +105,13 @@ describe.skipIf(!present)('hybridmem_test.ko through the device API', () => {
 				expect(zap.noop).toBe(true);
 				expect(statesOf(mapping, false).every((s) => s === 'present')).toBe(true);
 				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1 }).ok).toBe(true);
-				expect(() => device.remap(range)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'ioctl', path: devicePath }));
+				// REMAP agrees with ZAP: nothing was unmapped (NOOP), the pages get fresh contents in place.
+				expect(device.remap(range)).toMatchObject({ pages: 16, noop: true });
+				expect(statesOf(mapping, false).every((s) => s === 'present')).toBe(true);
+				expect(mapping.verifySync({ pattern: 'constant', value: 0, offset: 8 * ps, length: 16 * ps }).ok).toBe(true);
+				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1, offset: 0, length: 8 * ps }).ok).toBe(true);
+				expect(mapping.verifySync({ pattern: 'address-tag', seed: 1, offset: 24 * ps, length: (PAGES - 24) * ps }).ok).toBe(true);
+				expect(device.stats().remaps - before.remaps).toBe(16n);
 			} else {
 				expect(zap.noop).toBe(false);
 				const untouched = statesOf(mapping, false);
@@ -119,7 +130,7 @@ describe.skipIf(!present)('hybridmem_test.ko through the device API', () => {
 					expect(verified.bytes).toBe((PAGES - 16) * ps);
 				}
 				const remap = device.remap(range);
-				expect(remap.pages).toBe(16);
+				expect(remap).toMatchObject({ pages: 16, noop: false });
 				expect(statesOf(mapping, true).every((s) => s === 'present')).toBe(true);
 				// Fresh contents: the remapped pages read as zero, the rest keep the pattern.
 				expect(mapping.verifySync({ pattern: 'constant', value: 0, offset: 8 * ps, length: 16 * ps }).ok).toBe(true);

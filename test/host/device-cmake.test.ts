@@ -34,7 +34,7 @@ test('cmake-js compile produces a loadable hybridmem.node and compile_commands.j
 		m.unmap();
 		console.log(JSON.stringify({ pageSize: b.pageSize, bytes: v.bytes, mismatches: v.mismatchCount, uapi: b.constants.UAPI_VERSION }));`;
 	const child = await execa(process.execPath, ['-e', script]);
-	expect(JSON.parse(child.stdout)).toEqual({ pageSize: 4096, bytes: 1 << 20, mismatches: 0, uapi: 1 });
+	expect(JSON.parse(child.stdout)).toEqual({ pageSize: 4096, bytes: 1 << 20, mismatches: 0, uapi: 2 });
 	// Both builds link with -z nodelete: the fault handler must outlive a worker that loaded the addon.
 	for (const file of [built, join(root, 'build', 'Release', 'hybridmem.node')]) {
 		const dynamic = await execa('readelf', ['-d', file]);

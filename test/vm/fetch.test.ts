@@ -81,8 +81,10 @@ describe('hybridmem kernels --fetch', () => {
 		expect(b.exitCode, b.stdout + b.stderr).toBe(0);
 		// The host has no gcc-10: its own gcc builds the module against the unpacked headers.
 		expect(b.stdout).toMatch(/built .* with (host-gcc|kernel-compiler) \(/);
-		const ko = path.resolve('build', 'kmod', release, 'hybridmem_test.ko');
-		const v = await hm(['vm', '--kernel', release, '--', 'sh', '-c', `uname -r; insmod ${ko} && grep -c '^hybridmem_test ' /proc/modules`]);
+		// The module's place in (the test's own) cache, as the build reports it.
+		const ko = /^module for \S+: built \((\S+\.ko)\)/m.exec(b.stdout)?.[1];
+		expect(ko, b.stdout).toMatch(new RegExp(`^${cache.replace(/[.+]/g, '\\$&')}/`));
+		const v = await hm(['vm', '--kernel', release, '--', 'sh', '-c', `uname -r; insmod ${ko!} && grep -c '^hybridmem_test ' /proc/modules`]);
 		expect(v.exitCode, v.stderr).toBe(0);
 		expect(v.stdout.split('\n').slice(0, 2)).toEqual([release, '1']);
 	});

@@ -143,23 +143,40 @@ export const orphanChild: Check = {
 	},
 };
 
+/**
+ * A helper command under the PFN trace: skipped without the helper or on a
+ * read-only target, skipped when its mmap failed, a use-after-free when a
+ * page it still mapped was freed (whatever step showed it), else `judge`.
+ */
+function tracedHelperCheck(
+	check: Pick<Check, 'name' | 'category'>,
+	t: CheckTarget,
+	env: CheckEnv,
+	args: string[],
+	uaf: { name: string; what: string },
+	judge: (run: HelperRun, evidence: string[]) => CheckResult,
+): Promise<CheckResult> {
+	const skip = needHelper(check, t, env);
+	if (skip) return Promise.resolve(skip);
+	return withOpened(t, async (o) => {
+		const { run, evidence, freed } = await tracedHelper(t, env, o, args);
+		const refused = mmapFailed(check, run, evidence);
+		if (refused) return refused;
+		if (freed) return result({ name: uaf.name, category: 'use-after-free' }, 'fail', `${freed} pages were freed ${uaf.what}`, evidence);
+		if (!run.ok && env.dataTrusted === false) return result(check, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
+		if (!run.ok) return result(check, 'fail', run.why, evidence);
+		return judge(run, evidence);
+	});
+}
+
 export const partialMunmap: Check = {
 	name: 'bounds-partial-munmap',
 	category: 'bounds',
 	async run(t, env) {
-		const skip = needHelper(this, t, env);
-		if (skip) return skip;
-		if (t.pageSize * 3 > (await withOpened(t, (o) => o.length))) return result(this, 'skip', 'the mapping has fewer than 3 pages');
-		return withOpened(t, async (o) => {
-			const { run, evidence, freed } = await tracedHelper(t, env, o, ['partial']);
-			const refused = mmapFailed(this, run, evidence);
-			if (refused) return refused;
-			// Frees of pages still mapped are a use-after-free, whatever step showed them.
-			if (freed) return result({ name: 'use-after-free-partial-munmap', category: 'use-after-free' }, 'fail', `${freed} pages were freed while the rest of a partially unmapped mapping still mapped them`, evidence);
-			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
-			if (!run.ok) return result(this, 'fail', run.why, evidence);
-			return result(this, 'pass', `munmap of the head, middle and tail pages left the other ${run.fields.get('pages-intact') ?? '?'} pages intact`, evidence);
-		});
+		if (!needHelper(this, t, env) && t.pageSize * 3 > (await withOpened(t, (o) => o.length))) return result(this, 'skip', 'the mapping has fewer than 3 pages');
+		return tracedHelperCheck(this, t, env, ['partial'], { name: 'use-after-free-partial-munmap', what: 'while the rest of a partially unmapped mapping still mapped them' }, (run, evidence) =>
+			result(this, 'pass', `munmap of the head, middle and tail pages left the other ${run.fields.get('pages-intact') ?? '?'} pages intact`, evidence),
+		);
 	},
 };
 
@@ -180,21 +197,12 @@ export const threads: Check = {
 	},
 };
 
-
 export const mremapMoved: Check = {
 	name: 'bounds-mremap-move',
 	category: 'bounds',
-	async run(t, env) {
-		const skip = needHelper(this, t, env);
-		if (skip) return skip;
-		return withOpened(t, async (o) => {
-			const { run, evidence, freed } = await tracedHelper(t, env, o, ['mremap']);
-			const refused = mmapFailed(this, run, evidence);
-			if (refused) return refused;
-			if (freed) return result({ name: 'use-after-free-mremap-move', category: 'use-after-free' }, 'fail', `${freed} pages were freed while the moved mapping still mapped them`, evidence);
+	run(t, env) {
+		return tracedHelperCheck(this, t, env, ['mremap'], { name: 'use-after-free-mremap-move', what: 'while the moved mapping still mapped them' }, (run, evidence) => {
 			const move = run.fields.get('mremap-move') ?? '?';
-			if (!run.ok && env.dataTrusted === false) return result(this, 'info', `${run.why} (not judged: data-round-trip failed)`, evidence);
-			if (!run.ok) return result(this, 'fail', run.why, evidence);
 			return result(this, 'pass', move.startsWith('refused') ? `mremap move ${move}` : 'mremap moved the mapping with its contents intact', evidence);
 		});
 	},
@@ -203,17 +211,11 @@ export const mremapMoved: Check = {
 export const dontNeed: Check = {
 	name: 'data-madvise-dontneed',
 	category: 'data',
-	async run(t, env) {
-		const skip = needHelper(this, t, env);
-		if (skip) return skip;
-		return withOpened(t, async (o) => {
-			const { run, evidence, freed } = await tracedHelper(t, env, o, ['dontneed']);
-			const refused = mmapFailed(this, run, evidence);
-			if (refused) return refused;
-			if (freed) return result({ name: 'use-after-free-madvise-dontneed', category: 'use-after-free' }, 'fail', `${freed} pages were freed by MADV_DONTNEED while the driver still owned them`, evidence);
-			// Refault of the same pages, zero pages or SIGBUS: each is some driver's design, so this is reported, not judged.
-			return result(this, 'info', `after madvise(MADV_DONTNEED): ${run.fields.get('after-dontneed') ?? run.why} (madvise: ${run.fields.get('madvise-dontneed') ?? '?'})`, evidence);
-		});
+	run(t, env) {
+		// Refault of the same pages, zero pages or SIGBUS: each is some driver's design, so this is reported, not judged.
+		return tracedHelperCheck(this, t, env, ['dontneed'], { name: 'use-after-free-madvise-dontneed', what: 'by MADV_DONTNEED while the driver still owned them' }, (run, evidence) =>
+			result(this, 'info', `after madvise(MADV_DONTNEED): ${run.fields.get('after-dontneed') ?? run.why} (madvise: ${run.fields.get('madvise-dontneed') ?? '?'})`, evidence),
+		);
 	},
 };
 

@@ -1,7 +1,7 @@
 // snd-dummy, ALSA's dummy sound card: a playback PCM after HW_PARAMS with
 // MMAP_INTERLEAVED access.  With its default fake_buffer=1 the fault handler
 // (dummy_pcm_page) returns one page for every offset: aliasing by design.
-import { closingOnError, type Recipe } from './context.js';
+import { openNode, type Recipe } from './context.js';
 
 const A = 0x41; // 'A'
 // struct snd_pcm_hw_params (608 bytes): flags; 3 masks of 8 u32 at 4; 5
@@ -26,23 +26,18 @@ export const sndDummy: Recipe = {
 		node = `/dev/snd/pcmC${card.slice(4)}D0p`;
 	},
 	open(ctx) {
-		const device = ctx.openDevice(node!);
-		return closingOnError(
-			() => device.close(),
-			() => {
-				using buf = new ctx.IoctlBuffer(ctx.pageSize);
-				const p = buf.call(device.fd, ctx.ioc('rw', A, 0x11, HW_PARAMS_SIZE), HW_PARAMS_SIZE, (v) => {
-					// As alsa-lib's snd_pcm_hw_params_any(), with access narrowed to MMAP_INTERLEAVED.
-					for (let i = 0; i < 3 * 8; i++) v.setUint32(MASKS + 4 * i, 0xffffffff, true);
-					for (let i = 0; i < 8; i++) v.setUint32(MASKS + 4 * i, i === 0 ? 1 << SNDRV_PCM_ACCESS_MMAP_INTERLEAVED : 0, true);
-					for (let i = 0; i < 12; i++) v.setUint32(INTERVALS + 12 * i + 4, 0xffffffff, true);
-					v.setUint32(RMASK, 0xffffffff, true);
-					v.setUint32(RMASK + 8, 0xffffffff, true); // info
-				});
-				const bytes = p.getUint32(BUFFER_BYTES, true);
-				const length = Math.ceil(bytes / ctx.pageSize) * ctx.pageSize;
-				return { device, offset: 0n, length, close: () => device.close() };
-			},
-		);
+		return openNode(ctx, node!, (device, buf) => {
+			const p = buf.call(device.fd, ctx.ioc('rw', A, 0x11, HW_PARAMS_SIZE), HW_PARAMS_SIZE, (v) => {
+				// As alsa-lib's snd_pcm_hw_params_any(), with access narrowed to MMAP_INTERLEAVED.
+				for (let i = 0; i < 3 * 8; i++) v.setUint32(MASKS + 4 * i, 0xffffffff, true);
+				for (let i = 0; i < 8; i++) v.setUint32(MASKS + 4 * i, i === 0 ? 1 << SNDRV_PCM_ACCESS_MMAP_INTERLEAVED : 0, true);
+				for (let i = 0; i < 12; i++) v.setUint32(INTERVALS + 12 * i + 4, 0xffffffff, true);
+				v.setUint32(RMASK, 0xffffffff, true);
+				v.setUint32(RMASK + 8, 0xffffffff, true); // info
+			});
+			const bytes = p.getUint32(BUFFER_BYTES, true);
+			const length = Math.ceil(bytes / ctx.pageSize) * ctx.pageSize;
+			return { device, offset: 0n, length, close: () => device.close() };
+		});
 	},
 };

@@ -91,3 +91,15 @@ export function closingOnError<T>(close: () => void, body: () => T): T {
 		throw err;
 	}
 }
+
+/** Opens `node` and hands it to `body` with an ioctl buffer; the node is closed if body throws, the buffer always. */
+export function openNode(ctx: RecipeContext, node: string, body: (device: KexDevice, buf: IoctlBuffer) => OpenedTarget): OpenedTarget {
+	const device = ctx.openDevice(node);
+	return closingOnError(
+		() => device.close(),
+		() => {
+			using buf = new ctx.IoctlBuffer(ctx.pageSize);
+			return body(device, buf);
+		},
+	);
+}

@@ -2,7 +2,7 @@
 // vm_insert_page per page.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { closingOnError, type Recipe } from './context.js';
+import { openNode, type Recipe } from './context.js';
 
 const FBIOGET_FSCREENINFO = 0x4602;
 let vfbNode: string | undefined;
@@ -21,16 +21,11 @@ export const vfb: Recipe = {
 			if (/frame buffer/i.test(readFileSync(path.join(vt, con, 'name'), 'utf8'))) writeFileSync(path.join(vt, con, 'bind'), '0');
 	},
 	open(ctx) {
-		const device = ctx.openDevice(vfbNode!);
-		return closingOnError(
-			() => device.close(),
-			() => {
-				using buf = new ctx.IoctlBuffer(ctx.pageSize);
-				// struct fb_fix_screeninfo { char id[16]; unsigned long smem_start; __u32 smem_len; ... }
-				const smem = buf.call(device.fd, FBIOGET_FSCREENINFO, 80).getUint32(24, true);
-				const length = Math.ceil(smem / ctx.pageSize) * ctx.pageSize;
-				return { device, offset: 0n, length, close: () => device.close() };
-			},
-		);
+		return openNode(ctx, vfbNode!, (device, buf) => {
+			// struct fb_fix_screeninfo { char id[16]; unsigned long smem_start; __u32 smem_len; ... }
+			const smem = buf.call(device.fd, FBIOGET_FSCREENINFO, 80).getUint32(24, true);
+			const length = Math.ceil(smem / ctx.pageSize) * ctx.pageSize;
+			return { device, offset: 0n, length, close: () => device.close() };
+		});
 	},
 };

@@ -24,6 +24,11 @@ Exit status 0 when scenarios can run (natively or in the VM runner), 1 otherwise
 
 const PATH_NAMES = { native: 'natively', vm: 'in the VM runner' } as const;
 
+/** Whether the module (or the addon) is still to be built, which run does by itself. */
+function firstRunBuilds(r: DoctorReport): boolean {
+	return r.checks.some((c) => c.status === 'missing' && c.neededFor.length === 0 && (c.id === 'addon' || c.id.startsWith('module:')));
+}
+
 export function renderReport(r: DoctorReport): string {
 	const lines: string[] = [];
 	for (const c of r.checks) {
@@ -38,7 +43,7 @@ export function renderReport(r: DoctorReport): string {
 	lines.push(
 		r.scenarios === 'none'
 			? 'Scenarios cannot run here yet: apply the fixes above.'
-			: `Scenarios will run ${PATH_NAMES[r.scenarios]}.`,
+			: `Scenarios will run ${PATH_NAMES[r.scenarios]}${firstRunBuilds(r) ? ' (hybridmem run builds what is not built yet first)' : ''}.`,
 	);
 	return lines.join('\n');
 }

@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (kernels.length === 0) {
-		console.log("no kernels found under /boot, none fetched; run scripts/bootstrap.sh to install Debian's, or hybridmem kernels --fetch SUITE");
+		console.log("no kernels found under /boot, none fetched; run `hybridmem bootstrap` to install Debian's, or hybridmem kernels --fetch SUITE");
 		return 1;
 	}
 	let marked = false;

@@ -4,15 +4,16 @@ import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { toJson } from '../json.js';
 import { abortOnSignals, parse } from '../options.js';
+import { StatusLine } from '../progress.js';
 import { SCENARIOS, selectScenarios } from '../../scenarios/catalog.js';
-import { formatResult, formatSummary, junitXml } from '../../scenarios/report.js';
-import { runNatively, runScenarios, writeResults, type Where } from '../../scenarios/run.js';
+import { formatResult, formatSummary, junitXml, ktapHeader, ktapResult, ktapTotals } from '../../scenarios/report.js';
+import { resultLine, runNatively, runScenarios, writeResults, type Where } from '../../scenarios/run.js';
 import type { ScenarioResult } from '../../scenarios/types.js';
 
 export const summary = "run the notes' scenarios end to end and report what the kernel did";
 
 export const help = `Usage: hybridmem run [SCENARIO ...] [--all] [--vm | --native] [--kernel VER]
-                     [--json] [--junit FILE] [--allow-crash]
+                     [--json | --tap] [--junit FILE] [--allow-crash]
 
 Runs each scenario against the real module and checks its expectation against
 the evidence: the kernel's log of that scenario, verify and probe results, the
@@ -30,8 +31,15 @@ Options:
   --vm            run in the VM runner even if this machine could load the module
   --native        run in this kernel (the module is loaded with its defaults)
   --kernel VER    kernel for the VM runner (default: newest with headers)
-  --json          print the results as JSON (quiet otherwise)
+  --json          print the results as JSON at the end, nothing else
+  --tap           print KTAP (the kselftest format), one test line per
+                  scenario as it finishes, nothing else
   --junit FILE    also write a JUnit XML report
+
+Output: one result line (and its details) per scenario as it finishes, then a
+summary; in a terminal also a progress line on stderr (what is being built or
+booted, and the elapsed time), which is never printed when stderr is not a
+terminal.
   --allow-crash   let bug-pfnmap run natively: it takes this kernel down
 
 Exit status: 0 when every scenario passed, 1 when one failed, 2 on bad usage.`;
@@ -48,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
 				native: { type: 'boolean' },
 				kernel: { type: 'string' },
 				json: { type: 'boolean' },
+				tap: { type: 'boolean' },
 				junit: { type: 'string' },
 				'allow-crash': { type: 'boolean' },
 				results: { type: 'string' }, // internal: the inner run of a VM writes here
@@ -55,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
 		}),
 	);
 	if (values.vm && values.native) throw new CliError('run: --vm and --native exclude each other', 2);
+	if (values.json && values.tap) throw new CliError('run: --json and --tap exclude each other', 2);
 	let scenarios;
 	try {
 		scenarios = selectScenarios(values.all ? [] : positionals);
@@ -63,22 +73,27 @@ export async function main(argv: string[]): Promise<number> {
 	}
 	const where: Where = values.vm ? 'vm' : values.native ? 'native' : 'auto';
 	const quiet = !!values.json;
-	const started = Date.now();
-	const progress = (m: string) => {
-		if (!quiet && process.stderr.isTTY) process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${m}\n`);
-	};
+	const tap = !!values.tap;
+	const status = new StatusLine(!quiet && !tap && !values.results && !!process.stderr.isTTY);
+	const progress = (m: string) => status.set(m);
+	let done = 0;
 	const print = (r: ScenarioResult) => {
-		if (!quiet) console.log(formatResult(r));
+		done++;
+		if (tap) console.log(ktapResult(r, done));
+		else if (!quiet) status.print(formatResult(r));
+		if (done < scenarios.length) status.set(`${done} of ${scenarios.length} scenarios done`);
 	};
 
-	// Inside a VM the outer run collects the results from a file.
+	// Inside a VM: one result line per scenario as it finishes (the outer run
+	// reports them as they come), and all of them in a file at the end.
 	if (values.results) {
-		const results = await runNatively(scenarios, { onResult: print, allowCrash: !!values['allow-crash'] });
+		const results = await runNatively(scenarios, { onResult: (r) => console.log(resultLine(r)), allowCrash: !!values['allow-crash'] });
 		writeResults(values.results, results);
 		return results.every((r) => r.passed) ? 0 : 1;
 	}
 
 	const signals = abortOnSignals();
+	if (tap) console.log(ktapHeader(scenarios.length));
 	try {
 		const results = await runScenarios(scenarios, {
 			where,
@@ -90,13 +105,16 @@ export async function main(argv: string[]): Promise<number> {
 			signal: signals.signal,
 		});
 		if (values.junit) writeFileSync(values.junit, junitXml(results));
+		status.done();
 		if (quiet) console.log(toJson({ passed: results.every((r) => r.passed), results }));
+		else if (tap) console.log(ktapTotals(results));
 		else console.log(formatSummary(results));
 		return signals.exitCodeFor() ?? (results.length > 0 && results.every((r) => r.passed) ? 0 : 1);
 	} catch (err) {
 		if ((err as { code?: string }).code === 'ERR_CRASH_REFUSED') throw new CliError(`run: ${(err as Error).message}`, 2);
 		throw err;
 	} finally {
+		status.done();
 		signals.dispose();
 	}
 }

@@ -17,7 +17,8 @@ use 'hybridmem vm -- hybridmem setup' or 'hybridmem run --vm'.
 
 Options:
   --param K=V     module parameter (repeatable): map_mode, zap_after_map, fail_at,
-                  max_pages, max_total_pages, allow_bug, log_pages
+                  max_map_bytes, max_total_bytes, allow_bug, log_pages,
+                  log_budget
   --node PATH     device node (default ${DEFAULT_NODE})
   --mode MODE     node permissions (default ${DEFAULT_MODE}; the notes used 0666,
                   which lets any user map kernel pages: only on request)

@@ -18,7 +18,7 @@ and stderr stream here live; the kernel console goes to a log file.
 Options:
   --kernel VER        kernel release to boot (default: newest with headers; see 'hybridmem kernels')
   --rw DIR            share DIR writable at the same path (repeatable)
-  --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG pass by default
+  --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG, HYBRIDMEM_CACHE, XDG_CACHE_HOME pass by default
   --mem MIB           guest memory in MiB (default 2048)
   --cpus N            virtual CPUs (default 2)
   --timeout SECONDS   kill the VM after this long (default ${DEFAULT_TIMEOUT_MS / 1000})
@@ -92,7 +92,8 @@ export async function main(argv: string[]): Promise<number> {
 				if (values.verbose || process.stderr.isTTY) process.stderr.write(`hybridmem vm: ${m}\n`);
 			},
 		});
-		if (result.outcome === 'stopped') process.stderr.write(`hybridmem vm: stopped at console line: ${result.matchedLine ?? ''}\n`);
+		const kept = result.consoleLogKept && !values['console-log'] ? ` (console log kept: ${result.consoleLog})` : '';
+		if (result.outcome === 'stopped') process.stderr.write(`hybridmem vm: stopped at console line: ${result.matchedLine ?? ''}${kept}\n`);
 		else if (result.outcome === 'timeout')
 			process.stderr.write(`hybridmem vm: timed out; the VM was killed (console log: ${result.consoleLog})\n`);
 		else if (result.outcome === 'crashed')
@@ -101,6 +102,8 @@ export async function main(argv: string[]): Promise<number> {
 					result.consoleTail.map((l) => `  ${l}\n`).join('') +
 					`console log: ${result.consoleLog}\n`,
 			);
+		else if (result.outcome === 'exited' && kept) process.stderr.write(`hybridmem vm: the command exited ${result.exitCode}${kept}\n`);
+		else if (result.outcome === 'aborted' && kept) process.stderr.write(`hybridmem vm: aborted${kept}\n`);
 		return signals.exitCodeFor() ?? result.exitCode;
 	} finally {
 		signals.dispose();
