@@ -8,6 +8,9 @@
 #     cross compiler (the linux-arm64 prebuilt addon, scripts/prebuild.mjs).
 #     An installed package gets the same list minus those three from
 #     `hybridmem bootstrap` (src/setup/bootstrap.ts).
+#     Also Debian's archive keyring and mmdebstrap: hybridmem kernels --fetch
+#     checks the archive with the first; the second makes the chroot a
+#     fetched kernel's module is built in when the host's compiler cannot.
 #   - npm ci, when node_modules is missing or older than package-lock.json.
 # Usage: scripts/bootstrap.sh [--no-npm]
 set -euo pipefail
@@ -20,6 +23,7 @@ PACKAGES=(
 	busybox-static cpio kmod build-essential python3 cmake
 	xz-utils zstd
 	g++-aarch64-linux-gnu
+	debian-archive-keyring mmdebstrap
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

@@ -62,7 +62,8 @@ function addReport(name, file) {
 
 function usableKernels() {
 	const r = run('node', [cli, 'kernels', '--json'], { capture: true });
-	return JSON.parse(r.stdout).filter((k) => k.usable).map((k) => k.version);
+	// Installed kernels only: fetched ones (hybridmem kernels --fetch) have their own test (test/vm/fetch.test.ts).
+	return JSON.parse(r.stdout).filter((k) => k.usable && k.origin === 'boot').map((k) => k.version);
 }
 
 function canLoadModulesHere() {

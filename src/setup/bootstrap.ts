@@ -19,6 +19,8 @@ export const PACKAGES: Record<string, string> = {
 	'build-essential': 'gcc and make for kbuild, g++ for the addon when no prebuilt binary fits',
 	'xz-utils': 'unpacking compressed kernel modules',
 	zstd: 'unpacking compressed kernel modules',
+	'debian-archive-keyring': 'checking the archive hybridmem kernels --fetch downloads kernels from',
+	mmdebstrap: "a chroot of a fetched kernel's suite, to build the module with that kernel's compiler",
 };
 
 /** The packages of `names` that dpkg does not list as installed. */

@@ -37,9 +37,10 @@ export function findBusybox(): string {
 	});
 }
 
-async function modinfo(version: string, field: string, name: string): Promise<string> {
+async function modinfo(version: string, field: string, name: string, root?: string): Promise<string> {
 	const { execa } = await import('execa'); // only on a cache miss: it takes 70 ms to load
-	const r = await execa('modinfo', ['-k', version, '-F', field, name], { reject: false });
+	// A fetched kernel's modules live in its unpacked tree: -b makes that tree modinfo's root.
+	const r = await execa('modinfo', [...(root ? ['-b', root] : []), '-k', version, '-F', field, name], { reject: false });
 	if (r.exitCode !== 0) throw new Error(`modinfo cannot find module ${name} for kernel ${version}: ${r.stderr.trim()}`);
 	return r.stdout.trim();
 }
@@ -48,19 +49,19 @@ async function modinfo(version: string, field: string, name: string): Promise<st
  * The modules to load for `wanted`, dependencies first, skipping modules
  * built into the kernel, each with its dependency level.
  */
-export async function resolveModules(version: string, wanted = GUEST_MODULES): Promise<ResolvedModule[]> {
+export async function resolveModules(version: string, wanted = GUEST_MODULES, root?: string): Promise<ResolvedModule[]> {
 	const order: ResolvedModule[] = [];
 	// name -> level; -1 for a built-in, which every level may rely on.
 	const levels = new Map<string, number>();
 	const visit = async (name: string): Promise<number> => {
 		const known = levels.get(name);
 		if (known !== undefined) return known;
-		const file = await modinfo(version, 'filename', name);
+		const file = await modinfo(version, 'filename', name, root);
 		if (file === '(builtin)' || file === '') {
 			levels.set(name, -1);
 			return -1;
 		}
-		const depends = (await modinfo(version, 'depends', name)).split(',').filter(Boolean);
+		const depends = (await modinfo(version, 'depends', name, root)).split(',').filter(Boolean);
 		let level = 0;
 		for (const d of depends) level = Math.max(level, (await visit(d)) + 1);
 		levels.set(name, level);
@@ -99,7 +100,7 @@ export function initramfsKey(kernel: KernelInfo, busybox: string): string {
 }
 
 export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox()): Promise<Buffer> {
-	const modules = await resolveModules(kernel.version);
+	const modules = await resolveModules(kernel.version, GUEST_MODULES, kernel.root);
 	const entries: CpioEntry[] = [
 		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', ...INIT_DIRS].map((name) => ({ type: 'dir' as const, name })),
 		// The kernel opens /dev/console for init before anything is mounted.

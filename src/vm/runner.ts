@@ -254,7 +254,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const stdinFeed = opts.stdin === 'ignore' ? undefined : opts.stdin;
 	const stdinSocket = path.join(specDir, 'in.sock');
 	const tscKhz = hostTscKhz();
-	const machine = opts.machine ?? chooseMachine(shares.length, accel, tscKhz);
+	// microvm has virtio over MMIO only: a kernel without it gets q35's PCI.
+	const machine = opts.machine ?? (assets.kernel.features?.virtioMmio === 'n' ? 'q35' : chooseMachine(shares.length, accel, tscKhz));
 	opts.onNotice?.(`kernel ${assets.kernel.version}, ${machine}, ${reason}`);
 	const consoleLog = opts.consoleLog ?? path.join(os.tmpdir(), `hybridmem-console-${started}-${process.pid}.log`);
 	const logStream = createWriteStream(consoleLog);

@@ -4,8 +4,8 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 import { parse } from '../options.js';
-import { buildAddon, buildModule } from '../../setup/build.js';
-import { chooseKernel, listKernels } from '../../vm/kernels.js';
+import { buildAddon, buildModule, type Toolchain } from '../../setup/build.js';
+import { chooseKernel, listAllKernels } from '../../vm/kernels.js';
 
 export const summary = 'build the module (kbuild) and make sure the addon is there, skipping what is up to date';
 
@@ -20,11 +20,16 @@ when one fits this platform, else compiled from source into the same cache.
 
 Options:
   --kernel VER    kernel release to build the module for (repeatable)
-  --all-kernels   every kernel with headers under /lib/modules
+  --all-kernels   every usable kernel, installed or fetched
   --force         rebuild the module even when up to date
   --strict        build with W=1 and fail on any compiler warning
   --no-addon      only the module
-  --no-module     only the addon`;
+  --no-module     only the addon
+  --toolchain T   auto (default): the compiler the kernel's headers name if
+                  this machine has it, else for a fetched kernel the host's
+                  gcc, then a chroot of the kernel's suite (mmdebstrap);
+                  or one of kernel-compiler, host-gcc, chroot
+                  (also HYBRIDMEM_TOOLCHAIN)`;
 
 /** The kernel a plain `hybridmem build` is for, and why, when it is not the running one. */
 export function defaultBuildKernel(release = os.release()): { kver: string; note?: string } {
@@ -53,13 +58,16 @@ export async function main(argv: string[]): Promise<number> {
 				strict: { type: 'boolean' },
 				'no-addon': { type: 'boolean' },
 				'no-module': { type: 'boolean' },
+				toolchain: { type: 'string' },
 			},
 		}),
 	);
 	if (values['no-addon'] && values['no-module']) throw new CliError('build: --no-addon and --no-module leave nothing to build', 2);
+	if (values.toolchain && !['auto', 'kernel-compiler', 'host-gcc', 'chroot'].includes(values.toolchain))
+		throw new CliError(`build: --toolchain takes auto, kernel-compiler, host-gcc or chroot, not '${values.toolchain}'`, 2);
 	let kernels: string[];
 	if (values['no-module']) kernels = [];
-	else if (values['all-kernels']) kernels = listKernels().filter((k) => k.usable).map((k) => k.version);
+	else if (values['all-kernels']) kernels = listAllKernels().filter((k) => k.usable).map((k) => k.version);
 	else if (values.kernel) kernels = values.kernel;
 	else {
 		const d = defaultBuildKernel();
@@ -69,8 +77,13 @@ export async function main(argv: string[]): Promise<number> {
 	if (kernels.length === 0 && !values['no-module']) throw new CliError('build: no kernel with headers found; run `hybridmem bootstrap` to install Debian\'s', 1);
 	let failed = false;
 	for (const kver of kernels) {
-		const r = await buildModule(kver, { force: !!values.force, extraWarnings: !!values.strict });
-		console.log(`module for ${kver}: ${r.built ? 'built' : 'up to date'} (${r.file})`);
+		const r = await buildModule(kver, {
+			force: !!values.force,
+			extraWarnings: !!values.strict,
+			...(values.toolchain ? { toolchain: values.toolchain as 'auto' | Toolchain } : {}),
+			onProgress: (m) => console.error(`build: ${m}`),
+		});
+		console.log(`module for ${kver}: ${r.built ? 'built' : 'up to date'} (${r.file})${r.toolchain ? ` with ${r.toolchain}` : ''}`);
 		for (const w of r.warnings) console.log(`  ${w}`);
 		if (values.strict && r.warnings.length) failed = true;
 	}

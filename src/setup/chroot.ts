@@ -1,0 +1,131 @@
+// Building the module for a fetched kernel with the compiler that kernel was
+// built with, where this machine cannot: a minimal chroot of the kernel's
+// suite made with mmdebstrap (Debian's own tool), holding make, the kernel's
+// compiler and what its kbuild tools link against (trixie's need glibc 2.38,
+// bookworm has 2.36).  One chroot per suite and package set, cached under
+// <cache>/debian/chroot/ and reused; the kernel's unpacked headers are copied
+// in at the paths the packages would have installed them to.
+import { execa } from 'execa';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { hashKey } from '../vm/cache.js';
+import { ARCHIVE_KEYRING, carriedAptOptions, debianDir, listFetched, SUITES } from '../vm/debian.js';
+import type { KernelInfo } from '../vm/kernels.js';
+import { SetupError } from './errors.js';
+import { KMOD_SOURCE_DIR } from './paths.js';
+
+const READY = '.hybridmem-ready';
+/** Besides the compiler: make, and perl for the kernel-doc run of a W=1 build (Pod::Usage, not in perl-base). */
+const BASE_PACKAGES = ['make', 'perl'];
+
+/** Where the chroot of `suite` with `packages` lives (made or not). */
+export function chrootDir(suite: string, packages: string[]): string {
+	return path.join(debianDir(), 'chroot', `${suite}-${hashKey(suite, ...BASE_PACKAGES, ...[...packages].sort())}`);
+}
+
+/** The chroot of `suite` with `packages` (and BASE_PACKAGES), made with mmdebstrap on first use. */
+export async function suiteChroot(suite: string, packages: string[], onProgress?: (m: string) => void): Promise<{ dir: string; madeMs?: number }> {
+	const dir = chrootDir(suite, packages);
+	if (existsSync(path.join(dir, READY))) return { dir };
+	if (process.getuid?.() !== 0) throw new SetupError('ERR_BUILD', `making a ${suite} chroot to build the module needs root (mmdebstrap --mode=root, chroot)`);
+	const mm = await execa('mmdebstrap', ['--version'], { reject: false });
+	if (mm.exitCode !== 0) throw new SetupError('ERR_BUILD', 'mmdebstrap not found: apt-get install mmdebstrap (`hybridmem bootstrap` installs it)');
+	const sources = SUITES[suite];
+	if (!sources) throw new SetupError('ERR_BUILD', `no chroot for unknown suite ${suite}`);
+	const started = Date.now();
+	const tmp = `${dir}.tmp-${process.pid}`;
+	rmSync(tmp, { recursive: true, force: true });
+	mkdirSync(path.dirname(dir), { recursive: true });
+	onProgress?.(`making a ${suite} chroot with ${packages.join(', ')} (mmdebstrap, once)`);
+	// The same reach as the fetch: the machine's proxies and Valid-Until checks (debian.ts CARRIED_APT_OPTIONS).
+	const dump = await execa('apt-config', ['dump'], { reject: false });
+	const aptopts = carriedAptOptions(dump.stdout ?? '').map((l) => `--aptopt=${l}`);
+	const r = await execa(
+		'mmdebstrap',
+		[
+			'--mode=root',
+			'--variant=apt',
+			'--quiet',
+			...aptopts,
+			`--include=${[...BASE_PACKAGES, ...packages].join(',')}`,
+			suite,
+			tmp,
+			...sources.map((s) => `deb [signed-by=${ARCHIVE_KEYRING}] ${s.uri} ${s.suite} main`),
+		],
+		{ reject: false, all: true },
+	);
+	if (r.exitCode !== 0) {
+		rmSync(tmp, { recursive: true, force: true });
+		throw new SetupError('ERR_BUILD', `mmdebstrap of ${suite} failed:\n${(r.all ?? '').split('\n').slice(-20).join('\n')}`);
+	}
+	// Another run may have made it meanwhile: keep theirs.
+	if (existsSync(path.join(dir, READY))) rmSync(tmp, { recursive: true, force: true });
+	else {
+		writeFileSync(path.join(tmp, READY), `${new Date().toISOString()} ${packages.join(' ')}\n`);
+		rmSync(dir, { recursive: true, force: true });
+		renameSync(tmp, dir);
+	}
+	return { dir, madeMs: Date.now() - started };
+}
+
+/**
+ * Builds the module for fetched `kernel` inside its suite's chroot and puts
+ * hybridmem_test.ko in `outDir`.
+ */
+export async function buildInChroot(
+	kernel: KernelInfo,
+	outDir: string,
+	w1: boolean,
+	compiler: string | undefined,
+	onProgress?: (m: string) => void,
+): Promise<{ ok: boolean; output: string; describe: string }> {
+	const record = listFetched().find((f) => f.kernel.release === kernel.version);
+	if (!record || !kernel.suite) throw new SetupError('ERR_BUILD', `${kernel.version} is not a fetched kernel`);
+	const { dir, madeMs } = await suiteChroot(kernel.suite, record.kernel.buildDepends, onProgress);
+	// The headers and kbuild at the paths their packages install to (/usr/src, /usr/lib/linux-kbuild-*).
+	const root = record.root;
+	for (const sub of ['usr/src', 'usr/lib']) {
+		for (const name of readdirSafe(path.join(root, sub))) {
+			if (sub === 'usr/lib' && !name.startsWith('linux-kbuild-')) continue;
+			const to = path.join(dir, sub, name);
+			if (!existsSync(to)) cpSync(path.join(root, sub, name), to, { recursive: true, verbatimSymlinks: true });
+		}
+	}
+	const work = `/tmp/hybridmem-kmod-${kernel.version}-${process.pid}`;
+	const inside = path.join(dir, work);
+	rmSync(inside, { recursive: true, force: true });
+	mkdirSync(inside, { recursive: true });
+	try {
+		for (const name of readdirSync(KMOD_SOURCE_DIR))
+			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(KMOD_SOURCE_DIR, name), path.join(inside, name));
+		const args = [dir, 'make', '-C', `/usr/src/linux-headers-${kernel.version}`, `M=${work}`, ...(w1 ? ['W=1'] : []), 'modules'];
+		const r = await execa('chroot', args, {
+			reject: false,
+			all: true,
+			env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root' },
+			extendEnv: false,
+		});
+		const ko = path.join(inside, 'hybridmem_test.ko');
+		const ok = r.exitCode === 0 && existsSync(ko);
+		if (ok) {
+			mkdirSync(outDir, { recursive: true });
+			cpSync(ko, path.join(outDir, 'hybridmem_test.ko'));
+		}
+		const cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
+		return {
+			ok,
+			output: r.all ?? '',
+			describe: `chroot (${kernel.suite} in ${dir}${madeMs !== undefined ? `, made in ${(madeMs / 1000).toFixed(0)} s` : ''}: ${compiler ?? 'gcc'}: ${cc.stdout.split('\n')[0]!.trim()})`,
+		};
+	} finally {
+		rmSync(inside, { recursive: true, force: true });
+	}
+}
+
+function readdirSafe(dir: string): string[] {
+	try {
+		return readdirSync(dir);
+	} catch {
+		return [];
+	}
+}
