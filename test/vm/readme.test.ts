@@ -34,7 +34,7 @@ const EXPECTED: { marker: string; stdout: (out: string[]) => void }[] = [
 		stdout: (out) => expect(out).toEqual(['true 262144 0', '64', '0n']),
 	},
 	{ marker: 'check-kex.mjs', stdout: (out) => expect(out).toEqual(['ok: 65536 bytes round-tripped']) },
-	{ marker: 'PfnTrace.start()', stdout: (out) => expect(out.at(-1)).toBe('true') },
+	{ marker: 'PfnTrace.start()', stdout: (out) => expect(out.at(-1), out.join('\n')).toBe('true') },
 ];
 
 beforeAll(async () => {
