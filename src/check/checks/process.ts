@@ -169,6 +169,19 @@ function tracedHelperCheck(
 	});
 }
 
+/** A helper command without the trace (its own result is the verdict): skipped as above, else `says` on success. */
+function helperCheck(check: Pick<Check, 'name' | 'category'>, t: CheckTarget, env: CheckEnv, args: string[], says: (run: HelperRun) => string): Promise<CheckResult> {
+	const skip = needHelper(check, t, env);
+	if (skip) return Promise.resolve(skip);
+	return withOpened(t, async (o) => {
+		const run = await runHelper(env, o, t.pageSize, args);
+		const refused = mmapFailed(check, run, run.lines);
+		if (refused) return refused;
+		if (!run.ok) return result(check, 'fail', run.why, run.lines);
+		return result(check, 'pass', says(run), run.lines);
+	});
+}
+
 export const partialMunmap: Check = {
 	name: 'bounds-partial-munmap',
 	category: 'bounds',
@@ -183,17 +196,10 @@ export const partialMunmap: Check = {
 export const threads: Check = {
 	name: 'concurrency-threads',
 	category: 'concurrency',
-	async run(t, env) {
-		const skip = needHelper(this, t, env);
-		if (skip) return skip;
-		return withOpened(t, async (o) => {
-			const run = await runHelper(env, o, t.pageSize, ['threads', '4', '500']);
-			const evidence = run.lines;
-			const refused = mmapFailed(this, run, evidence);
-			if (refused) return refused;
-			if (!run.ok) return result(this, 'fail', run.why, evidence);
-			return result(this, 'pass', `4 threads touched the mapping ${run.fields.get('touches')} times while the main thread mapped and unmapped it ${run.fields.get('map-unmap-cycles')} times: no lost write`, evidence);
-		});
+	run(t, env) {
+		return helperCheck(this, t, env, ['threads', '4', '500'], (run) =>
+			`4 threads touched the mapping ${run.fields.get('touches')} times while the main thread mapped and unmapped it ${run.fields.get('map-unmap-cycles')} times: no lost write`,
+		);
 	},
 };
 
@@ -222,15 +228,8 @@ export const dontNeed: Check = {
 export const processes: Check = {
 	name: 'concurrency-processes',
 	category: 'concurrency',
-	async run(t, env) {
-		const skip = needHelper(this, t, env);
-		if (skip) return skip;
-		return withOpened(t, async (o) => {
-			const run = await runHelper(env, o, t.pageSize, ['procs', '4', '300']);
-			const evidence = run.lines;
-			if (run.why === 'mmap in every process') return result(this, 'skip', "not run: the target's mmap failed in every process", evidence);
-			if (!run.ok) return result(this, 'fail', run.why, evidence);
-			return result(this, 'pass', `4 processes mapped the target at once and wrote their own words of every page for 300 ms: no lost write`, evidence);
-		});
+	run(t, env) {
+		// The helper says "mmap in every process" when no process could map: a skip, as for one process.
+		return helperCheck(this, t, env, ['procs', '4', '300'], () => '4 processes mapped the target at once and wrote their own words of every page for 300 ms: no lost write');
 	},
 };

@@ -103,3 +103,20 @@ export function openNode(ctx: RecipeContext, node: string, body: (device: KexDev
 		},
 	);
 }
+
+/**
+ * The shape of every dma-buf recipe: open a control node, have one ioctl on it
+ * return a new fd, map that fd at 0.  The control node is closed once the fd
+ * is adopted (the fd holds what it exports); an ioctl error closes it too.
+ */
+export function fdFromIoctl(ctx: RecipeContext, node: string, label: string, body: (control: KexDevice, buf: IoctlBuffer) => { fd: number; length: number }): OpenedTarget {
+	const control = ctx.openDevice(node);
+	try {
+		using buf = new ctx.IoctlBuffer(ctx.pageSize);
+		const { fd, length } = body(control, buf);
+		const device = ctx.adoptFd(fd, label);
+		return { device, offset: 0n, length, close: () => !device.closed && device.close() };
+	} finally {
+		control.close();
+	}
+}

@@ -3,7 +3,7 @@
 // folios); the system dma-heap allocates pages itself (remap_pfn_range per
 // page of alloc_pages(__GFP_ZERO), orders 8/4/0).
 import { existsSync } from 'node:fs';
-import type { Recipe } from './context.js';
+import { fdFromIoctl, type Recipe } from './context.js';
 
 const UDMABUF_FLAGS_CLOEXEC = 1;
 const O_RDWR = 2;
@@ -18,21 +18,16 @@ export const udmabuf: Recipe = {
 	},
 	open(ctx) {
 		const length = ctx.pages * ctx.pageSize;
-		const control = ctx.openDevice('/dev/udmabuf');
-		try {
+		return fdFromIoctl(ctx, '/dev/udmabuf', 'udmabuf dma-buf', (control, buf) => {
 			using memfd = ctx.openSealedMemFile(length, 2 /* F_SEAL_SHRINK */, 'hybridmem-udmabuf');
-			using buf = new ctx.IoctlBuffer(ctx.pageSize);
 			// struct udmabuf_create { u32 memfd, flags; u64 offset, size; }: the ioctl returns the dma-buf fd.
 			const fd = buf.run(control.fd, ctx.ioc('w', 0x75, 0x42, 24), 24, (v) => {
 				v.setUint32(0, memfd.fd, true);
 				v.setUint32(4, UDMABUF_FLAGS_CLOEXEC, true);
 				v.setBigUint64(16, BigInt(length), true);
 			});
-			const device = ctx.adoptFd(fd, 'udmabuf dma-buf');
-			return { device, offset: 0n, length, close: () => !device.closed && device.close() };
-		} finally {
-			control.close();
-		}
+			return { fd, length };
+		});
 	},
 };
 
@@ -44,18 +39,13 @@ export const dmaHeapSystem: Recipe = {
 	},
 	open(ctx) {
 		const length = ctx.pages * ctx.pageSize;
-		const heap = ctx.openDevice('/dev/dma_heap/system');
-		try {
-			using buf = new ctx.IoctlBuffer(ctx.pageSize);
+		return fdFromIoctl(ctx, '/dev/dma_heap/system', 'system dma-heap dma-buf', (heap, buf) => {
 			// struct dma_heap_allocation_data { u64 len; out: u32 fd; u32 fd_flags; u64 heap_flags; }
 			const fd = buf.call(heap.fd, ctx.ioc('rw', 0x48, 0, 24), 24, (v) => {
 				v.setBigUint64(0, BigInt(length), true);
 				v.setUint32(12, O_RDWR | O_CLOEXEC, true);
 			}).getUint32(8, true);
-			const device = ctx.adoptFd(fd, 'system dma-heap dma-buf');
-			return { device, offset: 0n, length, close: () => !device.closed && device.close() };
-		} finally {
-			heap.close();
-		}
+			return { fd, length };
+		});
 	},
 };

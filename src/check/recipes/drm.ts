@@ -5,7 +5,7 @@ import path from 'node:path';
 import { readlinkSync, realpathSync, existsSync } from 'node:fs';
 import type { KexDevice } from '../../device/index.js';
 import type { OpenedTarget } from '../types.js';
-import { closingOnError, type Recipe, type RecipeContext } from './context.js';
+import { closingOnError, fdFromIoctl, type Recipe, type RecipeContext } from './context.js';
 
 const DRM = 0x64; // 'd'
 const DRM_IOCTL_MODE_CREATE_DUMB = (ctx: RecipeContext) => ctx.ioc('rw', DRM, 0xb2, 32);
@@ -94,20 +94,15 @@ export const vgemDmabuf: Recipe = {
 	expect: { privateRefused: true },
 	prepare: prepareVgem,
 	open(ctx): OpenedTarget {
-		const card = ctx.openDevice(vgemCard!);
-		try {
+		// The dma-buf holds the GEM object: what is checked is the buffer without its card fd.
+		return fdFromIoctl(ctx, vgemCard!, `dma-buf of ${vgemCard} dumb buffer`, (card, buf) => {
 			const dumb = createDumb(ctx, card);
-			using buf = new ctx.IoctlBuffer(ctx.pageSize);
 			// struct drm_prime_handle { u32 handle; u32 flags; out: s32 fd; }
 			const fd = buf.call(card.fd, DRM_IOCTL_PRIME_HANDLE_TO_FD(ctx), 12, (v) => {
 				v.setUint32(0, dumb.handle, true);
 				v.setUint32(4, DRM_CLOEXEC | DRM_RDWR, true);
 			}).getInt32(8, true);
-			// The dma-buf holds the GEM object: what is checked is the buffer without its card fd.
-			const device = ctx.adoptFd(fd, `dma-buf of ${vgemCard} dumb buffer`);
-			return { device, offset: 0n, length: dumb.size, close: () => !device.closed && device.close() };
-		} finally {
-			card.close();
-		}
+			return { fd, length: dumb.size };
+		});
 	},
 };
