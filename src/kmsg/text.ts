@@ -78,11 +78,22 @@ export function isTimestampAt(s: string, i: number): boolean {
 	return s.charCodeAt(j) === 0x2e /* . */;
 }
 
-/** Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1. */
-function afterHostKernel(s: string, i: number, end: number): number {
+/**
+ * Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1.
+ * `hostName`: the host is a name (journalctl), which holds no ':' or '[': the
+ * search stops there, early in most kernel messages ("usb 1-1:", "audit:",
+ * "systemd[1]:"); syslog may name the host by an IPv6 address.
+ */
+function afterHostKernel(s: string, i: number, end: number, hostName = false): number {
 	const limit = Math.min(end, i + 80);
 	let j = i;
-	while (j < limit && s.charCodeAt(j) !== SPACE) j++;
+	if (hostName)
+		for (; j < limit; j++) {
+			const c = s.charCodeAt(j);
+			if (c === SPACE) break;
+			if (c === 0x3a /* : */ || c === LBRACKET) return -1;
+		}
+	else while (j < limit && s.charCodeAt(j) !== SPACE) j++;
 	if (j === i || j >= limit || s.charCodeAt(j + 1) !== 0x6b /* k */) return -1;
 	if (s.startsWith('kernel: ', j + 1)) return j + 9;
 	if (s.startsWith('kernel:', j + 1) && j + 8 === end) return end;
@@ -315,7 +326,7 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			// journalctl -o short-monotonic: "[  123.456789] host kernel: "
 			c = s.charCodeAt(i);
 			if (c !== SPACE && c !== LBRACKET) {
-				const k = afterHostKernel(s, i, end);
+				const k = afterHostKernel(s, i, end, true);
 				if (k > 0) i = k;
 			}
 		}
