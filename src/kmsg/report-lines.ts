@@ -71,6 +71,9 @@ const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
 // What decode_stacktrace.sh and syzbot append: " (file.c:12 (inlined by) x.c:3)", " file.c:12 [inline]".
 const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
 const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
+// A frame line cut inside its module name: a terminal's hard wrap ("... [cfg8021" then "1]"),
+// journalctl's cut mark (">", "…"). The frame stands; its module is not known.
+const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(?:>|\u2026)?\s*$/;
 // A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
@@ -165,6 +168,8 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const source = m[6] ?? m[7];
 		if (source) frame.source = source;
 		if (m[8] || (m[6] !== undefined && t.includes('(inlined by)'))) frame.inline = true;
+	} else if (hasOffset && (m = FRAME_CUT.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 	} else if (decoded && (m = FRAME_DECODED.exec(t))) {
 		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
 		if (m[2]) frame.module = m[2];

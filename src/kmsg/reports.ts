@@ -111,6 +111,11 @@ interface OpenReport {
 	lastTs: number | undefined;
 	/** A task line said "Tainted: ..." or "Not tainted": later ones do not override it. */
 	taintSeen: boolean;
+	/**
+	 * The task line ended inside its taint flags ("Tainted: P        "), blanks
+	 * kept: a terminal wrapped it, and the next line may go on with the rest.
+	 */
+	taintTail?: string | undefined;
 	loose: boolean;
 	/** Nothing came after the headline yet. */
 	fresh: boolean;
@@ -292,9 +297,15 @@ export class ReportAssembler {
 
 	private joinHeadline(open: OpenReport, bare: string, raw: string): void {
 		const report = open.report;
-		report.headline = `${report.headline} ${bare}`;
+		let h = matchHeadline(`${report.headline} ${bare}`);
+		// A terminal wraps at a fixed width, inside a word: when only the join without
+		// a blank names a source file and line ("net/w" + "ireless/sme.c:850"), it is that.
+		const tight = h?.file === undefined ? matchHeadline(report.headline + bare) : undefined;
+		if (tight?.file !== undefined) {
+			h = tight;
+			report.headline = report.headline + bare;
+		} else report.headline = `${report.headline} ${bare}`;
 		report.lines.push(raw);
-		const h = matchHeadline(report.headline);
 		if (h) {
 			if (report.file === undefined && h.file !== undefined) report.file = h.file;
 			if (report.line === undefined && h.line !== undefined) report.line = h.line;
@@ -397,6 +408,7 @@ export class ReportAssembler {
 				this.close();
 				return false;
 			case 'body': {
+				if (open.taintTail !== undefined && this.joinsTaint(open, text, raw, ts)) return true;
 				const end = endMarker(text);
 				if (end) {
 					open.report.lines.push(raw);
@@ -433,6 +445,20 @@ export class ReportAssembler {
 				return true;
 			}
 		}
+	}
+
+	/** The rest of a wrapped task line ("W  OE   4.5.7-generic #1"): its flags go on the taint. */
+	private joinsTaint(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
+		const tail = open.taintTail ?? '';
+		open.taintTail = undefined;
+		const m = ts === undefined ? /^([A-Z ]*?) +(\d[^\s]*)/.exec(text) : null;
+		if (!m) return false;
+		const report = open.report;
+		report.tainted = (tail + (m[1] ?? '')).trimEnd();
+		if (report.release === undefined) report.release = m[2];
+		report.lines.push(raw);
+		open.misses = 0;
+		return true;
 	}
 
 	private miss(open: OpenReport): void {
@@ -527,6 +553,11 @@ export class ReportAssembler {
 			if (!open.taintSeen && (task.tainted !== undefined || task.untainted)) {
 				open.taintSeen = true;
 				if (task.tainted !== undefined) report.tainted = task.tainted;
+				// nothing after the flags: the line may go on in the next one
+				if (task.tainted !== undefined && task.release === undefined) {
+					const tail = raw.slice(raw.lastIndexOf('Tainted: ') + 9).replace(/\r$/, '');
+					if (/^[A-Z][A-Z ]*$/.test(tail)) open.taintTail = tail;
+				}
 			}
 			if (report.release === undefined && task.release !== undefined) report.release = task.release;
 			return;
