@@ -323,9 +323,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			}
 			if (callerEnd > 0) i = callerEnd;
 			if (s.charCodeAt(i) === SPACE) i++;
-			// journalctl -o short-monotonic: "[  123.456789] host kernel: "
+			// journalctl -o short-monotonic: "[  123.456789] host kernel: ", and with
+			// --no-hostname "[  123.456789] kernel: "
 			c = s.charCodeAt(i);
-			if (c !== SPACE && c !== LBRACKET) {
+			if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) i += 8;
+			else if (c !== SPACE && c !== LBRACKET) {
 				const k = afterHostKernel(s, i, end, true);
 				if (k > 0) i = k;
 			}
