@@ -136,8 +136,29 @@ export function symbolSite(text: string): SymbolSite | undefined {
  * print them ("fn (lib/x.c:12)", "fn lib/x.c:12 [inline]"). Decoded frames are
  * only looked for inside a report: alone, such a line could be anything.
  */
+// x86_64 up to 2.6.24: "<ffffffff80154cd0>{get_page_from_freelist+272}", several to a line,
+// the offset in decimal and no size, a module as "{tg3:tg3_poll+30}".
+const OLD_X86_64_FRAME = /<([0-9a-f]{16})>\{(?:([\w-]+):)?([A-Za-z_.$][\w.$]*)\+(-?\d+)\}/g;
+
+/** The 2.6 x86_64 frames on a line ("Call Trace: <...>{a+1} <...>{b+2}"), in order, or undefined. */
+export function parseOldX86Frames(text: string): StackFrame[] | undefined {
+	if (!text.includes('>{')) return undefined;
+	const frames: StackFrame[] = [];
+	for (const m of text.matchAll(OLD_X86_64_FRAME)) {
+		const frame: StackFrame = { fn: m[3] ?? '', offset: Number(m[4]), size: 0, reliable: true };
+		if (m[2]) frame.module = m[2];
+		frame.address = BigInt('0x' + (m[1] ?? '0'));
+		frames.push(frame);
+	}
+	return frames.length > 0 ? frames : undefined;
+}
+
 export function parseFrame(text: string, decoded = false): StackFrame | undefined {
 	const hasOffset = text.includes('+0x');
+	if (!hasOffset && text.trimStart().charCodeAt(0) === 0x3c /* < */) {
+		const old = parseOldX86Frames(text);
+		if (old) return old[0];
+	}
 	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(') from ')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
@@ -207,6 +228,9 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	if (rest === undefined) return undefined;
 	const m = SYMBOL_ANYWHERE.exec(rest);
 	if (m) return symbolFromMatch(m);
+	// 2.6 x86_64: "RIP: 0010:[<ffffffff8015476c>] <ffffffff8015476c>{__rmqueue+60}"
+	const old = parseOldX86Frames(rest)?.[0];
+	if (old) return old.module === undefined ? { fn: old.fn, offset: old.offset, size: 0 } : { fn: old.fn, offset: old.offset, size: 0, module: old.module };
 	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]"
 	const d = /^([A-Za-z_.$][\w.$]*) [^\s()]+:\d+/.exec(rest);
 	return d ? { fn: d[1] ?? '' } : undefined;

@@ -16,6 +16,7 @@ import {
 	parseFrame,
 	parseFunctionLine,
 	parseModulesLinkedIn,
+	parseOldX86Frames,
 	parseStackMarker,
 	parseTaskLine,
 	type Headline,
@@ -504,6 +505,23 @@ export class ReportAssembler {
 		open.fresh = false;
 		if (ts !== undefined) open.lastTs = ts;
 
+		// 2.6 x86_64 prints several frames to a line, the first after "Call Trace:"
+		const lead = bareOf(text);
+		const old = lead.charCodeAt(0) === 0x3c /* < */ || isMainHeader(lead) ? parseOldX86Frames(text) : undefined;
+		if (old) {
+			if (isMainHeader(lead)) {
+				open.trace = undefined;
+				open.header = 'main';
+				open.context = undefined;
+			}
+			if (!open.trace) {
+				open.trace = { frames: [], header: open.header ?? 'none' };
+				open.traces.push(open.trace);
+				open.header = undefined;
+			}
+			open.trace.frames.push(...old);
+			return;
+		}
 		const frame = parseFrame(text, true);
 		if (frame) {
 			if (open.context !== undefined) frame.context = open.context;
