@@ -384,7 +384,9 @@ function bugHeadline(text: string): Headline {
 	if (/^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): /.test(text)) {
 		const h: Headline = { kind: text.startsWith('BUG: KFENCE') ? 'KFENCE' : text.startsWith('BUG: KASAN') || text.startsWith('BUG: KASan') ? 'KASAN' : 'BUG', delimited: true };
 		if ((m = SANITIZER_LINE.exec(text))) {
-			const site = symbolSite(m[1] ?? '');
+			// KCSAN names the racing functions bare: "data-race in find_next_bit / rcu_report_exp_cpu_mult"
+			const race = text.startsWith('BUG: KCSAN: ') ? /^([A-Za-z_.$][\w.$]*)(?: \/ |$)/.exec(m[1] ?? '') : null;
+			const site = race ? { fn: race[1] ?? '' } : symbolSite(m[1] ?? '');
 			if (site) {
 				const fn: KernelSymbol = { fn: site.fn };
 				if (site.module) fn.module = site.module;

@@ -660,7 +660,12 @@ function isMainHeader(bare: string): boolean {
 	if (c === 0x43 /* C */) return bare.startsWith('Call Trace:') || bare.startsWith('Call trace:');
 	if (c === 0x42 /* B */) return bare.startsWith('Backtrace:');
 	if (c === 0x73 /* s */) return bare === 'stack backtrace:';
-	return /^(?:Out-of-bounds|Use-after-free|Invalid (?:free|read|write|access)|Corrupted memory)\b.* at 0x.*:$/.test(bare);
+	// KFENCE's access line; KCSAN's accesses ("read to 0x... of 8 bytes by task 1 on cpu 7:"),
+	// the first of which is the report's trace and the others further ones
+	return (
+		/^(?:Out-of-bounds|Use-after-free|Invalid (?:free|read|write|access)|Corrupted memory)\b.* at 0x.*:$/.test(bare) ||
+		/^(?:race at unknown origin, with )?(?:read|write|read-write)(?: \(marked\))? to 0x[0-9a-f]+ of \d+ bytes by (?:task \d+|interrupt) on cpu \d+:$/.test(bare)
+	);
 }
 
 /** Lines that introduce a dump without naming a problem: task line, hardware, "Call Trace:". */
