@@ -270,29 +270,48 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 	if (c === LBRACKET) {
-		let j = i + 1;
-		while (s.charCodeAt(j) === SPACE) j++;
-		let relative = false;
-		if (s.charCodeAt(j) === 0x2b /* + */) {
-			relative = true;
-			j++;
-		}
-		const numStart = j;
-		// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
-		let digits = 0;
-		while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 		let close = -1;
-		if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
-			j++;
-			const fracStart = j;
-			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
-			if (s.charCodeAt(j) === RBRACKET) {
-				close = j;
-				if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+		// printk's own "[%5lu.%06lu]", most lines of a dmesg: read at fixed places
+		if (s.charCodeAt(i + 13) === RBRACKET && s.charCodeAt(i + 6) === 0x2e /* . */) {
+			let k = i + 1;
+			while (k < i + 5 && s.charCodeAt(k) === SPACE) k++;
+			let digits = 0;
+			for (; k < i + 13; k++) {
+				if (k === i + 6) continue;
+				const d = s.charCodeAt(k) - 0x30;
+				if (d < 0 || d > 9) break;
+				digits = digits * 10 + d;
 			}
-		} else if (isUpper(s.charCodeAt(i + 1))) {
-			const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
-			if (m) close = i + m[0].length - 1;
+			if (k === i + 13) {
+				close = k;
+				// the same double as timestampValue() gives for six decimals
+				out.ts = digits / 1e6;
+			}
+		}
+		if (close < 0) {
+			let j = i + 1;
+			while (s.charCodeAt(j) === SPACE) j++;
+			let relative = false;
+			if (s.charCodeAt(j) === 0x2b /* + */) {
+				relative = true;
+				j++;
+			}
+			const numStart = j;
+			// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
+			let digits = 0;
+			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
+			if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
+				j++;
+				const fracStart = j;
+				while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
+				if (s.charCodeAt(j) === RBRACKET) {
+					close = j;
+					if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+				}
+			} else if (isUpper(s.charCodeAt(i + 1))) {
+				const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
+				if (m) close = i + m[0].length - 1;
+			}
 		}
 		if (close > 0) {
 			i = close + 1;
