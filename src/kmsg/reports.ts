@@ -120,6 +120,8 @@ interface OpenReport {
 	loose: boolean;
 	/** Nothing came after the headline yet. */
 	fresh: boolean;
+	/** The headline was joined and ends in fn+0x../0x..: its " [module]" may come on the next line. */
+	awaitModule?: boolean;
 	/** Timestamp of the headline's line. */
 	headTs: number | undefined;
 }
@@ -274,10 +276,11 @@ export class ReportAssembler {
 			this.start(headline, bare, raw, ts);
 			return;
 		}
-		if (this.open && this.open.fresh && this.wrapsHeadline(this.open, text, bare, ts)) {
+		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
 		}
+		if (this.open) this.open.awaitModule = false;
 		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
 		if (!this.open) this.outside(text, bare, raw, ts);
 	}
@@ -290,7 +293,12 @@ export class ReportAssembler {
 	 */
 	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
 		const headline = open.report.headline;
-		if (ts !== undefined || headline.length < 40 || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		if (ts !== undefined || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		// the module of the function that ends the headline, wrapped onto its own line
+		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
+		if (!open.fresh) return false;
+		// short headlines are whole, but one that ends in "at" goes on ("WARNING: CPU: 0 PID: 1 at")
+		if (headline.length < 40 && !/ at$/.test(headline)) return false;
 		if (/[.!:\])]$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(]/.test(bare)) return false;
 		return !isBodyLine(bare) && parseFrame(bare, true) === undefined;
@@ -313,8 +321,9 @@ export class ReportAssembler {
 			if (report.function === undefined && h.fn) {
 				report.function = h.fn.fn;
 				open.functionModule = h.fn.module;
-			}
+			} else if (h.fn && report.function === h.fn.fn && open.functionModule === undefined) open.functionModule = h.fn.module;
 		}
+		open.awaitModule = !open.awaitModule && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(report.headline);
 		open.fresh = false;
 	}
 

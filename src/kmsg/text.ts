@@ -249,6 +249,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			c = s.charCodeAt(i);
 		}
 	}
+	// a journal or syslog line with its time and host cut off: "kernel: msg"
+	if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) {
+		i += 8;
+		c = s.charCodeAt(i);
+	}
 	// "<4>" level (dmesg -r, console captures)
 	if (c === 0x3c /* < */ && isDigit(s.charCodeAt(i + 1))) {
 		let j = i + 1;
