@@ -4,7 +4,10 @@
 // different architectures), against a baseline measured in the same run: a
 // plain loop that splits the same text into lines and touches each one.
 // A benchmark, not a test. Target: >= 100 MB/s.
-// usage: node bench/parse.mjs [--mb 300] [--iterations 3] [--json] [--dist DIR]
+// --compare DIR also times the parser built in DIR (an older dist/, copied
+// aside) in the same run, alternating with this one, and checks that both give
+// the same result: how a change to the parser is measured on a loaded machine.
+// usage: node bench/parse.mjs [--mb 300] [--iterations 3] [--json] [--dist DIR] [--compare DIR]
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,6 +20,7 @@ const { values } = parseArgs({
 		iterations: { type: 'string', default: '3' },
 		json: { type: 'boolean', default: false },
 		dist: { type: 'string', default: join(root, 'dist') },
+		compare: { type: 'string' },
 	},
 });
 const targetBytes = Number(values.mb) * 1e6;
@@ -27,6 +31,12 @@ if (!existsSync(parseModule)) {
 	process.exit(1);
 }
 const { parseKernelLog } = await import(pathToFileURL(parseModule).href);
+const compareModule = values.compare === undefined ? undefined : join(resolve(values.compare), 'kmsg', 'parse.js');
+if (compareModule !== undefined && !existsSync(compareModule)) {
+	console.error(`bench/parse: ${compareModule} is missing (--compare wants a dist/ directory)`);
+	process.exit(1);
+}
+const parseOther = compareModule === undefined ? undefined : (await import(pathToFileURL(compareModule).href)).parseKernelLog;
 
 // --- the synthetic log -------------------------------------------------------
 // Deterministic pseudo-random numbers so every run parses the same text.
@@ -150,42 +160,89 @@ const stats = (ms) => {
 	const sorted = [...ms].sort((a, b) => a - b);
 	return { min: sorted[0], median: sorted[Math.floor(sorted.length / 2)] };
 };
+const median = (xs) => stats(xs).median;
 
-const baseMs = [];
-const splitMs = [];
-const parseMs = [];
+// On-CPU time of this (the main) thread in ms, from the scheduler's nanosecond
+// count: unlike wall time it leaves out the time other processes held the CPU,
+// so on a loaded machine it says more about the code. GC helper threads are
+// not counted, for the baselines (split allocates too) or the parser.
+const schedstat = '/proc/thread-self/schedstat';
+const threadCpuMs = existsSync(schedstat)
+	? () => Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1e6
+	: () => {
+			const u = process.cpuUsage();
+			return (u.user + u.system) / 1000;
+		};
+
+/** Runs fn(text), pushes its wall and CPU milliseconds to `into`, returns its result. */
+function timed(fn, into) {
+	const cpu0 = threadCpuMs();
+	const t0 = performance.now();
+	const r = fn(text);
+	into.wall.push(performance.now() - t0);
+	into.cpu.push(threadCpuMs() - cpu0);
+	return r;
+}
+const series = () => ({ wall: [], cpu: [] });
+const base = series();
+const split = series();
+const parse = series();
+const other = series();
 let counts;
 let lines;
+let sameResult = true;
+// A digest of a result, to check that --compare's two parsers agree.
+const digest = (log) => JSON.stringify([log.events.length, log.events[0], log.events.at(-1), log.reports, log.input], (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
 for (let k = 0; k < iterations; k++) {
-	// interleaved, so that load from other work on the machine slows both alike
-	let t = performance.now();
-	lines = baseline(text).lines;
-	baseMs.push(performance.now() - t);
-	t = performance.now();
-	baselineSplit(text);
-	splitMs.push(performance.now() - t);
-	t = performance.now();
-	const log = parseKernelLog(text);
-	parseMs.push(performance.now() - t);
-	counts = { events: log.events.length, reports: log.reports.length };
+	// interleaved, so that load from other work on the machine slows all alike;
+	// the two parsers swap places every round, so neither always runs first
+	lines = timed(baseline, base).lines;
+	timed(baselineSplit, split);
+	const runThis = () => {
+		const log = timed(parseKernelLog, parse);
+		counts = { events: log.events.length, reports: log.reports.length };
+		return parseOther ? digest(log) : '';
+	};
+	const runOther = () => digest(timed(parseOther, other));
+	if (!parseOther) runThis();
+	else if (k % 2 === 0) sameResult = runThis() === runOther() && sameResult;
+	else sameResult = runOther() === runThis() && sameResult;
 }
 
-const b = stats(baseMs);
-const sp = stats(splitMs);
-const p = stats(parseMs);
+const b = stats(base.wall);
+const sp = stats(split.wall);
+const p = stats(parse.wall);
+/** Median over the rounds of a/b within each round: load that comes and goes cancels out. */
+const paired = (a, bb) => Number(median(a.map((x, k) => x / bb[k])).toFixed(3));
 const result = {
 	mb: Number(mb.toFixed(1)),
 	lines,
 	...counts,
 	buildMs: Math.round(buildMs),
 	baseline: { minMs: Math.round(b.min), medianMs: Math.round(b.median), mbPerS: Math.round(mb / (b.median / 1000)) },
-	split: { minMs: Math.round(sp.min), medianMs: Math.round(sp.median), mbPerS: Math.round(mb / (sp.median / 1000)) },
-	parse: { minMs: Math.round(p.min), medianMs: Math.round(p.median), mbPerS: Math.round(mb / (p.median / 1000)) },
+	split: { minMs: Math.round(sp.min), medianMs: Math.round(sp.median), mbPerS: Math.round(mb / (sp.median / 1000)), cpuMedianMs: Math.round(median(split.cpu)) },
+	parse: { minMs: Math.round(p.min), medianMs: Math.round(p.median), mbPerS: Math.round(mb / (p.median / 1000)), cpuMedianMs: Math.round(median(parse.cpu)) },
 	/** parse speed / baseline speed (medians); below 1 means parsing is slower than the bare loop. */
 	ratio: Number((b.median / p.median).toFixed(3)),
 	ratioToSplit: Number((sp.median / p.median).toFixed(3)),
+	/** The same per round (split time / parse time in one round), median over rounds; wall and on-CPU time. */
+	pairedRatioToSplit: { wall: paired(split.wall, parse.wall), cpu: paired(split.cpu, parse.cpu) },
 	target: { mbPerS: 100, met: mb / (p.median / 1000) >= 100 },
 };
+if (parseOther) {
+	const o = stats(other.wall);
+	result.compare = {
+		dist: resolve(values.compare),
+		minMs: Math.round(o.min),
+		medianMs: Math.round(o.median),
+		cpuMedianMs: Math.round(median(other.cpu)),
+		ratioToSplit: Number((sp.median / o.median).toFixed(3)),
+		pairedRatioToSplit: { wall: paired(split.wall, other.wall), cpu: paired(split.cpu, other.cpu) },
+		/** this parser's speed / the compared one's, per round, median over rounds: above 1 is faster. */
+		speedup: { wall: paired(other.wall, parse.wall), cpu: paired(other.cpu, parse.cpu) },
+		sameResult,
+	};
+}
 if (values.json) console.log(JSON.stringify(result, null, 2));
 else {
 	console.log(`synthetic log: ${result.mb} MB, ${lines} lines (${counts.events} module events, ${counts.reports} crash reports); built in ${result.buildMs} ms`);
@@ -193,4 +250,10 @@ else {
 	console.log(`baseline split('\\n') loop: median ${result.split.medianMs} ms (min ${result.split.minMs}) = ${result.split.mbPerS} MB/s`);
 	console.log(`parseKernelLog:            median ${result.parse.medianMs} ms (min ${result.parse.minMs}) = ${result.parse.mbPerS} MB/s`);
 	console.log(`parse speed / baseline speed: ${result.ratio}x (indexOf loop), ${result.ratioToSplit}x (split loop); target >= 100 MB/s: ${result.target.met ? 'met' : 'NOT met'}`);
+	console.log(`per round, split time / parse time (median): ${result.pairedRatioToSplit.wall}x wall, ${result.pairedRatioToSplit.cpu}x on-CPU (parse ${result.parse.cpuMedianMs} ms, split ${result.split.cpuMedianMs} ms on CPU)`);
+	if (result.compare) {
+		const c = result.compare;
+		console.log(`compared parser (${c.dist}): median ${c.medianMs} ms (min ${c.minMs}, ${c.cpuMedianMs} ms on CPU) = ${c.ratioToSplit}x (split loop); per round ${c.pairedRatioToSplit.wall}x wall, ${c.pairedRatioToSplit.cpu}x on-CPU`);
+		console.log(`this parser / compared, per round (median): ${c.speedup.wall}x wall, ${c.speedup.cpu}x on-CPU; same result: ${c.sameResult ? 'yes' : 'NO'}`);
+	}
 }

@@ -92,11 +92,9 @@ export type ModuleEventType = ModuleEvent['type'];
 export const MODULE_PREFIX = 'hybridmem_test: ';
 
 // Sticky + multiline: matched in place at an index of a whole log, no copy of the line.
-const MAP_START = /vma->vm_end (\d+) vm_start (\d+) len (\d+) pages (\d+) vm_pgoff (\d+)[ \t\r]*$/my;
-const MAP_COMPLETE = /completed inserting (\d+) pages[ \t\r]*$/my;
+// Only for the module's rare lines; the frequent ones are read by hand below.
 const ZAP_NOOP = /zap_vma_ptes had no effect at 0x([0-9a-f]+): vma is not VM_PFNMAP \((\d+) pages\)[ \t\r]*$/my;
 const MAP_FAILED = /map failed at page (-?\d+): error (-?\d+)[ \t\r]*$/my;
-const FREED = /freed (\d+) pages[ \t\r]*$/my;
 const SUPPRESSED = /(\d+) more per-page lines suppressed[ \t\r]*$/my;
 const LOADED = /loaded: major (\d+)[ \t\r]*$/my;
 const UNLOADED = /unloaded[ \t\r]*$/my;
@@ -109,17 +107,46 @@ function at(re: RegExp, s: string, i: number): RegExpExecArray | null {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type EventBody = DistributiveOmit<ModuleEvent, 'line'>;
 
-/** Hex digits to bigint; through a double when exact (user addresses), which is several times faster. */
-function hex(digits: string | undefined): bigint {
-	if (digits === undefined) return 0n;
-	return digits.length <= 13 ? BigInt(parseInt(digits, 16)) : BigInt('0x' + digits);
+/**
+ * Where the parser keeps the current line's timestamp in seconds (NaN: none).
+ * Events read it from here straight into their own field: a double passed as
+ * an argument would be boxed into a new heap number on every call.
+ */
+export interface TimeSlot {
+	ts: number;
 }
 
-// Per-page lines are most of what the module logs; they are read by hand,
-// without regex match arrays, to keep large logs cheap. `cursor` is where the
-// last number read ended (one module-level slot instead of a result object).
+// A 64-bit integer from its two 32-bit halves: written through a typed array,
+// read back as one bigint. BigInt(aDouble) goes through the runtime and costs
+// several times more, and the module prints an address on most of its lines.
+const u64 = new BigUint64Array(1);
+const u64Halves = new Uint32Array(u64.buffer);
+const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+
+function bigFromHalves(hi: number, lo: number): bigint {
+	u64Halves[LOW] = lo;
+	u64Halves[1 - LOW] = hi;
+	return u64[0] as bigint;
+}
+
+/** An exact non-negative integer below 2^53 as a bigint. */
+function bigFromSafe(v: number): bigint {
+	const lo = v >>> 0;
+	return bigFromHalves((v - lo) / 4294967296, lo);
+}
+
+/** Hex digits to bigint (ZAP_NOOP's capture). */
+function hex(digits: string | undefined): bigint {
+	if (digits === undefined) return 0n;
+	return digits.length <= 13 ? bigFromSafe(parseInt(digits, 16)) : BigInt('0x' + digits);
+}
+
+// The module's frequent lines are read by hand, without regex match arrays or
+// substrings, to keep large logs cheap. `cursor` is where the last number read
+// ended (one module-level slot instead of a result object).
 let cursor = 0;
 
+/** The decimal digits at s[i, end) as a number (-1 when there are none), the same value as Number() gives. */
 function decimalAt(s: string, i: number, end: number): number {
 	let v = 0;
 	let j = i;
@@ -129,22 +156,39 @@ function decimalAt(s: string, i: number, end: number): number {
 		v = v * 10 + (c - 0x30);
 	}
 	cursor = j;
-	return j === i ? -1 : v;
+	if (j === i) return -1;
+	// beyond 15 digits the running sum may round more than once
+	return j - i <= 15 ? v : Number(s.slice(i, j));
 }
 
+/** The decimal digits at s[i, end) as a bigint (undefined when there are none). */
+function bigDecimalAt(s: string, i: number, end: number): bigint | undefined {
+	const v = decimalAt(s, i, end);
+	if (v < 0) return undefined;
+	return cursor - i <= 15 ? bigFromSafe(v) : BigInt(s.slice(i, cursor));
+}
+
+/** The hex digits at s[i, end) after an optional 0x, as a bigint (undefined when there are none). */
 function hexAt(s: string, i: number, end: number): bigint | undefined {
 	if (s.charCodeAt(i) === 0x30 && s.charCodeAt(i + 1) === 0x78) i += 2;
-	let v = 0;
+	// two 32-bit halves, shifted along digit by digit: integer arithmetic only
+	let hi = 0;
+	let lo = 0;
 	let j = i;
 	for (; j < end; j++) {
 		const c = s.charCodeAt(j);
 		const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
 		if (d < 0) break;
-		v = v * 16 + d;
+		hi = ((hi << 4) | (lo >>> 28)) >>> 0;
+		lo = ((lo << 4) | d) >>> 0;
 	}
 	cursor = j;
 	if (j === i) return undefined;
-	return j - i <= 13 ? BigInt(v) : BigInt('0x' + s.slice(i, j));
+	if (j - i > 16) return BigInt('0x' + s.slice(i, j));
+	// written here, not through bigFromHalves(): a half above 2^31 passed to a call is boxed
+	u64Halves[LOW] = lo;
+	u64Halves[1 - LOW] = hi;
+	return u64[0] as bigint;
 }
 
 function blankTo(s: string, i: number, end: number): boolean {
@@ -155,12 +199,17 @@ function blankTo(s: string, i: number, end: number): boolean {
 	return true;
 }
 
+/** The decimal after `literal` at s[i] (-1 when either is missing); `cursor` is then past the digits. */
+function numberAfter(s: string, i: number, end: number, literal: string): number {
+	if (!s.startsWith(literal, i)) return -1;
+	return decimalAt(s, i + literal.length, end);
+}
+
 let pageIndex = 0;
 
 /** "<literal><index> at <address>" (inserted page, fault-in page, remap page): the address, index in pageIndex. */
 function pageAt(s: string, i: number, end: number, literal: string): bigint | undefined {
-	if (!s.startsWith(literal, i)) return undefined;
-	pageIndex = decimalAt(s, i + literal.length, end);
+	pageIndex = numberAfter(s, i, end, literal);
 	if (pageIndex < 0 || !s.startsWith(' at ', cursor)) return undefined;
 	const address = hexAt(s, cursor + 4, end);
 	if (address === undefined || !blankTo(s, cursor, end)) return undefined;
@@ -174,68 +223,98 @@ function zapAt(s: string, i: number, end: number): bigint | undefined {
 	return address !== undefined && blankTo(s, cursor, end) ? address : undefined;
 }
 
+/** "<literal><n><tail>" and blanks to the end: n, else -1 ("completed inserting 4 pages", "freed 4 pages"). */
+function countLine(s: string, i: number, end: number, literal: string, tail: string): number {
+	const n = numberAfter(s, i, end, literal);
+	return n >= 0 && s.startsWith(tail, cursor) && blankTo(s, cursor + tail.length, end) ? n : -1;
+}
+
 /** Adds ts (when known) and line to an event body, in that key order. */
-function finish(body: EventBody, ts: number | undefined, line: string): ModuleEvent {
+function finish(body: EventBody, time: TimeSlot, line: string): ModuleEvent {
 	const event = body as ModuleEvent;
-	if (ts !== undefined) event.ts = ts;
+	const ts = time.ts;
+	if (ts === ts) event.ts = ts;
 	event.line = line;
 	return event;
 }
 
-// The per-page events, most of what the module logs, are built whole: the same
-// keys in the same order as finish() gives, without growing each object twice.
-function pageEvent(type: 'pageInserted' | 'faultIn' | 'remap', index: number, address: bigint, ts: number | undefined, line: string): ModuleEvent {
-	return ts !== undefined ? { type, index, address, ts, line } : { type, index, address, line };
+// The module's frequent events are built whole: the same keys in the same
+// order as finish() gives, without growing each object twice. `ts === ts`:
+// not NaN.
+function pageEvent(type: 'pageInserted' | 'faultIn' | 'remap', index: number, address: bigint, time: TimeSlot, line: string): ModuleEvent {
+	const ts = time.ts;
+	return ts === ts ? { type, index, address, ts, line } : { type, index, address, line };
 }
 
-function zapEvent(address: bigint, ts: number | undefined, line: string): ModuleEvent {
-	return ts !== undefined ? { type: 'zap', address, ts, line } : { type: 'zap', address, line };
+function zapEvent(address: bigint, time: TimeSlot, line: string): ModuleEvent {
+	const ts = time.ts;
+	return ts === ts ? { type: 'zap', address, ts, line } : { type: 'zap', address, line };
+}
+
+function countEvent(type: 'mapComplete' | 'freed', pages: number, time: TimeSlot, line: string): ModuleEvent {
+	const ts = time.ts;
+	return ts === ts ? { type, pages, ts, line } : { type, pages, line };
+}
+
+/** "vma->vm_end N vm_start N len N pages N vm_pgoff N" */
+function mapStartAt(s: string, i: number, end: number, time: TimeSlot, line: string): ModuleEvent | undefined {
+	if (!s.startsWith('vma->vm_end ', i)) return undefined;
+	const vmEnd = bigDecimalAt(s, i + 12, end);
+	if (vmEnd === undefined || !s.startsWith(' vm_start ', cursor)) return undefined;
+	const vmStart = bigDecimalAt(s, cursor + 10, end);
+	if (vmStart === undefined) return undefined;
+	const len = numberAfter(s, cursor, end, ' len ');
+	if (len < 0) return undefined;
+	const pages = numberAfter(s, cursor, end, ' pages ');
+	if (pages < 0) return undefined;
+	const pgoff = numberAfter(s, cursor, end, ' vm_pgoff ');
+	if (pgoff < 0 || !blankTo(s, cursor, end)) return undefined;
+	const ts = time.ts;
+	return ts === ts ? { type: 'mapStart', vmStart, vmEnd, len, pages, pgoff, ts, line } : { type: 'mapStart', vmStart, vmEnd, len, pages, pgoff, line };
 }
 
 /** The event the module message at s[i, end) (prefix already skipped) describes. */
-function parseEventAt(s: string, i: number, end: number, bare: boolean, ts: number | undefined, line: string): ModuleEvent | undefined {
-	const body = parseBodyAt(s, i, end, bare, ts, line);
-	return body === undefined || 'line' in body ? (body as ModuleEvent | undefined) : finish(body, ts, line);
-}
-
-/** The event (or its body, without ts and line) the module message at s[i, end) (prefix already skipped) describes. */
-function parseBodyAt(s: string, i: number, end: number, bare: boolean, ts: number | undefined, line: string): EventBody | ModuleEvent | undefined {
-	let m: RegExpExecArray | null;
+function parseEventAt(s: string, i: number, end: number, bare: boolean, time: TimeSlot, line: string): ModuleEvent | undefined {
 	let address: bigint | undefined;
+	let n: number;
+	let event: ModuleEvent | undefined;
 	switch (s.charCodeAt(i)) {
 		case 0x76 /* v */:
-			if ((m = at(MAP_START, s, i)))
-				return {
-					type: 'mapStart',
-					vmStart: BigInt(m[2] ?? 0),
-					vmEnd: BigInt(m[1] ?? 0),
-					len: Number(m[3]),
-					pages: Number(m[4]),
-					pgoff: Number(m[5]),
-				};
+			if ((event = mapStartAt(s, i, end, time, line))) return event;
 			break;
 		case 0x69 /* i */:
-			if ((address = pageAt(s, i, end, 'inserted page ')) !== undefined) return pageEvent('pageInserted', pageIndex, address, ts, line);
+			if ((address = pageAt(s, i, end, 'inserted page ')) !== undefined) return pageEvent('pageInserted', pageIndex, address, time, line);
 			break;
 		case 0x63 /* c */:
-			if ((m = at(MAP_COMPLETE, s, i))) return { type: 'mapComplete', pages: Number(m[1]) };
+			if ((n = countLine(s, i, end, 'completed inserting ', ' pages')) >= 0) return countEvent('mapComplete', n, time, line);
 			break;
 		case 0x20 /* ' ' */:
-			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, ts, line);
+			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, time, line);
 			break;
-		case 0x7a /* z */:
-			if ((m = at(ZAP_NOOP, s, i))) return { type: 'zapNoop', address: hex(m[1]), pages: Number(m[2]) };
-			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, ts, line);
+		case 0x7a /* z */: {
+			const m = at(ZAP_NOOP, s, i);
+			if (m) return finish({ type: 'zapNoop', address: hex(m[1]), pages: Number(m[2]) }, time, line);
+			if ((address = zapAt(s, i, end)) !== undefined) return zapEvent(address, time, line);
 			break;
+		}
 	}
 	if (bare) return undefined;
+	const body = parseRareAt(s, i, end, time, line);
+	return body === undefined || 'line' in body ? (body as ModuleEvent | undefined) : finish(body, time, line);
+}
+
+/** The module's other lines (after the prefix): the event, or its body without ts and line. */
+function parseRareAt(s: string, i: number, end: number, time: TimeSlot, line: string): EventBody | ModuleEvent {
+	let m: RegExpExecArray | null;
+	let address: bigint | undefined;
+	let n: number;
 	switch (s.charCodeAt(i)) {
 		case 0x66 /* f */:
-			if ((address = pageAt(s, i, end, 'fault-in page ')) !== undefined) return pageEvent('faultIn', pageIndex, address, ts, line);
-			if ((m = at(FREED, s, i))) return { type: 'freed', pages: Number(m[1]) };
+			if ((address = pageAt(s, i, end, 'fault-in page ')) !== undefined) return pageEvent('faultIn', pageIndex, address, time, line);
+			if ((n = countLine(s, i, end, 'freed ', ' pages')) >= 0) return countEvent('freed', n, time, line);
 			break;
 		case 0x72 /* r */:
-			if ((address = pageAt(s, i, end, 'remap page ')) !== undefined) return pageEvent('remap', pageIndex, address, ts, line);
+			if ((address = pageAt(s, i, end, 'remap page ')) !== undefined) return pageEvent('remap', pageIndex, address, time, line);
 			break;
 		case 0x6d /* m */:
 			if ((m = at(MAP_FAILED, s, i))) return { type: 'mapFailed', index: Number(m[1]), error: Number(m[2]) };
@@ -275,14 +354,12 @@ export function eventCandidate(s: string, i: number): 0 | 1 | 2 {
 }
 
 /**
- * The module event of the message at s[start, end) of a larger text (a whole
- * log), or undefined. `candidate` is eventCandidate(s, start).
+ * The module event of the message at s[start, end), one line of a larger text
+ * (a whole log), or undefined. `candidate` is eventCandidate(s, start); the
+ * timestamp is read from `time`.
  */
-export function parseModuleEventAt(s: string, start: number, end: number, candidate: 1 | 2, ts: number | undefined, line: string): ModuleEvent | undefined {
-	// A regex anchored with $ must not run past this line when s holds more than one.
-	const nl = s.indexOf('\n', start);
-	if (nl >= 0 && nl < end) end = nl;
-	return parseEventAt(s, candidate === 1 ? start + MODULE_PREFIX.length : start, end, candidate === 2, ts, line);
+export function parseModuleEventAt(s: string, start: number, end: number, candidate: 1 | 2, time: TimeSlot, line: string): ModuleEvent | undefined {
+	return parseEventAt(s, candidate === 1 ? start + MODULE_PREFIX.length : start, end, candidate === 2, time, line);
 }
 
 /**
@@ -292,5 +369,7 @@ export function parseModuleEventAt(s: string, start: number, end: number, candid
 export function parseModuleEvent(message: string, ts?: number, line: string = message): ModuleEvent | undefined {
 	const candidate = eventCandidate(message, 0);
 	if (candidate === 0) return undefined;
-	return parseModuleEventAt(message, 0, message.length, candidate, ts, line);
+	// the event is the message's first line
+	const nl = message.indexOf('\n');
+	return parseModuleEventAt(message, 0, nl < 0 ? message.length : nl, candidate, { ts: ts ?? NaN }, line);
 }

@@ -3,7 +3,7 @@
 // indices into the input and only copies lines it keeps: logs of hundreds of
 // megabytes go through here.
 
-import { eventCandidate, parseModuleEventAt, type ModuleEvent } from './events.js';
+import { eventCandidate, parseModuleEventAt, type ModuleEvent, type TimeSlot } from './events.js';
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
 import { ReportAssembler, type CrashReport } from './reports.js';
@@ -46,6 +46,9 @@ export class KernelLogParser {
 	readonly events: ModuleEvent[] = [];
 	readonly reports: CrashReport[] = [];
 	private readonly scan = newLineScan();
+	// The current line's timestamp (NaN: none), for message(): kept in a number
+	// field instead of passed along, so that it is not boxed anew for every line.
+	private readonly time: TimeSlot = { ts: NaN };
 	private readonly assembler: ReportAssembler;
 	private partial = '';
 	// Set after a "6,123,456,-;text" line: " KEY=value" lines that follow are its dictionary.
@@ -104,9 +107,6 @@ export class KernelLogParser {
 		const n = text.length;
 		const input = this.input;
 		let pos = 0;
-		// Next " [" in the text: a line holds a re-flowed second one only if it holds one of these.
-		// Kept across lines so that finding them costs one pass over the text.
-		let nextOpen = -1;
 		while (pos < n) {
 			let nl = text.indexOf('\n', pos);
 			if (nl < 0) nl = n;
@@ -117,12 +117,13 @@ export class KernelLogParser {
 				input.longLines++;
 				this.feed(text, pos, pos + MAX_LINE, undefined);
 			} else if (length > 100 && text.charCodeAt(pos) === 0x5b /* [ */) {
-				// past the timestamp and a caller id ("[ 1234.567890] [ T1234] ")
-				if (nextOpen !== n && nextOpen < pos + 28) {
-					nextOpen = text.indexOf(' [', pos + 28);
-					if (nextOpen < 0) nextOpen = n;
-				}
-				if (nextOpen < nl) this.feedJoined(text.slice(pos, nl));
+				// A line holds a re-flowed second one only if it holds " [" past the timestamp and a
+				// caller id ("[ 1234.567890] [ T1234] "). Searched as "[", which is rare inside a line
+				// and starts the next one (blanks, which start " [", are everywhere): each search
+				// ends by the next timestamped line.
+				let open = text.indexOf('[', pos + 28);
+				while (open > 0 && open < nl && text.charCodeAt(open - 1) !== SPACE) open = text.indexOf('[', open + 1);
+				if (open > 0 && open < nl) this.feedJoined(text.slice(pos, nl));
 				else this.feed(text, pos, nl, undefined);
 			} else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
@@ -236,8 +237,15 @@ export class KernelLogParser {
 	}
 
 	private recordText(text: string, ts: number): void {
-		if (text.includes('\n')) for (const l of text.split('\n')) this.message(l, 0, l.length, ts, l);
-		else this.message(text, 0, text.length, ts, text);
+		if (text.includes('\n')) {
+			for (const l of text.split('\n')) {
+				this.time.ts = ts;
+				this.message(l, 0, l.length, l);
+			}
+		} else {
+			this.time.ts = ts;
+			this.message(text, 0, text.length, text);
+		}
 	}
 
 	/** One line of plain text: find the message, then classify it. */
@@ -250,9 +258,7 @@ export class KernelLogParser {
 		const start = scan.start;
 		const end = scan.end;
 		const scanTs = scan.ts;
-		const hasTs = !Number.isNaN(scanTs);
-		const ts = tsOverride ?? (hasTs ? scanTs : undefined);
-		if (hasTs) {
+		if (scanTs === scanTs /* not NaN */) {
 			const prev = this.prev;
 			if (prev && prev.ts === scanTs && prev.end - prev.start === end - start && sameText(prev.s, prev.start, s, start, end - start)) {
 				// The same message with the same timestamp again: a second console's copy. Identical
@@ -279,25 +285,35 @@ export class KernelLogParser {
 				const header = s.slice(start, semi).split(',');
 				const recordTs = tsOverride ?? Number(header[2]) / 1e6;
 				const text = unescapeKmsg(s.slice(semi + 1, end));
-				if (text.includes('\n')) for (const l of text.split('\n')) this.message(l, 0, l.length, recordTs, l);
-				else this.message(text, 0, text.length, recordTs, s.slice(a, scan.end));
+				if (!text.includes('\n')) {
+					this.time.ts = recordTs;
+					this.message(text, 0, text.length, s.slice(a, scan.end));
+				} else
+					for (const l of text.split('\n')) {
+						this.time.ts = recordTs;
+						this.message(l, 0, l.length, l);
+					}
 				return;
 			}
 		} else if (c === SPACE && this.inKmsgDump && /^ [A-Z_]+=/.test(s.slice(start, start + 40))) {
 			return;
 		}
-		this.message(s, start, end, ts, undefined, a);
+		// not `tsOverride ?? scanTs`: that makes one value of a double and undefined, a heap number per line
+		if (tsOverride === undefined) this.time.ts = scanTs;
+		else this.time.ts = tsOverride;
+		this.message(s, start, end, undefined, a);
 	}
 
 	/**
-	 * A message at s[start, end). `raw` is the line as it appeared, or undefined to
-	 * take s[rawStart, end) lazily (only lines that are kept get copied).
+	 * A message at s[start, end), its timestamp in this.time. `raw` is the line as
+	 * it appeared, or undefined to take s[rawStart, end) lazily (only lines that
+	 * are kept get copied).
 	 */
-	private message(s: string, start: number, end: number, ts: number | undefined, raw: string | undefined, rawStart = start): void {
+	private message(s: string, start: number, end: number, raw: string | undefined, rawStart = start): void {
 		const candidate = eventCandidate(s, start);
 		if (candidate !== 0) {
 			const line = raw ?? s.slice(rawStart, end);
-			const event = parseModuleEventAt(s, start, end, candidate, ts, line);
+			const event = parseModuleEventAt(s, start, end, candidate, this.time, line);
 			if (event) {
 				this.events.push(event);
 				this.options.onEvent?.(event);
@@ -307,7 +323,8 @@ export class KernelLogParser {
 			}
 		}
 		if (this.assembler.wantsAt(s, start, end)) {
-			this.assembler.line(s.slice(start, end), raw, ts, s, rawStart, end);
+			const ts = this.time.ts;
+			this.assembler.line(s.slice(start, end), raw, ts === ts ? ts : undefined, s, rawStart, end);
 		}
 	}
 }

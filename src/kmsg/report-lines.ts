@@ -71,6 +71,9 @@ const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
 // What decode_stacktrace.sh and syzbot append: " (file.c:12 (inlined by) x.c:3)", " file.c:12 [inline]".
 const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
 const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
+// A frame line cut inside its module name: a terminal's hard wrap ("... [cfg8021" then "1]"),
+// journalctl's cut mark (">", "…"). The frame stands; its module is not known.
+const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(?:>|\u2026)?\s*$/;
 // A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
@@ -133,8 +136,29 @@ export function symbolSite(text: string): SymbolSite | undefined {
  * print them ("fn (lib/x.c:12)", "fn lib/x.c:12 [inline]"). Decoded frames are
  * only looked for inside a report: alone, such a line could be anything.
  */
+// x86_64 up to 2.6.24: "<ffffffff80154cd0>{get_page_from_freelist+272}", several to a line,
+// the offset in decimal and no size, a module as "{tg3:tg3_poll+30}".
+const OLD_X86_64_FRAME = /<([0-9a-f]{16})>\{(?:([\w-]+):)?([A-Za-z_.$][\w.$]*)\+(-?\d+)\}/g;
+
+/** The 2.6 x86_64 frames on a line ("Call Trace: <...>{a+1} <...>{b+2}"), in order, or undefined. */
+export function parseOldX86Frames(text: string): StackFrame[] | undefined {
+	if (!text.includes('>{')) return undefined;
+	const frames: StackFrame[] = [];
+	for (const m of text.matchAll(OLD_X86_64_FRAME)) {
+		const frame: StackFrame = { fn: m[3] ?? '', offset: Number(m[4]), size: 0, reliable: true };
+		if (m[2]) frame.module = m[2];
+		frame.address = BigInt('0x' + (m[1] ?? '0'));
+		frames.push(frame);
+	}
+	return frames.length > 0 ? frames : undefined;
+}
+
 export function parseFrame(text: string, decoded = false): StackFrame | undefined {
 	const hasOffset = text.includes('+0x');
+	if (!hasOffset && text.trimStart().charCodeAt(0) === 0x3c /* < */) {
+		const old = parseOldX86Frames(text);
+		if (old) return old[0];
+	}
 	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(') from ')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
@@ -165,6 +189,8 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const source = m[6] ?? m[7];
 		if (source) frame.source = source;
 		if (m[8] || (m[6] !== undefined && t.includes('(inlined by)'))) frame.inline = true;
+	} else if (hasOffset && (m = FRAME_CUT.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 	} else if (decoded && (m = FRAME_DECODED.exec(t))) {
 		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
 		if (m[2]) frame.module = m[2];
@@ -202,6 +228,9 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	if (rest === undefined) return undefined;
 	const m = SYMBOL_ANYWHERE.exec(rest);
 	if (m) return symbolFromMatch(m);
+	// 2.6 x86_64: "RIP: 0010:[<ffffffff8015476c>] <ffffffff8015476c>{__rmqueue+60}"
+	const old = parseOldX86Frames(rest)?.[0];
+	if (old) return old.module === undefined ? { fn: old.fn, offset: old.offset, size: 0 } : { fn: old.fn, offset: old.offset, size: 0, module: old.module };
 	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]"
 	const d = /^([A-Za-z_.$][\w.$]*) [^\s()]+:\d+/.exec(rest);
 	return d ? { fn: d[1] ?? '' } : undefined;
@@ -355,7 +384,9 @@ function bugHeadline(text: string): Headline {
 	if (/^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): /.test(text)) {
 		const h: Headline = { kind: text.startsWith('BUG: KFENCE') ? 'KFENCE' : text.startsWith('BUG: KASAN') || text.startsWith('BUG: KASan') ? 'KASAN' : 'BUG', delimited: true };
 		if ((m = SANITIZER_LINE.exec(text))) {
-			const site = symbolSite(m[1] ?? '');
+			// KCSAN names the racing functions bare: "data-race in find_next_bit / rcu_report_exp_cpu_mult"
+			const race = text.startsWith('BUG: KCSAN: ') ? /^([A-Za-z_.$][\w.$]*)(?: \/ |$)/.exec(m[1] ?? '') : null;
+			const site = race ? { fn: race[1] ?? '' } : symbolSite(m[1] ?? '');
 			if (site) {
 				const fn: KernelSymbol = { fn: site.fn };
 				if (site.module) fn.module = site.module;

@@ -16,6 +16,7 @@ import {
 	parseFrame,
 	parseFunctionLine,
 	parseModulesLinkedIn,
+	parseOldX86Frames,
 	parseStackMarker,
 	parseTaskLine,
 	type Headline,
@@ -111,9 +112,16 @@ interface OpenReport {
 	lastTs: number | undefined;
 	/** A task line said "Tainted: ..." or "Not tainted": later ones do not override it. */
 	taintSeen: boolean;
+	/**
+	 * The task line ended inside its taint flags ("Tainted: P        "), blanks
+	 * kept: a terminal wrapped it, and the next line may go on with the rest.
+	 */
+	taintTail?: string | undefined;
 	loose: boolean;
 	/** Nothing came after the headline yet. */
 	fresh: boolean;
+	/** The headline was joined and ends in fn+0x../0x..: its " [module]" may come on the next line. */
+	awaitModule?: boolean;
 	/** Timestamp of the headline's line. */
 	headTs: number | undefined;
 }
@@ -174,12 +182,6 @@ function startsWithAny(s: string, i: number, prefixes: readonly string[]): boole
 	return false;
 }
 
-/** Whether s[i, end) holds "+0x": parseFrame() finds no frame (not decoded) in a line without one. */
-function hasOffsetMark(s: string, i: number, end: number): boolean {
-	for (let k = i; k < end - 2; k++) if (s.charCodeAt(k) === 0x2b && s.charCodeAt(k + 1) === 0x30 && s.charCodeAt(k + 2) === 0x78) return true;
-	return false;
-}
-
 /** Longest message the classifiers look at (printk's own limit is 1 KiB): bounds the regex work per line. */
 const MAX_TEXT = 4096;
 
@@ -192,6 +194,10 @@ function bareOf(text: string): string {
 export class ReportAssembler {
 	private open: OpenReport | undefined;
 	private pending: Pending | undefined;
+	// The first "+0x" in markSource at or after markFrom (markSource.length: none), for hasOffsetMark().
+	private markSource = '';
+	private markFrom = 0;
+	private nextMark = 0;
 
 	constructor(private readonly emit: (report: CrashReport) => void) {}
 
@@ -213,7 +219,7 @@ export class ReportAssembler {
 		if (prefixes === undefined) return false;
 		if (prefixes !== 0) return startsWithAny(s, i, prefixes);
 		// "[", "?", blanks: startsSomething() wants a frame, which has "+0x" ...
-		if (hasOffsetMark(s, i, end)) return true;
+		if (this.hasOffsetMark(s, i, end)) return true;
 		// ... or "[ INFO: ...]" / "[ BUG: ...]" (matchHeadline) ...
 		if (c === 0x5b /* [ */) return s.startsWith('[ ', i);
 		if (c === 0x3f /* ? */) return false;
@@ -226,6 +232,22 @@ export class ReportAssembler {
 		if (b <= 0x20 || b >= 0x7f) return true;
 		const bare = BARE_PREFIXES[b];
 		return bare !== undefined && startsWithAny(s, k, bare);
+	}
+
+	/**
+	 * Whether s[i, end) holds "+0x": parseFrame() finds no frame (not decoded) in
+	 * a line without one. The lines of a whole log come in order, so the next
+	 * "+0x" is looked up once and kept until a line is past it: one fast search
+	 * over the log instead of a loop over every indented line.
+	 */
+	private hasOffsetMark(s: string, i: number, end: number): boolean {
+		if (s !== this.markSource || i < this.markFrom || this.nextMark < i) {
+			const next = s.indexOf('+0x', i);
+			this.markSource = s;
+			this.markFrom = i;
+			this.nextMark = next < 0 ? s.length : next;
+		}
+		return this.nextMark + 3 <= end;
 	}
 
 	/**
@@ -254,10 +276,11 @@ export class ReportAssembler {
 			this.start(headline, bare, raw, ts);
 			return;
 		}
-		if (this.open && this.open.fresh && this.wrapsHeadline(this.open, text, bare, ts)) {
+		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
 		}
+		if (this.open) this.open.awaitModule = false;
 		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
 		if (!this.open) this.outside(text, bare, raw, ts);
 	}
@@ -270,7 +293,12 @@ export class ReportAssembler {
 	 */
 	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
 		const headline = open.report.headline;
-		if (ts !== undefined || headline.length < 40 || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		if (ts !== undefined || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		// the module of the function that ends the headline, wrapped onto its own line
+		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
+		if (!open.fresh) return false;
+		// short headlines are whole, but one that ends in "at" goes on ("WARNING: CPU: 0 PID: 1 at")
+		if (headline.length < 40 && !/ at$/.test(headline)) return false;
 		if (/[.!:\])]$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(]/.test(bare)) return false;
 		return !isBodyLine(bare) && parseFrame(bare, true) === undefined;
@@ -278,17 +306,24 @@ export class ReportAssembler {
 
 	private joinHeadline(open: OpenReport, bare: string, raw: string): void {
 		const report = open.report;
-		report.headline = `${report.headline} ${bare}`;
+		let h = matchHeadline(`${report.headline} ${bare}`);
+		// A terminal wraps at a fixed width, inside a word: when only the join without
+		// a blank names a source file and line ("net/w" + "ireless/sme.c:850"), it is that.
+		const tight = h?.file === undefined ? matchHeadline(report.headline + bare) : undefined;
+		if (tight?.file !== undefined) {
+			h = tight;
+			report.headline = report.headline + bare;
+		} else report.headline = `${report.headline} ${bare}`;
 		report.lines.push(raw);
-		const h = matchHeadline(report.headline);
 		if (h) {
 			if (report.file === undefined && h.file !== undefined) report.file = h.file;
 			if (report.line === undefined && h.line !== undefined) report.line = h.line;
 			if (report.function === undefined && h.fn) {
 				report.function = h.fn.fn;
 				open.functionModule = h.fn.module;
-			}
+			} else if (h.fn && report.function === h.fn.fn && open.functionModule === undefined) open.functionModule = h.fn.module;
 		}
+		open.awaitModule = !open.awaitModule && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(report.headline);
 		open.fresh = false;
 	}
 
@@ -309,6 +344,7 @@ export class ReportAssembler {
 	finish(): void {
 		this.close();
 		this.pending = undefined;
+		this.markSource = '';
 	}
 
 	private joinsOpenReport(h: Headline, text: string): boolean {
@@ -382,6 +418,7 @@ export class ReportAssembler {
 				this.close();
 				return false;
 			case 'body': {
+				if (open.taintTail !== undefined && this.joinsTaint(open, text, raw, ts)) return true;
 				const end = endMarker(text);
 				if (end) {
 					open.report.lines.push(raw);
@@ -418,6 +455,20 @@ export class ReportAssembler {
 				return true;
 			}
 		}
+	}
+
+	/** The rest of a wrapped task line ("W  OE   4.5.7-generic #1"): its flags go on the taint. */
+	private joinsTaint(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
+		const tail = open.taintTail ?? '';
+		open.taintTail = undefined;
+		const m = ts === undefined ? /^([A-Z ]*?) +(\d[^\s]*)/.exec(text) : null;
+		if (!m) return false;
+		const report = open.report;
+		report.tainted = (tail + (m[1] ?? '')).trimEnd();
+		if (report.release === undefined) report.release = m[2];
+		report.lines.push(raw);
+		open.misses = 0;
+		return true;
 	}
 
 	private miss(open: OpenReport): void {
@@ -463,6 +514,23 @@ export class ReportAssembler {
 		open.fresh = false;
 		if (ts !== undefined) open.lastTs = ts;
 
+		// 2.6 x86_64 prints several frames to a line, the first after "Call Trace:"
+		const lead = bareOf(text);
+		const old = lead.charCodeAt(0) === 0x3c /* < */ || isMainHeader(lead) ? parseOldX86Frames(text) : undefined;
+		if (old) {
+			if (isMainHeader(lead)) {
+				open.trace = undefined;
+				open.header = 'main';
+				open.context = undefined;
+			}
+			if (!open.trace) {
+				open.trace = { frames: [], header: open.header ?? 'none' };
+				open.traces.push(open.trace);
+				open.header = undefined;
+			}
+			open.trace.frames.push(...old);
+			return;
+		}
 		const frame = parseFrame(text, true);
 		if (frame) {
 			if (open.context !== undefined) frame.context = open.context;
@@ -512,6 +580,11 @@ export class ReportAssembler {
 			if (!open.taintSeen && (task.tainted !== undefined || task.untainted)) {
 				open.taintSeen = true;
 				if (task.tainted !== undefined) report.tainted = task.tainted;
+				// nothing after the flags: the line may go on in the next one
+				if (task.tainted !== undefined && task.release === undefined) {
+					const tail = raw.slice(raw.lastIndexOf('Tainted: ') + 9).replace(/\r$/, '');
+					if (/^[A-Z][A-Z ]*$/.test(tail)) open.taintTail = tail;
+				}
 			}
 			if (report.release === undefined && task.release !== undefined) report.release = task.release;
 			return;
@@ -596,7 +669,12 @@ function isMainHeader(bare: string): boolean {
 	if (c === 0x43 /* C */) return bare.startsWith('Call Trace:') || bare.startsWith('Call trace:');
 	if (c === 0x42 /* B */) return bare.startsWith('Backtrace:');
 	if (c === 0x73 /* s */) return bare === 'stack backtrace:';
-	return /^(?:Out-of-bounds|Use-after-free|Invalid (?:free|read|write|access)|Corrupted memory)\b.* at 0x.*:$/.test(bare);
+	// KFENCE's access line; KCSAN's accesses ("read to 0x... of 8 bytes by task 1 on cpu 7:"),
+	// the first of which is the report's trace and the others further ones
+	return (
+		/^(?:Out-of-bounds|Use-after-free|Invalid (?:free|read|write|access)|Corrupted memory)\b.* at 0x.*:$/.test(bare) ||
+		/^(?:race at unknown origin, with )?(?:read|write|read-write)(?: \(marked\))? to 0x[0-9a-f]+ of \d+ bytes by (?:task \d+|interrupt) on cpu \d+:$/.test(bare)
+	);
 }
 
 /** Lines that introduce a dump without naming a problem: task line, hardware, "Call Trace:". */

@@ -78,11 +78,22 @@ export function isTimestampAt(s: string, i: number): boolean {
 	return s.charCodeAt(j) === 0x2e /* . */;
 }
 
-/** Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1. */
-function afterHostKernel(s: string, i: number, end: number): number {
+/**
+ * Index after "kernel: " when `s` at `i` is "<host> kernel: ", else -1.
+ * `hostName`: the host is a name (journalctl), which holds no ':' or '[': the
+ * search stops there, early in most kernel messages ("usb 1-1:", "audit:",
+ * "systemd[1]:"); syslog may name the host by an IPv6 address.
+ */
+function afterHostKernel(s: string, i: number, end: number, hostName = false): number {
 	const limit = Math.min(end, i + 80);
 	let j = i;
-	while (j < limit && s.charCodeAt(j) !== SPACE) j++;
+	if (hostName)
+		for (; j < limit; j++) {
+			const c = s.charCodeAt(j);
+			if (c === SPACE) break;
+			if (c === 0x3a /* : */ || c === LBRACKET) return -1;
+		}
+	else while (j < limit && s.charCodeAt(j) !== SPACE) j++;
 	if (j === i || j >= limit || s.charCodeAt(j + 1) !== 0x6b /* k */) return -1;
 	if (s.startsWith('kernel: ', j + 1)) return j + 9;
 	if (s.startsWith('kernel:', j + 1) && j + 8 === end) return end;
@@ -238,6 +249,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			c = s.charCodeAt(i);
 		}
 	}
+	// a journal or syslog line with its time and host cut off: "kernel: msg"
+	if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) {
+		i += 8;
+		c = s.charCodeAt(i);
+	}
 	// "<4>" level (dmesg -r, console captures)
 	if (c === 0x3c /* < */ && isDigit(s.charCodeAt(i + 1))) {
 		let j = i + 1;
@@ -259,29 +275,48 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 	if (c === LBRACKET) {
-		let j = i + 1;
-		while (s.charCodeAt(j) === SPACE) j++;
-		let relative = false;
-		if (s.charCodeAt(j) === 0x2b /* + */) {
-			relative = true;
-			j++;
-		}
-		const numStart = j;
-		// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
-		let digits = 0;
-		while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
 		let close = -1;
-		if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
-			j++;
-			const fracStart = j;
-			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
-			if (s.charCodeAt(j) === RBRACKET) {
-				close = j;
-				if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+		// printk's own "[%5lu.%06lu]", most lines of a dmesg: read at fixed places
+		if (s.charCodeAt(i + 13) === RBRACKET && s.charCodeAt(i + 6) === 0x2e /* . */) {
+			let k = i + 1;
+			while (k < i + 5 && s.charCodeAt(k) === SPACE) k++;
+			let digits = 0;
+			for (; k < i + 13; k++) {
+				if (k === i + 6) continue;
+				const d = s.charCodeAt(k) - 0x30;
+				if (d < 0 || d > 9) break;
+				digits = digits * 10 + d;
 			}
-		} else if (isUpper(s.charCodeAt(i + 1))) {
-			const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
-			if (m) close = i + m[0].length - 1;
+			if (k === i + 13) {
+				close = k;
+				// the same double as timestampValue() gives for six decimals
+				out.ts = digits / 1e6;
+			}
+		}
+		if (close < 0) {
+			let j = i + 1;
+			while (s.charCodeAt(j) === SPACE) j++;
+			let relative = false;
+			if (s.charCodeAt(j) === 0x2b /* + */) {
+				relative = true;
+				j++;
+			}
+			const numStart = j;
+			// The digits as one integer and the count after the point: "123.456789" is 123456789 / 1e6.
+			let digits = 0;
+			while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
+			if (j > numStart && s.charCodeAt(j) === 0x2e /* . */) {
+				j++;
+				const fracStart = j;
+				while (isDigit(s.charCodeAt(j))) digits = digits * 10 + (s.charCodeAt(j++) - 0x30);
+				if (s.charCodeAt(j) === RBRACKET) {
+					close = j;
+					if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+				}
+			} else if (isUpper(s.charCodeAt(i + 1))) {
+				const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
+				if (m) close = i + m[0].length - 1;
+			}
 		}
 		if (close > 0) {
 			i = close + 1;
@@ -312,10 +347,12 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			}
 			if (callerEnd > 0) i = callerEnd;
 			if (s.charCodeAt(i) === SPACE) i++;
-			// journalctl -o short-monotonic: "[  123.456789] host kernel: "
+			// journalctl -o short-monotonic: "[  123.456789] host kernel: ", and with
+			// --no-hostname "[  123.456789] kernel: "
 			c = s.charCodeAt(i);
-			if (c !== SPACE && c !== LBRACKET) {
-				const k = afterHostKernel(s, i, end);
+			if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) i += 8;
+			else if (c !== SPACE && c !== LBRACKET) {
+				const k = afterHostKernel(s, i, end, true);
 				if (k > 0) i = k;
 			}
 		}
