@@ -15,6 +15,7 @@ import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR } from './paths.js';
 
 const READY = '.hybridmem-ready';
+const TRIPLET = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
 /** Besides the compiler: make, and perl for the kernel-doc run of a W=1 build (Pod::Usage, not in perl-base). */
 const BASE_PACKAGES = ['make', 'perl'];
 
@@ -98,8 +99,22 @@ export async function buildInChroot(
 	try {
 		for (const name of readdirSync(KMOD_SOURCE_DIR))
 			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(KMOD_SOURCE_DIR, name), path.join(inside, name));
-		const args = [dir, 'make', '-C', `/usr/src/linux-headers-${kernel.version}`, `M=${work}`, ...(w1 ? ['W=1'] : []), 'modules'];
-		const r = await execa('chroot', args, {
+		// A /proc of its own (7.2's objtool reads /proc/self/limits), in a mount and pid
+		// namespace that ends with make: nothing stays mounted in the cached chroot.
+		const args = [
+			'--fork',
+			'--pid',
+			`--mount-proc=${path.join(dir, 'proc')}`,
+			'chroot',
+			dir,
+			'make',
+			'-C',
+			`/usr/src/linux-headers-${kernel.version}`,
+			`M=${work}`,
+			...(w1 ? ['W=1'] : []),
+			'modules',
+		];
+		const r = await execa('unshare', args, {
 			reject: false,
 			all: true,
 			env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root' },
@@ -111,7 +126,9 @@ export async function buildInChroot(
 			mkdirSync(outDir, { recursive: true });
 			cpSync(ko, path.join(outDir, 'hybridmem_test.ko'));
 		}
-		const cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
+		// sid's gcc-16 is only there by its triplet name (x86_64-linux-gnu-gcc-16).
+		let cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
+		if (cc.exitCode !== 0 && compiler) cc = await execa('chroot', [dir, `${TRIPLET}-${compiler}`, '--version'], { reject: false });
 		return {
 			ok,
 			output: r.all ?? '',
