@@ -125,6 +125,7 @@ export const notesTest2Uaf: Scenario = {
 			pageMap: pageMap(marks),
 			evidence,
 			...(shown ? { verdict: 'use-after-free' } : {}),
+			finding: poisonSupport.checks ? 'caught by page poisoning' : 'poisoning never checks: PFN trace + read-back',
 		};
 	},
 };

@@ -118,6 +118,7 @@ export const zapNoop: Scenario = {
 				? `${ZAP_PAGES} pages at ${hex(address)}: ${zap.fn} emptied the VM_MIXEDMAP vma (${untouched.present}/${ZAP_PAGES} present before a touch; ${zap.how}), the fault handler mapped ${probe.present}/${ZAP_PAGES} back, data intact`
 				: `${ZAP_PAGES} pages at ${hex(address)}: zap_vma_ptes had no effect, ${probe.present}/${ZAP_PAGES} pages still present, data intact`,
 			pageMap: pageMap(marksFromProbe(probe.pages)),
+			finding: zap.zapsMixedmap ? `${zap.fn} empties VM_MIXEDMAP` : 'zap_vma_ptes: no-op on VM_MIXEDMAP',
 		};
 	},
 };

@@ -71,7 +71,8 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 
 /**
  * Builds the module for fetched `kernel` inside its suite's chroot and puts
- * hybridmem_test.ko in `outDir`.
+ * hybridmem_test.ko in `outDir`; `module` builds another out-of-tree module
+ * from its own sources the same way (the test fixture hm_warn.ko).
  */
 export async function buildInChroot(
 	kernel: KernelInfo,
@@ -79,6 +80,7 @@ export async function buildInChroot(
 	w1: boolean,
 	compiler: string | undefined,
 	onProgress?: (m: string) => void,
+	module: { sourceDir: string; name: string } = { sourceDir: KMOD_SOURCE_DIR, name: 'hybridmem_test' },
 ): Promise<{ ok: boolean; output: string; describe: string }> {
 	const record = listFetched().find((f) => f.kernel.release === kernel.version);
 	if (!record || !kernel.suite) throw new SetupError('ERR_BUILD', `${kernel.version} is not a fetched kernel`);
@@ -92,13 +94,13 @@ export async function buildInChroot(
 			if (!existsSync(to)) cpSync(path.join(root, sub, name), to, { recursive: true, verbatimSymlinks: true });
 		}
 	}
-	const work = `/tmp/hybridmem-kmod-${kernel.version}-${process.pid}`;
+	const work = `/tmp/hybridmem-${module.name}-${kernel.version}-${process.pid}`;
 	const inside = path.join(dir, work);
 	rmSync(inside, { recursive: true, force: true });
 	mkdirSync(inside, { recursive: true });
 	try {
-		for (const name of readdirSync(KMOD_SOURCE_DIR))
-			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(KMOD_SOURCE_DIR, name), path.join(inside, name));
+		for (const name of readdirSync(module.sourceDir))
+			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(module.sourceDir, name), path.join(inside, name));
 		// A /proc of its own (7.2's objtool reads /proc/self/limits), in a mount and pid
 		// namespace that ends with make: nothing stays mounted in the cached chroot.
 		const args = [
@@ -120,11 +122,11 @@ export async function buildInChroot(
 			env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root' },
 			extendEnv: false,
 		});
-		const ko = path.join(inside, 'hybridmem_test.ko');
+		const ko = path.join(inside, `${module.name}.ko`);
 		const ok = r.exitCode === 0 && existsSync(ko);
 		if (ok) {
 			mkdirSync(outDir, { recursive: true });
-			cpSync(ko, path.join(outDir, 'hybridmem_test.ko'));
+			cpSync(ko, path.join(outDir, `${module.name}.ko`));
 		}
 		// sid's gcc-16 is only there by its triplet name (x86_64-linux-gnu-gcc-16).
 		let cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
