@@ -14,10 +14,13 @@
 //                    --json, writes the kernels it prepared
 //   --no-device      scenarios only
 //   --jobs N         kernels run at once, each in its own one-vCPU VMs (default 1)
+//   --keep FILE      a matrix JSON of an earlier run: its kernels not run now
+//                    stay in the table (to run one kernel again)
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildClients } from './fixtures.mjs';
 import { matrixMarkdown, matrixTable, matrixText } from './matrix-table.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,6 +42,7 @@ for (let i = 0; i < argv.length; i++) {
 	else if (a === '--jobs') opt.jobs = Number(value());
 	else if (a === '--markdown') opt.markdown = path.resolve(value());
 	else if (a === '--json') opt.json = path.resolve(value());
+	else if (a === '--keep') opt.keep = path.resolve(value());
 	else usage(`unknown argument ${a}`);
 }
 if (!Number.isInteger(opt.jobs) || opt.jobs < 1) usage('--jobs takes a whole number of at least 1');
@@ -147,6 +151,9 @@ if (opt.prepareOnly) {
 }
 
 // 4. Runs: per kernel the scenarios, then the device suite; up to --jobs kernels at once.
+// Not while preparing: scripts/test.mjs builds the clients then, meanwhile.
+const clients = opt.device ? buildClients(root) : [];
+for (const c of clients) if (!c.ok) log(`${c.name} FAILED: the device suites will miss it`);
 async function runKernel(k) {
 	const run = { kernel: { version: k.version, origin: k.origin, ...(k.suite ? { suite: k.suite } : {}), ...(k.flavour ? { flavour: k.flavour } : {}) }, build: builds.get(k.version) };
 	const logFile = path.join(reports, `matrix-${k.version}.log`);
@@ -188,7 +195,12 @@ await Promise.all(
 	}),
 );
 
-// 5. The table.
+// 5. The table, with an earlier run's other kernels when asked.
+if (opt.keep) {
+	const earlier = JSON.parse(readFileSync(opt.keep, 'utf8')).runs.filter((r) => !runs.some((n) => n.kernel.version === r.kernel.version));
+	runs.push(...earlier);
+	runs.sort((a, b) => a.kernel.version.localeCompare(b.kernel.version, 'en', { numeric: true }));
+}
 const table = matrixTable(runs);
 const date = new Date().toISOString().slice(0, 10);
 console.log(`\n${matrixText(table)}\n`);

@@ -15,6 +15,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symli
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildClients } from './fixtures.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -120,18 +121,8 @@ for (const k of usableKernels()) {
 	}
 }
 
-// fork_munmap: the device suite's fork + partial munmap client (C: node
-// cannot fork with a live mapping).
-mkdirSync(path.join(root, 'build', 'fixtures'), { recursive: true });
-check(
-	'fork_munmap client build',
-	run('cc', ['-Wall', '-Wextra', '-Werror', '-O2', '-I', 'kmod', '-o', 'build/fixtures/fork_munmap', 'test/fixtures/fork-munmap/fork_munmap.c']).status === 0,
-);
-// hm_review: the issue-14 client (threads, fork, madvise, signals) of test/device/review.test.ts and test/vm/review-vm.test.ts.
-check(
-	'hm_review client build',
-	run('cc', ['-Wall', '-Wextra', '-Werror', '-O2', '-pthread', '-I', 'kmod', '-o', 'build/fixtures/hm_review', 'test/fixtures/review/hm_review.c']).status === 0,
-);
+// The device suite's C clients (fork_munmap, hm_review: scripts/fixtures.mjs).
+for (const c of buildClients(root)) check(c.name, c.ok);
 
 if (only !== 'device') {
 	section('host and VM tests (vitest: host, vm)');
