@@ -13,6 +13,12 @@
  *   6.4   MAX_ORDER is the largest order (inclusive), was one past it;
  *         per-VMA locks: vma_start_write()
  *   6.8   MAX_ORDER renamed MAX_PAGE_ORDER
+ *   6.18  nth_page() removed: a page array is contiguous in a buddy block
+ *   7.1   zap_vma_ptes() renamed zap_special_vma_range(), which also zaps
+ *         VM_MIXEDMAP vmas (what vm_insert_page(s) leave), not only
+ *         VM_PFNMAP
+ * The last two are feature tests (a macro; a Kbuild probe of mm.h), since
+ * backports make versions lie.
  */
 #ifndef _HYBRIDMEM_COMPAT_H
 #define _HYBRIDMEM_COMPAT_H
@@ -68,5 +74,40 @@ static inline struct vm_area_struct *hm_vma_lookup(struct mm_struct *mm,
 #else
 #define HM_MAX_ALLOC_ORDER	(MAX_ORDER - 1)
 #endif
+
+/* Page n of a block alloc_pages() returned (never crosses a section). */
+#ifdef nth_page
+#define hm_nth_page(page, n)	nth_page(page, n)
+#else
+#define hm_nth_page(page, n)	((page) + (n))
+#endif
+
+/*
+ * The driver-facing zap, and the vmas it acts on: it silently does nothing
+ * on any other.  HM_HAVE_ZAP_SPECIAL_VMA_RANGE comes from Kbuild, which
+ * looks for the declaration in the kernel's linux/mm.h.
+ */
+#ifdef HM_HAVE_ZAP_SPECIAL_VMA_RANGE
+#define HM_ZAP_VMA_FLAGS	(VM_PFNMAP | VM_MIXEDMAP)
+#define HM_ZAP_FN		"zap_special_vma_range"
+static inline void hm_zap_vma_ptes(struct vm_area_struct *vma,
+				   unsigned long addr, unsigned long size)
+{
+	zap_special_vma_range(vma, addr, size);
+}
+#else
+#define HM_ZAP_VMA_FLAGS	VM_PFNMAP
+#define HM_ZAP_FN		"zap_vma_ptes"
+static inline void hm_zap_vma_ptes(struct vm_area_struct *vma,
+				   unsigned long addr, unsigned long size)
+{
+	zap_vma_ptes(vma, addr, size);
+}
+#endif
+
+static inline bool hm_zap_acts_on(struct vm_area_struct *vma)
+{
+	return vma->vm_flags & HM_ZAP_VMA_FLAGS;
+}
 
 #endif /* _HYBRIDMEM_COMPAT_H */

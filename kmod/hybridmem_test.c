@@ -531,7 +531,7 @@ static int hm_alloc_contig(struct hm_mapping *m)
 			split_page(page, order);
 		__set_bit(m->nr_alloc, m->block_start);
 		for (j = 0; j < (1UL << order); j++)
-			m->pages[m->nr_alloc++] = nth_page(page, j);
+			m->pages[m->nr_alloc++] = hm_nth_page(page, j);
 		cond_resched();
 	}
 	return 0;
@@ -767,16 +767,17 @@ static int hm_map_mixed(struct hm_map_ctx *c)
 
 /*
  * zap_vma_ptes() one page at a time, as the notes do, with their log line.
- * Returns true when the calls could not have done anything: on current
- * kernels zap_vma_ptes() silently ignores a vma without VM_PFNMAP, which is
- * what vm_insert_page(s) leave (VM_MIXEDMAP), so those pages stay mapped.
+ * Returns true when the calls could not have done anything: up to 7.0
+ * zap_vma_ptes() silently ignores a vma without VM_PFNMAP, which is what
+ * vm_insert_page(s) leave (VM_MIXEDMAP), so those pages stay mapped; 7.1's
+ * zap_special_vma_range() zaps them too (hm_zap_acts_on()).
  */
 static bool hm_zap(struct hm_file *hf, struct vm_area_struct *vma,
 		   struct hm_mapping *m, unsigned long start, unsigned long nr)
 {
 	struct hm_log log;
 	unsigned long i, addr;
-	bool noop = !(vma->vm_flags & VM_PFNMAP);
+	bool noop = !hm_zap_acts_on(vma);
 
 	hm_log_init(&log, hf);
 	for (i = 0; i < nr; i++) {
@@ -787,7 +788,7 @@ static bool hm_zap(struct hm_file *hf, struct vm_area_struct *vma,
 		/* Before the zap: the next fault fills this pte again. */
 		if (m->faulted)
 			clear_bit(hm_page_index(vma, addr), m->faulted);
-		zap_vma_ptes(vma, addr, PAGE_SIZE);
+		hm_zap_vma_ptes(vma, addr, PAGE_SIZE);
 		cond_resched();
 	}
 	hm_log_flush(&log);
@@ -1121,7 +1122,7 @@ static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
 		if (m->faulted)
 			bitmap_clear(m->faulted, first, nr);
 		/* remap_pte_range() BUG_ONs on a present pte: empty the range. */
-		zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
+		hm_zap_vma_ptes(vma, addr, nr * PAGE_SIZE);
 		trace_hybridmem_zap(addr, nr, false);
 		atomic_long_add(nr, &hm_stats.zaps);
 	}
@@ -1147,7 +1148,7 @@ static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
 				hm_log_flush(&log);
 				hm_info(hf, "remap failed at page %lu: error %d\n",
 					first + i, err);
-				zap_vma_ptes(vma, addr, (i + 1) * PAGE_SIZE);
+				hm_zap_vma_ptes(vma, addr, (i + 1) * PAGE_SIZE);
 				atomic_long_add(i + 1, &hm_stats.zaps);
 				return err;
 			}

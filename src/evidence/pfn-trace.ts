@@ -29,8 +29,9 @@ export const MAPPING_PROBES: readonly KprobeSpec[] = [
 	{ event: 'hm_vm_insert_pages', symbol: 'vm_insert_pages', fetch: ['addr=$arg2:x64', 'num=+0($arg4):u64'] },
 	// remap_vmalloc_range(vma, void *kaddr, pgoff): inserts each page with vm_insert_page, traced above.
 	{ event: 'hm_remap_vmalloc_range', symbol: 'remap_vmalloc_range', fetch: ['kaddr=$arg2:x64', 'pgoff=$arg3:x64'] },
-	// zap_vma_ptes(vma, address, size).
+	// zap_vma_ptes(vma, address, size); 7.1 renamed it zap_special_vma_range (same arguments). A kernel has one of them.
 	{ event: 'hm_zap_vma_ptes', symbol: 'zap_vma_ptes', fetch: ['addr=$arg2:x64', 'size=$arg3:x64'] },
+	{ event: 'hm_zap_special_vma_range', symbol: 'zap_special_vma_range', fetch: ['addr=$arg2:x64', 'size=$arg3:x64'] },
 ];
 
 /** The mapping API an event came from: the probed symbol. */
@@ -121,7 +122,7 @@ export function parseTrace(text: string, pageSize = 4096): TraceEvent[] {
 		} else if (event.startsWith('hm_')) {
 			const api = event.slice(3);
 			const addr = field(body, 'addr');
-			if (api === 'zap_vma_ptes') {
+			if (api === 'zap_vma_ptes' || api === 'zap_special_vma_range') {
 				if (addr !== undefined) out.push({ ...who, type: 'zap', address: addr, pages: Number((field(body, 'size') ?? 0n) >> shift) });
 				continue;
 			}

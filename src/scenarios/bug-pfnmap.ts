@@ -93,6 +93,9 @@ export async function runBugPfnmapInVm(opts: Pick<VmOptions, 'kernel' | 'signal'
 		cwd: PACKAGE_ROOT,
 		stopWhen: END_OF_OOPS,
 		timeoutMs: 300_000,
+		// One vCPU, like the scenario VMs: QEMU's TCG with two sometimes takes a guest down with
+		// "Oops: int3" in the timer code (once on 7.2 in the matrix, under load), not the BUG asked for.
+		cpus: 1,
 		stdout: 'pipe',
 		stderr: 'pipe',
 	});

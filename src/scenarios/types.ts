@@ -33,6 +33,8 @@ export interface ScenarioOutcome {
 	evidence?: string[];
 	/** The defect the scenario set out to show, when it showed it ("use-after-free"). */
 	verdict?: string;
+	/** What this kernel does where kernels differ, in a few words (the matrix table shows it). */
+	finding?: string;
 }
 
 export interface ScenarioResult extends ScenarioOutcome {

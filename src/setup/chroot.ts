@@ -15,6 +15,7 @@ import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR } from './paths.js';
 
 const READY = '.hybridmem-ready';
+const TRIPLET = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
 /** Besides the compiler: make, and perl for the kernel-doc run of a W=1 build (Pod::Usage, not in perl-base). */
 const BASE_PACKAGES = ['make', 'perl'];
 
@@ -70,7 +71,8 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 
 /**
  * Builds the module for fetched `kernel` inside its suite's chroot and puts
- * hybridmem_test.ko in `outDir`.
+ * hybridmem_test.ko in `outDir`; `module` builds another out-of-tree module
+ * from its own sources the same way (the test fixture hm_warn.ko).
  */
 export async function buildInChroot(
 	kernel: KernelInfo,
@@ -78,6 +80,7 @@ export async function buildInChroot(
 	w1: boolean,
 	compiler: string | undefined,
 	onProgress?: (m: string) => void,
+	module: { sourceDir: string; name: string } = { sourceDir: KMOD_SOURCE_DIR, name: 'hybridmem_test' },
 ): Promise<{ ok: boolean; output: string; describe: string }> {
 	const record = listFetched().find((f) => f.kernel.release === kernel.version);
 	if (!record || !kernel.suite) throw new SetupError('ERR_BUILD', `${kernel.version} is not a fetched kernel`);
@@ -91,27 +94,43 @@ export async function buildInChroot(
 			if (!existsSync(to)) cpSync(path.join(root, sub, name), to, { recursive: true, verbatimSymlinks: true });
 		}
 	}
-	const work = `/tmp/hybridmem-kmod-${kernel.version}-${process.pid}`;
+	const work = `/tmp/hybridmem-${module.name}-${kernel.version}-${process.pid}`;
 	const inside = path.join(dir, work);
 	rmSync(inside, { recursive: true, force: true });
 	mkdirSync(inside, { recursive: true });
 	try {
-		for (const name of readdirSync(KMOD_SOURCE_DIR))
-			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(KMOD_SOURCE_DIR, name), path.join(inside, name));
-		const args = [dir, 'make', '-C', `/usr/src/linux-headers-${kernel.version}`, `M=${work}`, ...(w1 ? ['W=1'] : []), 'modules'];
-		const r = await execa('chroot', args, {
+		for (const name of readdirSync(module.sourceDir))
+			if (/\.(c|h)$|^Kbuild$/.test(name)) cpSync(path.join(module.sourceDir, name), path.join(inside, name));
+		// A /proc of its own (7.2's objtool reads /proc/self/limits), in a mount and pid
+		// namespace that ends with make: nothing stays mounted in the cached chroot.
+		const args = [
+			'--fork',
+			'--pid',
+			`--mount-proc=${path.join(dir, 'proc')}`,
+			'chroot',
+			dir,
+			'make',
+			'-C',
+			`/usr/src/linux-headers-${kernel.version}`,
+			`M=${work}`,
+			...(w1 ? ['W=1'] : []),
+			'modules',
+		];
+		const r = await execa('unshare', args, {
 			reject: false,
 			all: true,
 			env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root' },
 			extendEnv: false,
 		});
-		const ko = path.join(inside, 'hybridmem_test.ko');
+		const ko = path.join(inside, `${module.name}.ko`);
 		const ok = r.exitCode === 0 && existsSync(ko);
 		if (ok) {
 			mkdirSync(outDir, { recursive: true });
-			cpSync(ko, path.join(outDir, 'hybridmem_test.ko'));
+			cpSync(ko, path.join(outDir, `${module.name}.ko`));
 		}
-		const cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
+		// sid's gcc-16 is only there by its triplet name (x86_64-linux-gnu-gcc-16).
+		let cc = await execa('chroot', [dir, compiler ?? 'gcc', '--version'], { reject: false });
+		if (cc.exitCode !== 0 && compiler) cc = await execa('chroot', [dir, `${TRIPLET}-${compiler}`, '--version'], { reject: false });
 		return {
 			ok,
 			output: r.all ?? '',

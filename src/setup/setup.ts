@@ -102,6 +102,15 @@ export async function explainInsmodFailure(ko: string, stderr: string, readLockd
 	}
 	if (/Function not implemented/i.test(stderr))
 		return new SetupError('ERR_NO_MODULE_SUPPORT', `this kernel cannot load modules (built without CONFIG_MODULES): use 'hybridmem run --vm'`);
+	if (/Invalid parameters|Invalid argument/i.test(stderr)) {
+		// A module of another release whose symbol versions disagree (6.12.117 on 6.12.118): EINVAL, not ENOEXEC.
+		const builtFor = (await vermagicOf(ko))?.split(' ')[0];
+		if (builtFor && builtFor !== release)
+			return new SetupError(
+				'ERR_VERMAGIC',
+				`${ko} was built for kernel ${builtFor}, but this kernel is ${release} (vermagic mismatch): rebuild it with 'hybridmem build' (or make -C kmod KVER=${release})`,
+			);
+	}
 	if (/Invalid parameters|Invalid argument/i.test(stderr))
 		return new SetupError('ERR_BAD_PARAM', `the module rejected its parameters: ${stderr.trim()} (see 'modinfo ${ko}' for valid values)`);
 	if (/Unknown symbol/i.test(stderr))

@@ -108,6 +108,11 @@ describe('parsers on edge cases', () => {
 		expect(ev[4]!.tgid).toBeUndefined();
 	});
 
+	test("7.1's zap_special_vma_range (zap_vma_ptes renamed) is a zap like zap_vma_ptes", () => {
+		const ev = parseTrace('            node-7     (      7) [000]     1.000005: hm_zap_special_vma_range: (zap_special_vma_range+0x0/0x40) addr=0x7f0000003000 size=0x3000');
+		expect(ev).toEqual([{ type: 'zap', address: 0x7f0000003000n, pages: 3, comm: 'node', pid: 7, tgid: 7, ts: 1.000005 }]);
+	});
+
 	test('a free of a higher-order block covers every PFN in it', () => {
 		const log = {
 			events: parseTrace(

@@ -1,8 +1,11 @@
 // The messages setup gives for refusals no test VM can produce (a kernel that
 // enforces signatures, lockdown), from insmod's real wording; and the pure
 // helpers behind setup's idempotency.
+import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { chrdevMajor } from '../../src/setup/kernel-state.js';
+import { moduleFile } from '../../src/setup/paths.js';
 import { explainInsmodFailure, normalizeParam, paramDifferences } from '../../src/setup/setup.js';
 
 describe('insmod failures', () => {
@@ -33,6 +36,19 @@ describe('insmod failures', () => {
 		const e = await explainInsmodFailure('/x.ko', 'insmod: ERROR: could not insert module /x.ko: Unknown symbol in module');
 		expect(e.code).toBe('ERR_VERMAGIC');
 		expect(e.message).toContain("rebuild it for");
+	});
+
+	// Built by scripts/test.mjs (module build for each installed kernel) before vitest runs.
+	const other = ['6.1.0-57-amd64', '6.12.117+deb12-amd64'].map(moduleFile).find((f) => existsSync(f));
+	test.runIf(other !== undefined)("EINVAL from a module of another release (its symbol versions disagree) is a vermagic mismatch, not a bad parameter", async () => {
+		const e = await explainInsmodFailure(other!, `insmod: ERROR: could not insert module ${other}: Invalid parameters`);
+		expect(e.code).toBe('ERR_VERMAGIC');
+		expect(e.message).toContain(`but this kernel is ${os.release()} (vermagic mismatch)`);
+	});
+
+	test('EINVAL from a module that cannot be read is the parameters', async () => {
+		const e = await explainInsmodFailure('/nonexistent/hybridmem_test.ko', 'insmod: ERROR: could not insert module /nonexistent/hybridmem_test.ko: Invalid parameters');
+		expect(e.code).toBe('ERR_BAD_PARAM');
 	});
 
 	test('anything else is passed on verbatim', async () => {
