@@ -17,7 +17,7 @@
  *   7.1   zap_vma_ptes() renamed zap_special_vma_range(), which also zaps
  *         VM_MIXEDMAP vmas (what vm_insert_page(s) leave), not only
  *         VM_PFNMAP
- * The last two are feature tests (a macro; a Kbuild probe of mm.h), since
+ * 5.11, 6.18 and 7.1 are feature tests (macros; a Kbuild probe of mm.h), since
  * backports make versions lie.
  */
 #ifndef _HYBRIDMEM_COMPAT_H
@@ -109,5 +109,16 @@ static inline bool hm_zap_acts_on(struct vm_area_struct *vma)
 {
 	return vma->vm_flags & HM_ZAP_VMA_FLAGS;
 }
+
+/*
+ * Up to 5.10 the buddy allocator gives a __GFP_ACCOUNT page the Kmemcg page
+ * type, and vm_insert_page() refuses typed pages (-EINVAL); 5.11 moved the
+ * charge to page->memcg_data.  There the insert modes go uncharged.
+ */
+#ifdef PG_kmemcg
+#define HM_INSERT_GFP_ACCOUNT	0
+#else
+#define HM_INSERT_GFP_ACCOUNT	__GFP_ACCOUNT
+#endif
 
 #endif /* _HYBRIDMEM_COMPAT_H */

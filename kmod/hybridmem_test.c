@@ -12,7 +12,9 @@
  * lines are parsed by user space, so their texts are part of the ABI too.
  *
  * Memory: every page is charged to the memory cgroup of the task that
- * calls mmap (__GFP_ACCOUNT), so memory.max bounds what one user can pin;
+ * calls mmap (__GFP_ACCOUNT), so memory.max bounds what one user can pin
+ * (except the insert modes on 5.10, where vm_insert_page() refuses charged
+ * pages);
  * the allocation and mapping loops give up on a fatal signal (an OOM
  * victim must not go on allocating under the mmap write lock); the caps
  * are in bytes, whatever the page size.  Log output is bounded: every
@@ -470,6 +472,15 @@ static const struct vm_operations_struct hm_vm_ops = {
  */
 #define HM_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
 
+/* Where vm_insert_page() refuses a charged page (5.10), uncharged. */
+static gfp_t hm_gfp(const struct hm_mapping *m)
+{
+	if (m->mode == HYBRIDMEM_MODE_INSERT_PAGE ||
+	    m->mode == HYBRIDMEM_MODE_INSERT_PAGES)
+		return (HM_GFP & ~__GFP_ACCOUNT) | HM_INSERT_GFP_ACCOUNT;
+	return HM_GFP;
+}
+
 /*
  * The pages were zeroed through the kernel mapping; the remap_pfn_range()
  * modes map them without the flush vm_insert_page() does, which an
@@ -490,7 +501,7 @@ static int hm_alloc_single(struct hm_mapping *m)
 
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		page = alloc_page(HM_GFP);
+		page = alloc_page(hm_gfp(m));
 		if (!page)
 			return -ENOMEM;
 		m->pages[m->nr_alloc++] = page;

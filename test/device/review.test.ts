@@ -7,6 +7,7 @@
 // threads, forks, madvise and signals; each test judges its numbers.
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -28,6 +29,11 @@ const BUDGET = 2048;
 const param = (name: string) => readFileSync(path.join(PARAMS, name), 'utf8').trim();
 const setParam = (name: string, value: string | number) => writeFileSync(path.join(PARAMS, name), String(value));
 const modeNumber = (mode: MapMode) => String(MAP_MODES.indexOf(mode));
+/** Before 5.11 (memcg_data), what kmod/hybridmem_compat.h tests with PG_kmemcg; user space sees only the release. */
+const chargedPagesAreTyped = (() => {
+	const [major = 0, minor = 0] = os.release().split('.').map(Number);
+	return major < 5 || (major === 5 && minor < 11);
+})();
 
 /** Runs the client; its one line of key=value pairs as an object. */
 async function review(...args: string[]): Promise<Record<string, string>> {
@@ -75,6 +81,9 @@ describe.runIf(device.ok)('issue 14: the linux-mm review findings', () => {
 				expect(r.exitCode).toBe(0);
 				const out = Object.fromEntries(r.stdout.trim().split(' ').map((kv) => kv.split('=')));
 				expect(out.mmap).toBe('0');
+				// Up to 5.10 a charged page has the Kmemcg page type, which vm_insert_page() refuses
+				// (the mmap was EINVAL in any memory cgroup): the module leaves the insert modes uncharged there.
+				if (mode === 'insert_pages' && chargedPagesAreTyped) return;
 				// The pages and the page array; the client itself is charged before and after alike.
 				expect(Number(out.after) - Number(out.before)).toBeGreaterThanOrEqual(4 << 20);
 			});
