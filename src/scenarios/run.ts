@@ -13,6 +13,7 @@ import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
+import { runWarm, type WarmOutcome } from './warm.js';
 import { ScenarioContext } from './context.js';
 import type { Scenario, ScenarioOutcome, ScenarioResult } from './types.js';
 
@@ -43,6 +44,12 @@ export interface RunOptions {
 	/** The VM's own output (the inner run's progress lines). */
 	vmOutput?: 'inherit' | 'pipe';
 	signal?: AbortSignal;
+	/** The .ko to load natively instead of building one (a warm guest gets the host's build). */
+	moduleFile?: string;
+	/** Safe scenarios in a warm guest kept between runs (warm.ts), reused only when proven clean. */
+	keep?: boolean;
+	/** With keep: whether the warm guest was booted or reused, and its cleanliness proof. */
+	onWarm?: (o: WarmOutcome) => void;
 }
 
 /**
@@ -98,8 +105,8 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	if (safe.length) {
 		requireModuleSupport();
 		await ensureAddon(opts);
-		await buildModule(os.release());
-		await setup({ reload: true, node: devicePath });
+		if (!opts.moduleFile) await buildModule(os.release());
+		await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
 	}
 	for (const s of safe) {
 		opts.onProgress?.(`running ${s.name}`);
@@ -196,7 +203,9 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 		opts.onProgress?.(`building the module for ${kernel}`);
 		await buildModule(kernel);
 	}
-	if (safe.length && !native) {
+	if (safe.length && !native && opts.keep) {
+		results.push(...(await runWarm(safe, opts, kernel)));
+	} else if (safe.length && !native) {
 		results.push(...(await runSafeInVm(safe, opts, kernel, `booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`)));
 	}
 	for (const s of own) {

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// The edit-to-verdict loop under emulation (issue 19): wall time of what a
+// driver developer runs over and over, against a bare compressed-kernel QEMU
+// boot measured in the same session.  Variants alternate within each round
+// (and the order flips every round) so a loaded host slows all of them alike;
+// the figures are medians.  A benchmark, not a test.
+// usage: node bench/loop.mjs [--runs 5] [--kernel VER] [--only a,b] [--json]
+// (needs `npm run build`; the first round is untimed and warms every cache)
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => import(path.join(root, 'dist', p));
+const { writeCpio } = await dist('vm/cpio.js');
+const { chooseKernel } = await dist('vm/kernels.js');
+const { findBusybox } = await dist('vm/initramfs.js');
+const { SCENARIOS } = await dist('scenarios/catalog.js');
+
+const { values } = parseArgs({
+	options: {
+		runs: { type: 'string', default: '5' },
+		kernel: { type: 'string' },
+		only: { type: 'string' },
+		json: { type: 'boolean', default: false },
+	},
+});
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs expects a positive integer, got '${values.runs}'`);
+const kernel = chooseKernel(values.kernel);
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-bench-loop-'));
+const TIMEOUT_MS = 300_000;
+const safe = SCENARIOS.filter((s) => !s.crashes && !s.ownVm).map((s) => s.name);
+
+// The baseline: the same kernel's compressed bzImage, busybox, an init that powers off at once (as bench/vm-boot.mjs).
+const initrd = path.join(tmp, 'bare.cpio');
+writeFileSync(
+	initrd,
+	writeCpio([
+		...['bin', 'dev', 'proc', 'sys'].map((name) => ({ type: 'dir', name })),
+		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
+		{ type: 'file', name: 'bin/busybox', data: readFileSync(findBusybox()), mode: 0o755 },
+		{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
+		{ type: 'file', name: 'init', data: Buffer.from('#!/bin/sh\nexec /bin/busybox poweroff -f\n'), mode: 0o755 },
+	]),
+);
+const bare = [
+	'-machine', 'q35', '-cpu', 'max', '-m', '2048', '-smp', '2', '-accel', 'tcg',
+	'-kernel', kernel.image, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1',
+	'-no-reboot', '-display', 'none', '-serial', 'null',
+];
+const hm = (...args) => [process.execPath, cli, ...args];
+const k = ['--kernel', kernel.version];
+const source = path.join(root, 'kmod', 'hybridmem_test.c');
+
+const VARIANTS = [
+	{ name: 'bare', label: 'bare QEMU boot (bzImage, q35)', cmd: ['qemu-system-x86_64', ...bare] },
+	{ name: 'true', label: 'hybridmem vm -- true', cmd: hm('vm', ...k, '--', 'true') },
+	{ name: 'node', label: 'hybridmem vm -- node -e 0', cmd: hm('vm', ...k, '--', process.execPath, '-e', '0') },
+	{ name: 'test2', label: 'hybridmem run test2 (warm)', cmd: hm('run', '--vm', ...k, 'test2') },
+	{
+		name: 'touch',
+		label: 'touch kmod/hybridmem_test.c && hybridmem run test2',
+		before: () => {
+			const now = new Date();
+			utimesSync(source, now, now);
+		},
+		cmd: hm('run', '--vm', ...k, 'test2'),
+	},
+	{ name: 'safe', label: `hybridmem run (${safe.length} safe scenarios)`, cmd: hm('run', '--vm', ...k, ...safe) },
+];
+const only = values.only?.split(',');
+const chosen = only ? VARIANTS.filter((v) => only.includes(v.name)) : VARIANTS;
+if (only && chosen.length !== only.length) throw new Error(`--only: known variants are ${VARIANTS.map((v) => v.name).join(', ')}`);
+
+async function timed(v) {
+	v.before?.();
+	const t0 = performance.now();
+	const [bin, ...args] = v.cmd;
+	const r = await execa(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], reject: false, timeout: TIMEOUT_MS, killSignal: 'SIGKILL' });
+	const s = (performance.now() - t0) / 1000;
+	if (r.timedOut || r.exitCode !== 0) throw new Error(`${v.label} failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}):\n${r.stdout}\n${r.stderr}`);
+	return s;
+}
+
+const stats = (xs) => {
+	const s = [...xs].sort((a, b) => a - b);
+	const mid = s.length >> 1;
+	return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1], samples: xs };
+};
+
+try {
+	for (const v of chosen) await timed(v); // untimed: warms the caches and proves each exits 0
+	const samples = chosen.map(() => []);
+	for (let i = 0; i < runs; i++) {
+		const order = chosen.map((_, j) => j);
+		if (i % 2) order.reverse();
+		for (const j of order) samples[j].push(await timed(chosen[j]));
+		if (!values.json) process.stderr.write(`\rround ${i + 1}/${runs}`);
+	}
+	if (!values.json) process.stderr.write('\n');
+	const results = chosen.map((v, j) => ({ name: v.name, label: v.label, ...stats(samples[j]) }));
+	const by = Object.fromEntries(results.map((r) => [r.name, r]));
+	const load = os.loadavg()[0];
+	const targets = [
+		by.touch && { what: 'touch && run test2 median', value: by.touch.median, unit: 's', target: 3 },
+		by.safe && { what: 'run of all safe scenarios median', value: by.safe.median, unit: 's', target: 5 },
+		by.true && by.bare && { what: 'vm -- true / bare boot', value: by.true.median / by.bare.median, unit: 'x', target: 0.5 },
+	].filter(Boolean);
+	for (const t of targets) t.met = t.value <= t.target;
+	if (values.json) console.log(JSON.stringify({ kernel: kernel.version, runs, loadavg1: load, results, targets }, null, 2));
+	else {
+		const f = (x) => `${x.toFixed(2)} s`;
+		console.log(`kernel ${kernel.version}, TCG, ${runs} alternating rounds, ${os.cpus().length} host CPUs, load average ${load.toFixed(1)} at the end`);
+		console.log(`${'variant'.padEnd(54)} ${'min'.padStart(8)} ${'median'.padStart(8)} ${'max'.padStart(8)}`);
+		for (const r of results) console.log(`${r.label.padEnd(54)} ${f(r.min).padStart(8)} ${f(r.median).padStart(8)} ${f(r.max).padStart(8)}`);
+		console.log('');
+		for (const t of targets)
+			console.log(`${t.what.padEnd(36)} ${t.value.toFixed(2)} ${t.unit}   target <= ${t.target} ${t.unit}   ${t.met ? 'met' : 'MISSED'}`);
+	}
+} finally {
+	rmSync(tmp, { recursive: true, force: true });
+}
