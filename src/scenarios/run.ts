@@ -8,11 +8,12 @@ import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
 import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
-import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
+import { DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
+import { loadQuick } from './quick-load.js';
 import { runWarm, type WarmOutcome } from './warm.js';
 import { ScenarioContext } from './context.js';
 import type { Scenario, ScenarioOutcome, ScenarioResult } from './types.js';
@@ -46,6 +47,8 @@ export interface RunOptions {
 	signal?: AbortSignal;
 	/** The .ko to load natively instead of building one (a warm guest gets the host's build). */
 	moduleFile?: string;
+	/** Load through the addon's syscalls instead of spawning insmod and mknod (quick-load.ts): the VM runner's guests. */
+	quickLoad?: boolean;
 	/** Safe scenarios in a warm guest kept between runs (warm.ts), reused only when proven clean. */
 	keep?: boolean;
 	/** With keep: whether the warm guest was booted or reused, and its cleanliness proof. */
@@ -106,7 +109,8 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 		requireModuleSupport();
 		await ensureAddon(opts);
 		if (!opts.moduleFile) await buildModule(os.release());
-		await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
+		if (opts.quickLoad) await loadQuick(opts.moduleFile ?? moduleFile(os.release()), devicePath);
+		else await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
 	}
 	for (const s of safe) {
 		opts.onProgress?.(`running ${s.name}`);

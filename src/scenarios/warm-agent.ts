@@ -9,7 +9,8 @@ import { closeSync, openSync, read, readdirSync, readFileSync, writeSync } from 
 import { errorMessage } from '../cli/errors.js';
 import { PfnTrace } from '../evidence/pfn-trace.js';
 import { counters, isLoaded } from '../setup/kernel-state.js';
-import { teardown } from '../setup/teardown.js';
+import { DEFAULT_NODE } from '../setup/paths.js';
+import { unloadQuick } from './quick-load.js';
 import { selectScenarios } from './catalog.js';
 import { proveClean, takeBaseline, type CleanBaseline } from './clean-proof.js';
 import { runNatively } from './run.js';
@@ -83,7 +84,7 @@ async function handle(req: WarmRequest, base: CleanBaseline, send: (r: WarmReply
 		if (sha !== req.sha256) throw new Error(`the module the guest sees (${req.module}, sha256 ${sha}) is not the one the host built (${req.sha256})`);
 		const scenarios = selectScenarios(req.scenarios);
 		if (scenarios.some((s) => s.crashes || s.ownVm)) throw new Error('a scenario that damages the kernel never runs in a warm guest');
-		results = await runNatively(scenarios, { moduleFile: req.module, onResult: (r) => send({ id, type: 'result', result: r }) });
+		results = await runNatively(scenarios, { moduleFile: req.module, quickLoad: true, onResult: (r) => send({ id, type: 'result', result: r }) });
 		ms.scenarios = results.reduce((t, r) => t + r.durationMs, 0);
 	} catch (err) {
 		error = errorMessage(err);
@@ -93,7 +94,7 @@ async function handle(req: WarmRequest, base: CleanBaseline, send: (r: WarmReply
 		if (isLoaded()) {
 			const c = counters();
 			live = { pages: c.live_pages ?? -1n, mappings: c.live_mappings ?? -1n };
-			await teardown();
+			await unloadQuick(DEFAULT_NODE);
 		}
 	} catch (err) {
 		error = [error, `teardown: ${errorMessage(err)}`].filter(Boolean).join('; ');
