@@ -14,7 +14,7 @@ import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
 import { loadQuick } from './quick-load.js';
-import { runWarm, type WarmOutcome } from './warm.js';
+import type { WarmOutcome } from './warm.js';
 import { ScenarioContext } from './context.js';
 import type { Scenario, ScenarioOutcome, ScenarioResult } from './types.js';
 
@@ -208,6 +208,8 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 		await buildModule(kernel);
 	}
 	if (safe.length && !native && opts.keep) {
+		// Loaded only here: the warm guest's host side is not needed by any other run.
+		const { runWarm } = await import('./warm.js');
 		results.push(...(await runWarm(safe, opts, kernel)));
 	} else if (safe.length && !native) {
 		results.push(...(await runSafeInVm(safe, opts, kernel, `booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`)));
