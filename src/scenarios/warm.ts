@@ -5,13 +5,13 @@
 // afterwards; otherwise, or when anything went wrong, the guest is killed
 // and the next run boots a fresh one.
 import { createHash, randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
 import { moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
-import { connectWarm, discardWarmVm, newestMtime, warmVm } from '../vm/warm-vm.js';
+import { connectWarm, discardWarmVm, newestMtime, warmVm, withWarmLock } from '../vm/warm-vm.js';
 import type { RunOptions } from './run.js';
 import type { Scenario, ScenarioResult } from './types.js';
 import { CONTROL_PORT, IDLE_ENV, type WarmReply, type WarmRequest } from './warm-protocol.js';
@@ -43,7 +43,11 @@ function stamp(file: string | undefined): string {
 	return `${file}:${st.size}:${st.mtimeMs}`;
 }
 
-export async function runWarm(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
+export function runWarm(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
+	return withWarmLock(kernel, () => runWarmLocked(scenarios, opts, kernel));
+}
+
+async function runWarmLocked(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
 	const t0 = performance.now();
 	const agent = path.join(PACKAGE_ROOT, 'dist', 'scenarios', 'warm-agent.js');
 	const vm = await warmVm({
@@ -61,6 +65,8 @@ export async function runWarm(scenarios: Scenario[], opts: RunOptions, kernel: s
 	const ko = readFileSync(moduleFile(kernel));
 	const sha256 = createHash('sha256').update(ko).digest('hex');
 	const guestKo = path.join(vm.xchg, `hybridmem_test-${sha256.slice(0, 16)}.ko`);
+	// Only this run's module in the exchange directory: every edit would leave one more.
+	for (const old of readdirSync(vm.xchg)) if (old.endsWith('.ko') && path.join(vm.xchg, old) !== guestKo) rmSync(path.join(vm.xchg, old), { force: true });
 	if (!existsSync(guestKo)) copyFileSync(moduleFile(kernel), guestKo);
 	const req: WarmRequest = { id: randomUUID(), scenarios: scenarios.map((s) => s.name), module: guestKo, sha256 };
 

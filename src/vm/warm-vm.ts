@@ -100,6 +100,40 @@ export function newestMtime(dir: string): number {
 	return newest;
 }
 
+/**
+ * Runs `fn` holding the warm guest of `kernel` alone: two runs at once would
+ * otherwise boot two guests on one socket, or interleave on one guest.  The
+ * lock is a directory with the holder's pid; a dead holder's is taken over.
+ */
+export async function withWarmLock<T>(kernel: string, fn: () => Promise<T>, timeoutMs = 900_000): Promise<T> {
+	const lock = `${stateDir(kernel)}.lock`;
+	mkdirSync(path.dirname(lock), { recursive: true });
+	const until = Date.now() + timeoutMs;
+	for (;;) {
+		try {
+			mkdirSync(lock);
+			writeFileSync(path.join(lock, 'pid'), String(process.pid));
+			break;
+		} catch (err) {
+			if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+			let holder = NaN;
+			try {
+				holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
+			} catch {
+				/* being written: wait */
+			}
+			if (Number.isInteger(holder) && !existsSync(`/proc/${holder}`)) rmSync(lock, { recursive: true, force: true });
+			else if (Date.now() > until) throw new Error(`the warm guest of ${kernel} stayed busy (lock ${lock}, held by pid ${holder})`);
+			else await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+	try {
+		return await fn();
+	} finally {
+		rmSync(lock, { recursive: true, force: true });
+	}
+}
+
 /** The running warm guest for these options, or a new one booting. */
 export async function warmVm(opts: WarmVmOptions): Promise<WarmVm> {
 	const assets = await prepareBoot(opts.kernel);
