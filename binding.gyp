@@ -12,6 +12,7 @@
 				"native/fdsources.cc",
 				"native/guard.cc",
 				"native/mapping.cc",
+				"native/modload.cc",
 				"native/patterns.cc"
 			],
 			"include_dirs": [

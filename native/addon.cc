@@ -16,6 +16,7 @@
 #include "guard.h"
 #include "hybridmem_uapi.h"
 #include "mapping.h"
+#include "modload.h"
 
 namespace hybridmem {
 
@@ -226,6 +227,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 	constants.Set("IOC_MAGIC", static_cast<int>(HYBRIDMEM_IOC_MAGIC));
 	exports.Set("constants", constants);
 	InitFdSources(env, exports);
+	InitModLoad(env, exports);
 	return exports;
 }
 

@@ -133,6 +133,12 @@ export interface NativeBinding {
 	ioctlRaw(fd: number, request: number, arg: bigint): number;
 	/** mremap() growing in place; a driver's VM_DONTEXPAND must refuse it. */
 	mremapGrow(address: bigint, oldLength: number, newLength: number): void;
+	/** finit_module(2) of the file with these parameters (the VM runner's guests load the module without spawning insmod). */
+	loadModule(path: string, params: string): void;
+	/** delete_module(2), O_NONBLOCK. */
+	unloadModule(name: string): void;
+	/** mknod(2) of a character device with exactly `mode`. */
+	mknodChar(path: string, mode: number, major: number, minor: number): void;
 	/** fds of in-tree mmap providers beyond open() (native/fdsources.cc). */
 	packetRing(options: { tx?: boolean; blockSize: number; blockCount: number; frameSize: number }): number;
 	ioUringSetup(entries: number): NativeIoUring;

@@ -8,11 +8,13 @@ import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
 import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
-import { DEFAULT_NODE, PACKAGE_ROOT } from '../setup/paths.js';
+import { DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
+import { loadQuick } from './quick-load.js';
+import type { WarmOutcome } from './warm.js';
 import { ScenarioContext } from './context.js';
 import type { Scenario, ScenarioOutcome, ScenarioResult } from './types.js';
 
@@ -43,6 +45,14 @@ export interface RunOptions {
 	/** The VM's own output (the inner run's progress lines). */
 	vmOutput?: 'inherit' | 'pipe';
 	signal?: AbortSignal;
+	/** The .ko to load natively instead of building one (a warm guest gets the host's build). */
+	moduleFile?: string;
+	/** Load through the addon's syscalls instead of spawning insmod and mknod (quick-load.ts): the VM runner's guests. */
+	quickLoad?: boolean;
+	/** Safe scenarios in a warm guest kept between runs (warm.ts), reused only when proven clean. */
+	keep?: boolean;
+	/** With keep: whether the warm guest was booted or reused, and its cleanliness proof. */
+	onWarm?: (o: WarmOutcome) => void;
 }
 
 /**
@@ -98,8 +108,9 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 	if (safe.length) {
 		requireModuleSupport();
 		await ensureAddon(opts);
-		await buildModule(os.release());
-		await setup({ reload: true, node: devicePath });
+		if (!opts.moduleFile) await buildModule(os.release());
+		if (opts.quickLoad) await loadQuick(opts.moduleFile ?? moduleFile(os.release()), devicePath);
+		else await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
 	}
 	for (const s of safe) {
 		opts.onProgress?.(`running ${s.name}`);
@@ -196,7 +207,11 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 		opts.onProgress?.(`building the module for ${kernel}`);
 		await buildModule(kernel);
 	}
-	if (safe.length && !native) {
+	if (safe.length && !native && opts.keep) {
+		// Loaded only here: the warm guest's host side is not needed by any other run.
+		const { runWarm } = await import('./warm.js');
+		results.push(...(await runWarm(safe, opts, kernel)));
+	} else if (safe.length && !native) {
 		results.push(...(await runSafeInVm(safe, opts, kernel, `booting ${kernel} for ${safe.length} scenario${safe.length > 1 ? 's' : ''}`)));
 	}
 	for (const s of own) {

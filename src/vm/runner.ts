@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { chooseAccel, KVM_PROBE_TIMEOUT_MS, type AccelRequest } from './accel.js';
 import { hostTscKhz } from './host-tsc.js';
 import { initramfsFor } from './initramfs.js';
+import { initramfsWithNode, startsNode } from './node-layer.js';
 import { chooseKernel, type KernelInfo } from './kernels.js';
 import { chooseMachine, qemuArgs, type Accel, type Machine } from './qemu-args.js';
 import { writeSpec } from './spec.js';
@@ -100,7 +101,7 @@ export async function prepareBoot(kernel?: string): Promise<BootAssets> {
 	return { kernel: k, vmlinux, initramfs };
 }
 
-function pickEnv(extra: Record<string, string> = {}): Record<string, string> {
+export function pickEnv(extra: Record<string, string> = {}): Record<string, string> {
 	const env: Record<string, string> = {};
 	for (const k of DEFAULT_PASS_ENV) {
 		const v = process.env[k];
@@ -110,7 +111,7 @@ function pickEnv(extra: Record<string, string> = {}): Record<string, string> {
 }
 
 /** Boots a guest with KVM that only reports back; true when it did in time. */
-async function probeKvm(assets: BootAssets): Promise<boolean> {
+export async function probeKvm(assets: BootAssets): Promise<boolean> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-kvm-'));
 	const statusFile = path.join(dir, 'status');
 	try {
@@ -261,7 +262,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const logStream = createWriteStream(consoleLog);
 	const args = qemuArgs({
 		kernelImage: assets.vmlinux,
-		initramfs: assets.initramfs,
+		initramfs: startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
 		accel,
 		machine,
 		...(tscKhz !== undefined ? { tscKhz } : {}),

@@ -9,11 +9,20 @@ import { SCENARIOS, selectScenarios } from '../../scenarios/catalog.js';
 import { formatResult, formatSummary, junitXml, ktapHeader, ktapResult, ktapTotals } from '../../scenarios/report.js';
 import { resultLine, runNatively, runScenarios, writeResults, type Where } from '../../scenarios/run.js';
 import type { ScenarioResult } from '../../scenarios/types.js';
+import type { WarmOutcome } from '../../scenarios/warm.js';
+
+/** One line on what happened to the warm guest, with the failing checks' numbers when it was discarded. */
+export function warmNote(w: WarmOutcome): string {
+	const how = w.booted ? 'booted a warm guest' : 'reused the warm guest';
+	if (w.kept) return `run: ${how}; proven clean afterwards (${w.proof?.checks.map((c) => c.name).join(', ')}): kept for the next run`;
+	const failed = w.proof?.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`) ?? [];
+	return `run: ${how}; discarded it: ${[...failed, ...(w.error ? [w.error] : [])].join('; ') || 'no proof'} (console log: ${w.consoleLog})`;
+}
 
 export const summary = "run the notes' scenarios end to end and report what the kernel did";
 
 export const help = `Usage: hybridmem run [SCENARIO ...] [--all] [--vm | --native] [--kernel VER]
-                     [--json | --tap] [--junit FILE] [--allow-crash]
+                     [--json | --tap] [--junit FILE] [--allow-crash] [--keep]
 
 Runs each scenario against the real module and checks its expectation against
 the evidence: the kernel's log of that scenario, verify and probe results, the
@@ -41,6 +50,15 @@ summary; in a terminal also a progress line on stderr (what is being built or
 booted, and the elapsed time), which is never printed when stderr is not a
 terminal.
   --allow-crash   let bug-pfnmap run natively: it takes this kernel down
+  --keep          keep the VM up for the next run (the fast edit loop): the
+                  safe scenarios run in a warm guest, reused only when the
+                  run before it left the kernel provably clean (module
+                  unloaded, no new kernel-log report, taint unchanged, live
+                  pages zero, free pages back); otherwise it is discarded.
+                  The crash scenario and those that damage the kernel still
+                  get fresh VMs.  It powers off after 15 idle minutes
+                  (HYBRIDMEM_WARM_IDLE seconds); --discard ends it now.
+  --discard       end the warm guest of the kernel and exit
 
 Exit status: 0 when every scenario passed, 1 when one failed, 2 on bad usage.`;
 
@@ -59,12 +77,21 @@ export async function main(argv: string[]): Promise<number> {
 				tap: { type: 'boolean' },
 				junit: { type: 'string' },
 				'allow-crash': { type: 'boolean' },
+				keep: { type: 'boolean' },
+				discard: { type: 'boolean' },
 				results: { type: 'string' }, // internal: the inner run of a VM writes here
 			},
 		}),
 	);
 	if (values.vm && values.native) throw new CliError('run: --vm and --native exclude each other', 2);
 	if (values.json && values.tap) throw new CliError('run: --json and --tap exclude each other', 2);
+	if (values.discard) {
+		const { chooseKernel } = await import('../../vm/kernels.js');
+		const { discardWarmVm } = await import('../../vm/warm-vm.js');
+		const k = chooseKernel(values.kernel).version;
+		console.log(discardWarmVm(k) ? `run: discarded the warm guest of ${k}` : `run: no warm guest of ${k} was running`);
+		return 0;
+	}
 	let scenarios;
 	try {
 		scenarios = selectScenarios(values.all ? [] : positionals);
@@ -87,7 +114,8 @@ export async function main(argv: string[]): Promise<number> {
 	// Inside a VM: one result line per scenario as it finishes (the outer run
 	// reports them as they come), and all of them in a file at the end.
 	if (values.results) {
-		const results = await runNatively(scenarios, { onResult: (r) => console.log(resultLine(r)), allowCrash: !!values['allow-crash'] });
+		// The guest loads the module through the addon's syscalls: spawning insmod, mknod and chmod costs seconds under TCG.
+		const results = await runNatively(scenarios, { onResult: (r) => console.log(resultLine(r)), allowCrash: !!values['allow-crash'], quickLoad: true });
 		writeResults(values.results, results);
 		return results.every((r) => r.passed) ? 0 : 1;
 	}
@@ -95,8 +123,10 @@ export async function main(argv: string[]): Promise<number> {
 	const signals = abortOnSignals();
 	if (tap) console.log(ktapHeader(scenarios.length));
 	try {
+		let warm: WarmOutcome | undefined;
 		const results = await runScenarios(scenarios, {
 			where,
+			...(values.keep ? { keep: true, onWarm: (o: WarmOutcome) => (warm = o) } : {}),
 			...(values.kernel ? { kernel: values.kernel } : {}),
 			allowCrash: !!values['allow-crash'],
 			onResult: print,
@@ -106,7 +136,8 @@ export async function main(argv: string[]): Promise<number> {
 		});
 		if (values.junit) writeFileSync(values.junit, junitXml(results));
 		status.done();
-		if (quiet) console.log(toJson({ passed: results.every((r) => r.passed), results }));
+		if (warm && !quiet && !tap) process.stderr.write(`${warmNote(warm)}\n`);
+		if (quiet) console.log(toJson({ passed: results.every((r) => r.passed), results, ...(warm ? { warm } : {}) }));
 		else if (tap) console.log(ktapTotals(results));
 		else console.log(formatSummary(results));
 		return signals.exitCodeFor() ?? (results.length > 0 && results.every((r) => r.passed) ? 0 : 1);
