@@ -15,6 +15,7 @@ import { chrdevMajor } from '../check/target.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { residentPages } from '../evidence/free-pages.js';
+import { sweepFreedPages } from '../evidence/page-poison.js';
 import { addCounts, buildExecutor, executorBinary, runProgramFile, type ExecResult } from './executor.js';
 import { generateProgram } from './generate.js';
 import { executorViolations, judgeFreePages, kernelLogViolations, livePagesViolation, readCounter, rmmodViolation, settledFreePages, type FreePagesVerdict, type Violation } from './invariants.js';
@@ -97,6 +98,8 @@ async function runChecked(program: Program, file: string, binary: string, captur
 	const timeoutMs = 30_000 + program.ops.length * 200;
 	const result = await runProgramFile(binary, file, { dStateBoundMs: opts.dStateBoundMs, timeoutMs, watchOops: true });
 	const live = await livePagesViolation(SYSFS_COUNTERS, before);
+	// A freed page written to is only reported when it is allocated again: now, while this program is the suspect.
+	sweepFreedPages();
 	await capture.poll();
 	const violations = [...kernelLogViolations(await capture.take()), ...executorViolations(result), ...(live.violation ? [live.violation] : [])];
 	return { result, violations };
@@ -111,6 +114,9 @@ interface ShrinkFile {
 	/** The candidate being tested when this was written. */
 	inFlight?: Op[];
 }
+
+/** A violation after which this kernel cannot judge another program: any kernel report. */
+const damaging = (v: Violation) => !!v.fatal || v.invariant === 'kernel-log';
 
 const shrinkFile = (dir: string) => path.join(dir, 'shrink-state.json');
 
@@ -128,7 +134,7 @@ async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: strin
 	const fails = async (ops: Op[]): Promise<boolean | 'stop'> => {
 		for (let i = 0; i < 2; i++) {
 			const { violations } = await runChecked({ ...base, ops }, candidate, binary, capture, opts);
-			if (violations.some((v) => v.fatal)) return 'stop';
+			if (violations.some(damaging)) return 'stop';
 			if (violations.some((v) => v.invariant === want)) return true;
 		}
 		return false;
@@ -216,9 +222,10 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 			// The whole program is the reproducer until a shorter one is found.
 			report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), failing, firstViolation, failing.ops.length, { kernel: os.release(), ...(opts.module ? { module: opts.module } : {}) });
 			save();
-			if (report.violations.some((v) => v.fatal)) {
-				// An oops killed a task inside the kernel, perhaps holding locks: tests in
-				// this kernel would judge the damage.  The next boot shrinks (--resume).
+			if (report.violations.some(damaging)) {
+				// A kernel report means damage (an oops killed a task holding locks,
+				// freed pages were written): tests in this kernel would judge the
+				// damage, not the candidate.  The next boot shrinks (--resume).
 				opts.onProgress?.(`round ${report.failedRound} oopsed the kernel (${firstViolation.summary}); shrinking goes on in a fresh boot`);
 				report.shrinkPending = true;
 			} else {

@@ -83,3 +83,21 @@ describe('stress shrinker (ddmin)', () => {
 		expect(boots).toBeGreaterThan(2);
 	});
 });
+
+describe('hybridmem stress: bad arguments', () => {
+	const cli = async (args: string[]) => {
+		const { execa } = await import('execa');
+		return execa('node', ['dist/cli/main.js', 'stress', ...args], { reject: false });
+	};
+	test.each([
+		[['--procs', '0'], /--procs expects an integer of at least 1, got '0'/],
+		[['--procs', '9', '--threads', '8'], /--procs x --threads is at most 64, got 72/],
+		[['--seconds', 'soon'], /--seconds expects an integer of at least 1, got 'soon'/],
+		[['--replay', '/nonexistent/program.txt'], /no program at \/nonexistent\/program.txt: --replay takes a file a failing run wrote/],
+		[['--module', '/nonexistent/x.ko'], /no module at \/nonexistent\/x.ko/],
+	])('%j: exit 2 and a message that says what to do', async (args, message) => {
+		const r = await cli(args as string[]);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toMatch(message as RegExp);
+	});
+});
