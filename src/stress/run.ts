@@ -288,7 +288,7 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 	const module = o.module ? path.resolve(o.module) : (await buildModule(kernel, { onProgress: o.onProgress })).file;
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-stress-'));
 	const outDir = o.reproducerDir ?? process.cwd();
-	const controller = new AbortController();
+	let controller = new AbortController();
 	const abort = () => controller.abort();
 	o.signal?.addEventListener('abort', abort);
 	const blank = (): StressReport => ({ kernel, module, seed: o.seed, procs: o.procs, threads: o.threads, programs: 0, operations: 0, counts: {}, durationMs: 0, violations: [], rmmod: false, counters: {}, passed: false });
@@ -296,6 +296,9 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 	const boot = async (resume: boolean): Promise<{ report: StressReport | undefined; crash?: StressReport['crash']; consoleLog: string }> => {
 		let crashing = false;
 		let watchdog: NodeJS.Timeout | undefined;
+		// Each boot its own: a watchdog that ended the last one must not end this one.
+		controller = new AbortController();
+		if (o.signal?.aborted) controller.abort();
 		rmSync(path.join(dir, 'report.json'), { force: true });
 		const inner = { ...o, outDir: dir, ...(resume ? { resume: true } : {}) };
 		try {
@@ -358,7 +361,7 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 		// Shrinking across boots: each boot ends when a test takes its kernel down.
 		let boots = 0;
 		let last = report;
-		while (!o.replay && existsSync(shrinkFile(dir)) && (first.crash || last.shrinkPending) && boots < (o.shrinkBoots ?? STRESS_DEFAULTS.shrinkBoots) && !controller.signal.aborted) {
+		while (!o.replay && existsSync(shrinkFile(dir)) && (first.crash || last.shrinkPending) && boots < (o.shrinkBoots ?? STRESS_DEFAULTS.shrinkBoots) && !o.signal?.aborted) {
 			boots++;
 			o.onProgress?.(`${kernel}: shrinking in a fresh boot (${boots})`);
 			const next = await boot(true);
