@@ -95,8 +95,11 @@ export async function runProgramFile(binary: string, file: string, opts: ExecOpt
 			if (now - from > opts.dStateBoundMs) stuck.add(`${pid} ${comm} in D state for more than ${opts.dStateBoundMs} ms`);
 		}
 	}, 100);
+	let giveUp: NodeJS.Timeout | undefined;
 	const r = await Promise.race([
 		child,
+		// Killed at the timeout, a task in D state still does not end: give up on it 5 s later.
+		new Promise<'hung'>((resolve) => (giveUp = setTimeout(() => resolve('hung'), opts.timeoutMs + 5000))),
 		new Promise<undefined>((resolve) => {
 			const t = setInterval(() => {
 				if (oopsed && performance.now() - started > 0) {
@@ -109,7 +112,9 @@ export async function runProgramFile(binary: string, file: string, opts: ExecOpt
 	]);
 	clearInterval(watch);
 	clearInterval(oopsWatch);
+	clearTimeout(giveUp);
 	await watcher?.stop();
+	if (r === 'hung') return { exitCode: -1, counts: {}, notes: [`the program did not end within ${opts.timeoutMs} ms and not when killed`], durationMs: performance.now() - started, stuck: [...stuck], timedOut: true };
 	if (!r) return { exitCode: -1, counts: {}, notes: ['the program was given up on after a kernel oops (its tasks did not end)'], durationMs: performance.now() - started, stuck: [...stuck], timedOut: false };
 	const counts: Record<string, Record<string, number>> = {};
 	const notes: string[] = [];

@@ -115,8 +115,8 @@ interface ShrinkFile {
 	inFlight?: Op[];
 }
 
-/** A violation after which this kernel cannot judge another program: any kernel report. */
-const damaging = (v: Violation) => !!v.fatal || v.invariant === 'kernel-log';
+/** A violation after which this kernel cannot judge another program: a kernel report, a task stuck. */
+const damaging = (v: Violation) => !!v.fatal || v.invariant === 'kernel-log' || v.invariant === 'd-state';
 
 const shrinkFile = (dir: string) => path.join(dir, 'shrink-state.json');
 
@@ -364,7 +364,14 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 		while (!o.replay && existsSync(shrinkFile(dir)) && (first.crash || last.shrinkPending) && boots < (o.shrinkBoots ?? STRESS_DEFAULTS.shrinkBoots) && !o.signal?.aborted) {
 			boots++;
 			o.onProgress?.(`${kernel}: shrinking in a fresh boot (${boots})`);
-			const next = await boot(true);
+			let next: Awaited<ReturnType<typeof boot>>;
+			try {
+				next = await boot(true);
+			} catch (err) {
+				// Aborted, or the boot failed: the smallest failing program so far is the reproducer.
+				o.onProgress?.(`${kernel}: shrinking stopped: ${(err as Error).message}`);
+				break;
+			}
 			if (next.report?.reproducer) report.reproducer = next.report.reproducer;
 			if (next.report?.shrink) report.shrink = { ...next.report.shrink, ms: (report.shrink?.ms ?? 0) + next.report.shrink.ms };
 			if (!next.crash && !next.report?.shrinkPending) {

@@ -48,6 +48,7 @@ describe('hybridmem stress', () => {
 		expect(found.report.violations[0]).toMatchObject({ invariant: 'live-pages', summary: expect.stringMatching(/^live_pages \d+ after every process exited \(want \d+, as before\)/) });
 		expect(found.report.failedRound).toBeDefined();
 		const repro = found.report.reproducer!;
+		console.log(`stress plant ${plant}: round ${found.report.failedRound}, reproducer ${repro.ops} of ${repro.originalOps} operations after ${found.report.shrink?.tests} tests in ${found.report.shrink?.ms} ms:\n${readFileSync(repro.file, 'utf8')}`);
 		expect(existsSync(repro.file)).toBe(true);
 		expect(repro.file.startsWith(out)).toBe(true);
 		expect(repro.ops).toBeLessThanOrEqual(8);
@@ -74,6 +75,8 @@ describe('hybridmem stress', () => {
 
 	test.concurrent.each(bookworm)('20 s on %s (every mode, fork, ZAP/REMAP, partial munmap, mremap, mprotect, madvise): no invariant broken', async (k) => {
 		const { report, exitCode } = await stress(['--seconds', '20', '--kernel', k, '--seed', '14']);
+		// The figures, for the README: what a clean run did and left.
+		console.log(`stress ${k}: ${report.programs} programs, ${report.operations} operations, free pages missing ${report.freePages?.missing} (threshold ${report.freePages?.threshold}), counters ${JSON.stringify(report.counters)}`);
 		expect(summary(report)).toEqual([]);
 		expect(exitCode).toBe(0);
 		expect(report.kernel).toBe(k);
