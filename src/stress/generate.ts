@@ -50,7 +50,7 @@ export function generateProgram(o: GenerateOptions): Program {
 			switch (op) {
 				case 'setmode': {
 					// The five correct modes mostly; the refused ones (mixed without allow_bug, the as-written two) and an unknown one sometimes.
-					const mode = r.chance(0.9) ? r.int(5) : 5 + r.int(4);
+					const mode = r.chance(0.75) ? r.int(5) : 5 + r.int(4);
 					const failAt = r.chance(0.1) ? 1 + r.int(8) : 0;
 					ops.push({ worker: w, op, a, b: mode, c: (r.chance(0.15) ? 1 : 0) | (failAt << 1) });
 					break;

@@ -99,7 +99,7 @@ async function runChecked(program: Program, file: string, binary: string, captur
 	const result = await runProgramFile(binary, file, { dStateBoundMs: opts.dStateBoundMs, timeoutMs, watchOops: true });
 	const live = await livePagesViolation(SYSFS_COUNTERS, before);
 	// A freed page written to is only reported when it is allocated again: now, while this program is the suspect.
-	sweepFreedPages();
+	sweepFreedPages(64 * 1024 * 1024);
 	await capture.poll();
 	const violations = [...kernelLogViolations(await capture.take()), ...executorViolations(result), ...(live.violation ? [live.violation] : [])];
 	return { result, violations };
