@@ -374,15 +374,30 @@ static void hm_mapping_put(struct hm_mapping *m)
 	kref_put(&m->kref, hm_mapping_release);
 }
 
+/*
+ * HM_PLANT_*: bugs planted on purpose for `hybridmem stress` to find; only
+ * the test fixture build (test/fixtures/stress-plants) defines them, never
+ * the shipped module.
+ */
 static void hm_vm_open(struct vm_area_struct *vma)
 {
 	struct hm_mapping *m = vma->vm_private_data;
 
+#ifdef HM_PLANT_OPEN_NO_REF
+	/* Planted: a fork or split vma shares m without a reference. */
+	(void)m;
+#else
 	kref_get(&m->kref);
+#endif
 }
 
 static void hm_vm_close(struct vm_area_struct *vma)
 {
+#ifdef HM_PLANT_CLOSE_LEAK
+	/* Planted: a one-page vma never drops its reference (a leak). */
+	if (vma_pages(vma) == 1)
+		return;
+#endif
 	hm_mapping_put(vma->vm_private_data);
 }
 
@@ -1207,7 +1222,9 @@ static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 		if (mmap_write_lock_killable(mm))
 			return -EINTR;
 	} else {
+#ifndef HM_PLANT_ZAP_NO_LOCK	/* planted: ZAP races munmap for the vma */
 		mmap_read_lock(mm);
+#endif
 	}
 	vma = hm_find_vma(filp, addr, len);
 	if (!vma) {
@@ -1238,8 +1255,10 @@ static long hm_ioctl_range(struct file *filp, void __user *uarg, bool remap)
 unlock:
 	if (remap)
 		mmap_write_unlock(mm);
+#ifndef HM_PLANT_ZAP_NO_LOCK
 	else
 		mmap_read_unlock(mm);
+#endif
 	if (err)
 		return err;
 	return copy_to_user(uarg, &r, sizeof(r)) ? -EFAULT : 0;

@@ -13,6 +13,7 @@ interface CommandModule {
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
 	run: () => import('./commands/run.js'),
 	check: () => import('./commands/check.js'),
+	stress: () => import('./commands/stress.js'),
 	setup: () => import('./commands/setup.js'),
 	teardown: () => import('./commands/teardown.js'),
 	status: () => import('./commands/status.js'),

@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hm-stress: runs one `hybridmem stress` program against /dev/devKex (or
+ * the node given by HM_STRESS_NODE).  Node cannot fork with a live mapping,
+ * so the operations run here.  The program is text, one operation a line:
+ *
+ *   hybridmem-stress 1
+ *   procs P threads T
+ *   W OP A B C          worker W = process W / T, thread W % T
+ *
+ * Each process has fd slots and map slots shared by its threads.  Every
+ * mapping lives inside its slot's window of an address-space arena reserved
+ * PROT_NONE at start, and every unmapped range is reserved again at once:
+ * a pointer this program touches never leaves the arena, so a stale slot
+ * (another thread unmapped it) costs a guarded SIGSEGV, never memory of
+ * the program's own.  Touches run under a SIGBUS/SIGSEGV guard.
+ *
+ * Prints "count OP ok N" / "count OP ERRNO N" / "count OP SIGBUS N"
+ * lines, then "result: done".  Exit 0 when the program ran to its end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "hybridmem_uapi.h"
+
+#define MAX_WORKERS	64
+#define MAX_OPS		100000
+#define FD_SLOTS	3
+#define MAP_SLOTS	6
+#define SLOT_PAGES	64	/* window per map slot: mappings of 1..32 pages, grow room */
+#define MAX_CHILDREN	256
+
+enum op {
+	OP_OPEN, OP_CLOSE, OP_SETMODE, OP_MMAP, OP_TOUCH, OP_MUNMAP, OP_MREMAP_MOVE,
+	OP_MREMAP_GROW, OP_MPROTECT, OP_MADVISE, OP_ZAP, OP_REMAP, OP_FORK, OP_STATS,
+	OP_SLEEP, OP_COUNT,
+	ROW_MAPPED = OP_COUNT,	/* successful mmaps, by map mode */
+	ROWS
+};
+
+static const char *const op_names[ROWS] = {
+	"open", "close", "setmode", "mmap", "touch", "munmap", "mremap-move",
+	"mremap-grow", "mprotect", "madvise", "zap", "remap", "fork", "stats",
+	"sleep", "mapped",
+};
+
+static const char *const mode_names[] = {
+	"remap_pfn", "insert_page", "insert_pages", "remap_contig", "fault",
+	"mixed", "free_after_map", "leak_on_error",
+};
+
+struct insn {
+	int op;
+	long a, b, c;
+};
+
+struct worker {
+	struct insn *insns;
+	int n, cap;
+};
+
+static struct worker workers[MAX_WORKERS];
+static int procs = 1, threads = 1;
+static size_t page;
+static const char *node = HYBRIDMEM_NODE_PATH;
+
+/* Counts from every process, in a shared anonymous mapping. */
+#define ERRNOS 140
+#define OUT_OK 0
+#define OUT_SIGBUS (ERRNOS + 1)
+#define OUT_SIGSEGV (ERRNOS + 2)
+#define OUTCOMES (ERRNOS + 3)
+static _Atomic long (*counts)[OUTCOMES];
+
+/* One process's slots; the lock guards the tables, not the syscalls. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int fds[FD_SLOTS];
+static int fd_mode[FD_SLOTS];	/* the map mode SET_MODE last gave it */
+static struct {
+	int used;
+	int fd;		/* the fd it was mapped through (ZAP/REMAP use it) */
+	size_t pages;
+} maps[MAP_SLOTS];
+static char *arena;
+static pid_t children[MAX_CHILDREN];
+static int nchildren;
+
+static __thread sigjmp_buf guard_jb;
+static __thread volatile sig_atomic_t guard_armed;
+static __thread volatile int guard_sig;
+
+static void on_fault(int sig)
+{
+	if (guard_armed) {
+		guard_armed = 0;
+		guard_sig = sig;
+		siglongjmp(guard_jb, 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void count(int op, int outcome)
+{
+	atomic_fetch_add(&counts[op][outcome], 1);
+}
+
+static void count_ret(int op, long r)
+{
+	count(op, r < 0 ? (errno < ERRNOS ? errno : ERRNOS) : OUT_OK);
+}
+
+static char *window(int slot)
+{
+	return arena + (size_t)slot * SLOT_PAGES * page;
+}
+
+/* Put PROT_NONE reservation back over [p, p + len): the range stays ours. */
+static void reserve(char *p, size_t len)
+{
+	if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+		perror("hm-stress: re-reserving the arena");
+		_exit(3);
+	}
+}
+
+/* Write each page's tag, read it back; a fault on a page counts and moves on. */
+static int touch(char *base, size_t pages, int write, unsigned long seed)
+{
+	volatile int faults = 0;
+
+	for (volatile size_t i = 0; i < pages; i++) {
+		volatile uint64_t *w = (volatile uint64_t *)(base + i * page);
+
+		guard_armed = 1;
+		if (sigsetjmp(guard_jb, 1)) {
+			faults = guard_sig;
+			continue;
+		}
+		if (write)
+			w[0] = (uintptr_t)w + seed;
+		(void)w[page / 16];
+		guard_armed = 0;
+	}
+	return faults;
+}
+
+static void touch_counted(int op, char *base, size_t pages, int write, unsigned long seed)
+{
+	int sig = touch(base, pages, write, seed);
+
+	count(op, sig == SIGBUS ? OUT_SIGBUS : sig == SIGSEGV ? OUT_SIGSEGV : OUT_OK);
+}
+
+static void reap(int block)
+{
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < nchildren;) {
+		if (waitpid(children[i], NULL, block ? 0 : WNOHANG) == children[i] || (block && errno == ECHILD)) {
+			children[i] = children[--nchildren];
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void run_insn(const struct insn *in, unsigned long seed)
+{
+	long a = in->a, b = in->b, c = in->c;
+	int fd, slot, used;
+	size_t pages;
+	long r;
+
+	switch (in->op) {
+	case OP_OPEN:
+		pthread_mutex_lock(&lock);
+		if (fds[a % FD_SLOTS] < 0) {
+			fds[a % FD_SLOTS] = open(node, O_RDWR | O_CLOEXEC);
+			fd_mode[a % FD_SLOTS] = 0;	/* the module's default map_mode: remap_pfn */
+			count_ret(in->op, fds[a % FD_SLOTS]);
+		}
+		pthread_mutex_unlock(&lock);
+		return;
+	case OP_CLOSE:
+		/* Close while mapped: the mappings hold the file. */
+		pthread_mutex_lock(&lock);
+		fd = fds[a % FD_SLOTS];
+		fds[a % FD_SLOTS] = -1;
+		pthread_mutex_unlock(&lock);
+		if (fd >= 0)
+			count_ret(in->op, close(fd));
+		return;
+	case OP_SETMODE: {
+		struct hybridmem_mode m = { .map_mode = (__u32)b, .zap_after_map = (__u32)(c & 1), .fail_at = (c >> 1) ? (__s32)((c >> 1) - 1) : -1 };
+
+		fd = fds[a % FD_SLOTS];
+		if (fd >= 0) {
+			r = ioctl(fd, HYBRIDMEM_IOC_SET_MODE, &m);
+			if (!r)
+				fd_mode[a % FD_SLOTS] = (int)b;
+			count_ret(in->op, r);
+		}
+		return;
+	}
+	case OP_MMAP:
+		slot = a % MAP_SLOTS;
+		pthread_mutex_lock(&lock);
+		fd = fds[b % FD_SLOTS];
+		int mode = fd_mode[b % FD_SLOTS];
+
+		if (maps[slot].used || fd < 0) {
+			pthread_mutex_unlock(&lock);
+			return;
+		}
+		maps[slot].used = 1;
+		pthread_mutex_unlock(&lock);
+		pages = (size_t)c;
+		r = (long)mmap(window(slot), pages * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
+		pthread_mutex_lock(&lock);
+		if (r == (long)MAP_FAILED) {
+			/* A failed MAP_FIXED may have unmapped what was there. */
+			reserve(window(slot), SLOT_PAGES * page);
+			maps[slot].used = 0;
+		} else {
+			maps[slot].fd = fd;
+			maps[slot].pages = pages;
+			if (mode >= 0 && mode < 8)
+				count(ROW_MAPPED, mode);
+		}
+		pthread_mutex_unlock(&lock);
+		return;
+	default:
+		break;
+	}
+
+	slot = a % MAP_SLOTS;
+	pthread_mutex_lock(&lock);
+	used = maps[slot].used && maps[slot].pages;
+	pages = maps[slot].pages;
+	fd = maps[slot].fd;
+	pthread_mutex_unlock(&lock);
+	if (in->op == OP_FORK || in->op == OP_STATS || in->op == OP_SLEEP)
+		used = 1;
+	if (!used)
+		return;
+
+	/* Ranges: b = first page, c & 63 = pages (clamped), c >> 6 = which prot/advice. */
+	size_t first = pages ? (size_t)b % pages : 0;
+	size_t n = (c & 63) < 1 ? 1 : (size_t)(c & 63);
+
+	if (first + n > pages)
+		n = pages - first;
+	char *at = window(slot) + first * page;
+
+	switch (in->op) {
+	case OP_TOUCH:
+		touch_counted(in->op, window(slot), pages, (int)(b & 1), seed);
+		return;
+	case OP_MUNMAP:
+		r = munmap(at, n * page);
+		count_ret(in->op, r);
+		if (!r)
+			reserve(at, n * page);
+		if (!r && first == 0 && n == pages) {
+			pthread_mutex_lock(&lock);
+			maps[slot].used = 0;
+			maps[slot].pages = 0;
+			pthread_mutex_unlock(&lock);
+		}
+		return;
+	case OP_MREMAP_MOVE: {
+		int to = (int)(c % MAP_SLOTS);
+
+		pthread_mutex_lock(&lock);
+		if (to == slot || maps[to].used) {
+			pthread_mutex_unlock(&lock);
+			return;
+		}
+		maps[to].used = 1;
+		maps[to].pages = 0;
+		pthread_mutex_unlock(&lock);
+		r = (long)mremap(window(slot), pages * page, pages * page, MREMAP_MAYMOVE | MREMAP_FIXED, window(to));
+		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
+		pthread_mutex_lock(&lock);
+		if (r == (long)MAP_FAILED) {
+			maps[to].used = 0;
+		} else {
+			reserve(window(slot), pages * page);
+			maps[to].pages = pages;
+			maps[to].fd = fd;
+			maps[slot].used = 0;
+			maps[slot].pages = 0;
+		}
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	case OP_MREMAP_GROW:
+		/* VM_DONTEXPAND: refused in place and moving. */
+		r = (long)mremap(window(slot), pages * page, (pages + 1 + (size_t)b % 8) * page, c & 1 ? MREMAP_MAYMOVE : 0);
+		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
+		if (r != (long)MAP_FAILED && (char *)r != window(slot)) {
+			/* Grown and moved out of the arena: should not happen; end it here. */
+			munmap((void *)r, (pages + 1 + (size_t)b % 8) * page);
+			fprintf(stderr, "hm-stress: mremap grew a VM_DONTEXPAND mapping\n");
+		}
+		return;
+	case OP_MPROTECT: {
+		static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE };
+
+		count_ret(in->op, mprotect(at, n * page, prots[(c >> 6) % 3]));
+		return;
+	}
+	case OP_MADVISE: {
+		static const int advs[] = { MADV_DONTNEED, MADV_WILLNEED, MADV_DONTFORK, MADV_DOFORK, MADV_NORMAL, MADV_RANDOM, MADV_COLD, MADV_PAGEOUT };
+
+		count_ret(in->op, madvise(at, n * page, advs[(c >> 6) % 8]));
+		return;
+	}
+	case OP_ZAP:
+	case OP_REMAP: {
+		struct hybridmem_range rg = { .addr = (uintptr_t)at, .length = n * page };
+
+		count_ret(in->op, ioctl(fd, in->op == OP_ZAP ? HYBRIDMEM_IOC_ZAP : HYBRIDMEM_IOC_REMAP, &rg));
+		return;
+	}
+	case OP_FORK: {
+		/* The child touches map slot a, lives b ms, may unmap part, exits. */
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			int s = (int)(a % MAP_SLOTS);
+			size_t p = maps[s].used ? maps[s].pages : 0;
+
+			if (p)
+				touch(window(s), p, 1, seed + 1);
+			if (b)
+				usleep((useconds_t)(b * 1000));
+			if (p && (c & 1))
+				munmap(window(s), page);
+			if (p)
+				touch(window(s), p, 0, seed + 1);
+			_exit(0);
+		}
+		count_ret(in->op, pid);
+		if (pid > 0) {
+			pthread_mutex_lock(&lock);
+			if (nchildren < MAX_CHILDREN)
+				children[nchildren++] = pid;
+			pthread_mutex_unlock(&lock);
+			if (nchildren >= MAX_CHILDREN)
+				reap(1);
+			else
+				reap(0);
+		}
+		return;
+	}
+	case OP_STATS: {
+		struct hybridmem_stats st;
+		int any = -1;
+
+		pthread_mutex_lock(&lock);
+		for (int i = 0; i < FD_SLOTS && any < 0; i++)
+			any = fds[i];
+		pthread_mutex_unlock(&lock);
+		if (any >= 0)
+			count_ret(in->op, ioctl(any, HYBRIDMEM_IOC_GET_STATS, &st));
+		return;
+	}
+	case OP_SLEEP:
+		usleep((useconds_t)(a % 50) * 1000);
+		count(in->op, OUT_OK);
+		return;
+	default:
+		return;
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned long seed = (unsigned long)(w - workers) * 0x9e3779b97f4a7c15UL;
+
+	for (int i = 0; i < w->n; i++)
+		run_insn(&w->insns[i], seed + (unsigned long)i);
+	return NULL;
+}
+
+static void process_main(int p)
+{
+	pthread_t tids[MAX_WORKERS];
+
+	for (int i = 0; i < FD_SLOTS; i++)
+		fds[i] = -1;
+	arena = mmap(NULL, (size_t)MAP_SLOTS * SLOT_PAGES * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (arena == MAP_FAILED) {
+		perror("hm-stress: arena");
+		_exit(3);
+	}
+	for (int t = 0; t < threads; t++)
+		if (pthread_create(&tids[t], NULL, thread_main, &workers[p * threads + t])) {
+			fprintf(stderr, "hm-stress: pthread_create failed\n");
+			_exit(3);
+		}
+	for (int t = 0; t < threads; t++)
+		pthread_join(tids[t], NULL);
+	reap(1);
+	/* Exit with whatever is still open and mapped: exit is an operation too. */
+	_exit(0);
+}
+
+static int parse(FILE *f)
+{
+	char line[256], name[32];
+	int version = 0;
+
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "hybridmem-stress %d", &version) != 1 || version != 1)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "procs %d threads %d", &procs, &threads) != 2 ||
+	    procs < 1 || threads < 1 || procs * threads > MAX_WORKERS)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		struct insn in = { 0 };
+		int w, op;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "%d %31s %ld %ld %ld", &w, name, &in.a, &in.b, &in.c) < 2 || w < 0 || w >= procs * threads)
+			return -1;
+		for (op = 0; op < OP_COUNT && strcmp(op_names[op], name); op++)
+			;
+		if (op == OP_COUNT || in.a < 0 || in.b < 0 || in.c < 0)
+			return -1;
+		in.op = op;
+		struct worker *wk = &workers[w];
+
+		if (wk->n == wk->cap) {
+			wk->cap = wk->cap ? wk->cap * 2 : 64;
+			if (wk->cap > MAX_OPS || !(wk->insns = realloc(wk->insns, (size_t)wk->cap * sizeof(*wk->insns))))
+				return -1;
+		}
+		wk->insns[wk->n++] = in;
+	}
+	return 0;
+}
+
+static const char *errno_name(int e)
+{
+	static char buf[16];
+
+	switch (e) {
+	case EINVAL: return "EINVAL";
+	case ENOMEM: return "ENOMEM";
+	case EPERM: return "EPERM";
+	case EBADF: return "EBADF";
+	case EFAULT: return "EFAULT";
+	case EINTR: return "EINTR";
+	case EBUSY: return "EBUSY";
+	case EAGAIN: return "EAGAIN";
+	case ENOTTY: return "ENOTTY";
+	case ENODEV: return "ENODEV";
+	case ENOENT: return "ENOENT";
+	case EACCES: return "EACCES";
+	default:
+		snprintf(buf, sizeof(buf), "errno%d", e);
+		return buf;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_fault, .sa_flags = SA_NODEFER };
+	FILE *f;
+	pid_t pids[MAX_WORKERS];
+	int bad = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: hm-stress PROGRAM\n");
+		return 2;
+	}
+	if (getenv("HM_STRESS_NODE"))
+		node = getenv("HM_STRESS_NODE");
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	f = fopen(argv[1], "r");
+	if (!f || parse(f)) {
+		fprintf(stderr, "hm-stress: %s is not a hybridmem-stress program\n", argv[1]);
+		return 2;
+	}
+	fclose(f);
+	counts = mmap(NULL, sizeof(*counts) * ROWS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (counts == MAP_FAILED)
+		return 3;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int p = 0; p < procs; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0)
+			process_main(p);
+		if (pids[p] < 0) {
+			perror("hm-stress: fork");
+			return 3;
+		}
+	}
+	for (int p = 0; p < procs; p++) {
+		int status;
+
+		if (waitpid(pids[p], &status, 0) != pids[p] || !WIFEXITED(status) || WEXITSTATUS(status)) {
+			printf("process %d: %s %d\n", p, WIFSIGNALED(status) ? "killed by signal" : "exit status",
+			       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			bad = 1;
+		}
+	}
+	for (int op = 0; op < ROWS; op++)
+		for (int o = 0; o < OUTCOMES; o++) {
+			long v = counts[op][o];
+
+			if (!v)
+				continue;
+			if (op == ROW_MAPPED) {
+				printf("count mapped %s %ld\n", mode_names[o], v);
+				continue;
+			}
+			printf("count %s %s %ld\n", op_names[op],
+			       o == OUT_OK ? "ok" : o == OUT_SIGBUS ? "SIGBUS" : o == OUT_SIGSEGV ? "SIGSEGV" : errno_name(o), v);
+		}
+	printf("result: %s\n", bad ? "fail" : "done");
+	return bad;
+}

@@ -1,0 +1,407 @@
+// Runs `hybridmem stress`: in this kernel (the inner run of a VM, or
+// --native), programs from the generator one after another until the time
+// is up, each checked against the invariants; on a failure the program is
+// shrunk and written as a reproducer.  In a VM: booted with page_poison=1
+// and two vCPUs (threads of one program really run at once).
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseKernelLog } from '../kmsg/parse.js';
+import { startCapture, type KernelLogCapture } from '../kmsg/reader.js';
+import { buildModule } from '../setup/build.js';
+import { CHRDEV_NAME, DEFAULT_NODE, MODULE_NAME, PACKAGE_ROOT, SYSFS_COUNTERS } from '../setup/paths.js';
+import { chrdevMajor } from '../check/target.js';
+import { chooseKernel } from '../vm/kernels.js';
+import { runInVm } from '../vm/runner.js';
+import { residentPages } from '../evidence/free-pages.js';
+import { sweepFreedPages } from '../evidence/page-poison.js';
+import { addCounts, buildExecutor, executorBinary, runProgramFile, type ExecResult } from './executor.js';
+import { generateProgram } from './generate.js';
+import { executorViolations, judgeFreePages, kernelLogViolations, livePagesViolation, readCounter, rmmodViolation, settledFreePages, type FreePagesVerdict, type Violation } from './invariants.js';
+import { formatProgram, parseProgram, type Op, type Program } from './program.js';
+import { writeReproducer, type Reproducer } from './reproducer.js';
+import { initialShrinkState, nextCandidate, recordOutcome, shrink, type ShrinkState } from './shrink.js';
+
+export interface StressOptions {
+	seconds: number;
+	procs: number;
+	threads: number;
+	seed: number;
+	opsPerWorker: number;
+	/** The module to load (default: the one `hybridmem build` made for this kernel). */
+	module?: string;
+	/** Run this program (a reproducer) instead of generated ones. */
+	replay?: string;
+	/** Go on with the shrink saved in outDir (the last boot's test took the kernel down). */
+	resume?: boolean;
+	/** Times a replayed program runs (a race may need more than one). */
+	repeat: number;
+	/** Time the shrinker may take (ms). */
+	shrinkMs: number;
+	dStateBoundMs: number;
+	/** Free pages the run may leave missing (see judgeFreePages). */
+	freePagesThreshold: number;
+	/** Where the reproducer and the results go (the host reads them). */
+	outDir: string;
+	onProgress?: (m: string) => void;
+}
+
+export const STRESS_DEFAULTS = { shrinkBoots: 12, seconds: 60, procs: 2, threads: 3, seed: 1, opsPerWorker: 60, repeat: 5, shrinkMs: 90_000, dStateBoundMs: 10_000, freePagesThreshold: 2048 } as const;
+
+export interface StressReport {
+	kernel: string;
+	module: string;
+	seed: number;
+	procs: number;
+	threads: number;
+	/** Programs run (generated rounds, or replays), and their operations. */
+	programs: number;
+	operations: number;
+	/** op -> outcome -> count, over every program. */
+	counts: Record<string, Record<string, number>>;
+	durationMs: number;
+	violations: Violation[];
+	/** The round whose program failed first. */
+	failedRound?: number;
+	reproducer?: Reproducer;
+	/** A shrinking test oopsed the kernel: the shrink goes on in a fresh boot. */
+	shrinkPending?: boolean;
+	/** Boots the shrink took (the host's count). */
+	boots?: number;
+	shrink?: { tests: number; exhausted: boolean; ms: number };
+	livePages?: number;
+	freePages?: FreePagesVerdict;
+	rmmod: boolean;
+	/** Module counters at the end (before rmmod). */
+	counters: Record<string, number | undefined>;
+	passed: boolean;
+	crash?: { headline: string; frames: string[] };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function dropCaches(): Promise<void> {
+	try {
+		writeFileSync('/proc/sys/vm/drop_caches', '3');
+	} catch {
+		/* not root: the measure is noisier */
+	}
+	await sleep(50);
+}
+
+/** One program, checked: the violations it caused (kernel log, D state, executor, live_pages). */
+async function runChecked(program: Program, file: string, binary: string, capture: KernelLogCapture, opts: StressOptions): Promise<{ result: ExecResult; violations: Violation[] }> {
+	writeFileSync(file, formatProgram(program));
+	await capture.take();
+	const before = readCounter(SYSFS_COUNTERS, 'live_pages') ?? 0;
+	const timeoutMs = 30_000 + program.ops.length * 200;
+	const result = await runProgramFile(binary, file, { dStateBoundMs: opts.dStateBoundMs, timeoutMs, watchOops: true });
+	const live = await livePagesViolation(SYSFS_COUNTERS, before);
+	// A freed page written to is only reported when it is allocated again: now, while this program is the suspect.
+	sweepFreedPages(64 * 1024 * 1024);
+	await capture.poll();
+	const violations = [...kernelLogViolations(await capture.take()), ...executorViolations(result), ...(live.violation ? [live.violation] : [])];
+	return { result, violations };
+}
+
+/** What a shrink in progress keeps between boots (in the results directory). */
+interface ShrinkFile {
+	program: Omit<Program, 'ops'>;
+	violation: Violation;
+	originalOps: number;
+	state: ShrinkState;
+	/** The candidate being tested when this was written. */
+	inFlight?: Op[];
+}
+
+/** A violation after which this kernel cannot judge another program: a kernel report, a task stuck. */
+const damaging = (v: Violation) => !!v.fatal || v.invariant === 'kernel-log' || v.invariant === 'd-state';
+
+const shrinkFile = (dir: string) => path.join(dir, 'shrink-state.json');
+
+/**
+ * Shrinks in this kernel until done, out of budget, or a candidate oopses the
+ * kernel (then report.shrinkPending: the host boots again with --resume);
+ * the reproducer is the smallest failing program so far.
+ */
+async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: string, capture: KernelLogCapture, opts: StressOptions): Promise<void> {
+	const started = performance.now();
+	const base = saved.program;
+	const want = saved.violation.invariant;
+	const candidate = path.join(opts.outDir, 'candidate-program.txt');
+	// A candidate still fails when it breaks the same invariant in one of up to 2 runs (a race may need more than one).
+	const fails = async (ops: Op[]): Promise<boolean | 'stop'> => {
+		for (let i = 0; i < 2; i++) {
+			const { violations } = await runChecked({ ...base, ops }, candidate, binary, capture, opts);
+			if (violations.some(damaging)) return 'stop';
+			if (violations.some((v) => v.invariant === want)) return true;
+		}
+		return false;
+	};
+	const all = saved.state.current;
+	const workers = [...new Set(all.map((x) => x.worker))];
+	const procsOf = [...new Set(workers.map((w) => Math.floor(w / base.threads)))];
+	const groups = (ops: Op[]) => [...workers.map((w) => ops.filter((x) => x.worker === w)), ...procsOf.map((p) => ops.filter((x) => Math.floor(x.worker / base.threads) === p))];
+	const persist = (inFlight?: Op[]) => writeFileSync(shrinkFile(opts.outDir), JSON.stringify({ ...saved, ...(inFlight ? { inFlight } : {}) }));
+	const s = await shrink(saved.state, fails, {
+		groups,
+		budgetMs: opts.shrinkMs,
+		beforeTest: (_, c) => persist(c),
+		onProgress: (n, t) => opts.onProgress?.(`shrinking: ${n} operations after ${t} tests`),
+	});
+	persist();
+	report.shrinkPending = s.stopped;
+	const ms = Math.round(performance.now() - started);
+	report.shrink = { tests: s.tests, exhausted: s.exhausted, ms: (report.shrink?.ms ?? 0) + ms };
+	report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), { ...base, ops: s.ops }, saved.violation, saved.originalOps, { kernel: os.release(), ...(opts.module ? { module: opts.module } : {}) });
+}
+
+/** Runs stress in this kernel: loads the module, runs, unloads it. */
+export async function runStressHere(opts: StressOptions): Promise<StressReport> {
+	const started = performance.now();
+	const binary = existsSync(executorBinary()) ? executorBinary() : await buildExecutor();
+	const module = opts.module ?? (await buildModule(os.release())).file;
+	if (existsSync(`/sys/module/${MODULE_NAME}`)) await execa('rmmod', [MODULE_NAME], { reject: false });
+	await dropCaches();
+	const baseline = await settledFreePages();
+	const residentBefore = residentPages();
+	const ins = await execa('insmod', [module], { reject: false, all: true });
+	if (ins.exitCode !== 0) throw Object.assign(new Error(`insmod ${module} failed: ${(ins.all ?? '').trim()}`), { code: 'ERR_INSMOD' });
+	// register_chrdev(): no node by itself; made as `hybridmem setup` makes it (0660).
+	const major = chrdevMajor(CHRDEV_NAME);
+	if (major === undefined) throw Object.assign(new Error(`${module} did not register the "${CHRDEV_NAME}" character device`), { code: 'ERR_INSMOD' });
+	rmSync(DEFAULT_NODE, { force: true });
+	const mk = await execa('mknod', ['-m', '0660', DEFAULT_NODE, 'c', String(major), '0'], { reject: false, all: true });
+	if (mk.exitCode !== 0) throw Object.assign(new Error(`mknod ${DEFAULT_NODE} failed: ${(mk.all ?? '').trim()}`), { code: 'ERR_MKNOD' });
+	const capture = await startCapture();
+	const report: StressReport = { kernel: os.release(), module, seed: opts.seed, procs: opts.procs, threads: opts.threads, programs: 0, operations: 0, counts: {}, durationMs: 0, violations: [], rmmod: false, counters: {}, passed: false };
+	const current = path.join(opts.outDir, 'current-program.txt');
+	const save = () => writeFileSync(path.join(opts.outDir, 'report.json'), JSON.stringify(report, null, 2));
+	let failing: Program | undefined;
+	let firstViolation: Violation | undefined;
+	try {
+		if (opts.resume) {
+			/* below */
+		} else if (opts.replay) {
+			const program = parseProgram(readFileSync(opts.replay, 'utf8'));
+			for (let i = 0; i < opts.repeat && !firstViolation; i++) {
+				const { result, violations } = await runChecked(program, current, binary, capture, opts);
+				report.programs++;
+				report.operations += program.ops.length;
+				addCounts(report.counts, result.counts);
+				if (violations.length) {
+					report.violations.push(...violations);
+					firstViolation = violations[0];
+				}
+				save();
+			}
+		} else {
+			const deadline = performance.now() + opts.seconds * 1000;
+			for (let round = 0; performance.now() < deadline; round++) {
+				const program = generateProgram({ seed: opts.seed, round, procs: opts.procs, threads: opts.threads, opsPerWorker: opts.opsPerWorker });
+				const { result, violations } = await runChecked(program, current, binary, capture, opts);
+				report.programs++;
+				report.operations += program.ops.length;
+				addCounts(report.counts, result.counts);
+				if (round % 20 === 0) opts.onProgress?.(`round ${round}: ${report.operations} operations so far`);
+				if (violations.length) {
+					report.violations.push(...violations);
+					report.failedRound = round;
+					failing = program;
+					firstViolation = violations[0];
+					save();
+					break;
+				}
+				save();
+			}
+		}
+		if (failing && firstViolation) {
+			const saved: ShrinkFile = { program: { procs: failing.procs, threads: failing.threads, comment: failing.comment ?? [] }, violation: firstViolation, originalOps: failing.ops.length, state: initialShrinkState(failing.ops) };
+			writeFileSync(shrinkFile(opts.outDir), JSON.stringify(saved));
+			// The whole program is the reproducer until a shorter one is found.
+			report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), failing, firstViolation, failing.ops.length, { kernel: os.release(), ...(opts.module ? { module: opts.module } : {}) });
+			save();
+			if (report.violations.some(damaging)) {
+				// A kernel report means damage (an oops killed a task holding locks,
+				// freed pages were written): tests in this kernel would judge the
+				// damage, not the candidate.  The next boot shrinks (--resume).
+				opts.onProgress?.(`round ${report.failedRound} oopsed the kernel (${firstViolation.summary}); shrinking goes on in a fresh boot`);
+				report.shrinkPending = true;
+			} else {
+				opts.onProgress?.(`round ${report.failedRound} failed (${firstViolation.invariant}: ${firstViolation.summary}); shrinking its ${failing.ops.length} operations`);
+				await shrinkHere(saved, report, binary, capture, opts);
+			}
+			save();
+		} else if (opts.resume) {
+			const saved = JSON.parse(readFileSync(shrinkFile(opts.outDir), 'utf8')) as ShrinkFile;
+			// The test running when the last boot ended took the kernel down: it fails.
+			if (saved.inFlight) recordOutcome(saved.state, saved.inFlight, true);
+			delete saved.inFlight;
+			report.failedRound = undefined;
+			await shrinkHere(saved, report, binary, capture, opts);
+			save();
+		}
+	} finally {
+		await capture.stop();
+		for (const n of ['live_pages', 'live_mappings', 'maps', 'map_failures', 'zaps', 'faults', 'remaps', 'frees']) report.counters[n] = readCounter(SYSFS_COUNTERS, n);
+		const live = await livePagesViolation(SYSFS_COUNTERS);
+		report.livePages = live.live;
+		if (live.violation && !report.violations.some((v) => v.invariant === 'live-pages')) report.violations.push(live.violation);
+		const rm = report.violations.some((v) => v.fatal)
+			? { invariant: 'rmmod' as const, summary: 'rmmod not tried: the kernel oopsed', evidence: [] }
+			: await rmmodViolation(MODULE_NAME);
+		report.rmmod = !rm;
+		if (rm) report.violations.push(rm);
+		else {
+			await dropCaches();
+			// What this process's own heap took meanwhile is not the kernel's.
+			report.freePages = judgeFreePages(baseline, await settledFreePages(), residentPages() - residentBefore, opts.freePagesThreshold);
+			if (report.freePages.violation) report.violations.push(report.freePages.violation);
+		}
+		report.durationMs = Math.round(performance.now() - started);
+		report.passed = report.violations.length === 0;
+		save();
+	}
+	return report;
+}
+
+/** The CLI arguments that give `o` to the inner run. */
+function innerArgs(o: StressOptions, module: string): string[] {
+	return [
+		'--seconds', String(o.seconds), '--procs', String(o.procs), '--threads', String(o.threads), '--seed', String(o.seed),
+		'--ops', String(o.opsPerWorker), '--repeat', String(o.repeat), '--shrink-seconds', String(Math.round(o.shrinkMs / 1000)),
+		'--module', module, ...(o.replay ? ['--replay', path.resolve(o.replay)] : []), ...(o.resume ? ['--resume'] : []),
+	];
+}
+
+const PANIC = /Kernel panic - not syncing/;
+const OOPS = /(Oops|kernel BUG at|BUG: unable to handle|general protection fault)/;
+/** How long a guest that oopsed may still take to write its report. */
+const OOPS_GRACE_MS = 90_000;
+const END_OF_PANIC = /---\[ end Kernel panic/;
+
+/** Runs stress in a throwaway VM on `kernel`; the reproducer is copied to `reproducerDir` (default: the current directory). */
+export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?: string; reproducerDir?: string; signal?: AbortSignal; shrinkBoots?: number }): Promise<StressReport> {
+	const kernel = chooseKernel(o.kernel).version;
+	await buildExecutor();
+	const module = o.module ? path.resolve(o.module) : (await buildModule(kernel, { onProgress: o.onProgress })).file;
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-stress-'));
+	const outDir = o.reproducerDir ?? process.cwd();
+	let controller = new AbortController();
+	const abort = () => controller.abort();
+	o.signal?.addEventListener('abort', abort);
+	const blank = (): StressReport => ({ kernel, module, seed: o.seed, procs: o.procs, threads: o.threads, programs: 0, operations: 0, counts: {}, durationMs: 0, violations: [], rmmod: false, counters: {}, passed: false });
+	/** One boot: the inner run's report, and how the VM ended. */
+	const boot = async (resume: boolean): Promise<{ report: StressReport | undefined; crash?: StressReport['crash']; consoleLog: string }> => {
+		let crashing = false;
+		let watchdog: NodeJS.Timeout | undefined;
+		// Each boot its own: a watchdog that ended the last one must not end this one.
+		controller = new AbortController();
+		if (o.signal?.aborted) controller.abort();
+		rmSync(path.join(dir, 'report.json'), { force: true });
+		const inner = { ...o, outDir: dir, ...(resume ? { resume: true } : {}) };
+		try {
+			const vm = await runInVm({
+				kernel,
+				command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'stress', '--native', '--results', dir, ...innerArgs(inner, module)],
+				cwd: process.cwd(),
+				rw: [dir],
+				cpus: 2,
+				extraKernelArgs: ['page_poison=1', 'log_buf_len=4M', 'hung_task_timeout_secs=10'],
+				stdout: 'pipe',
+				stderr: 'pipe',
+				timeoutMs: ((resume ? 0 : o.seconds) + o.shrinkMs / 1000 + 240) * 1000,
+				signal: controller.signal,
+				onStdoutLine: (line) => {
+					const m = /^hybridmem stress: (.*)$/.exec(line);
+					if (m) o.onProgress?.(`${kernel}: ${m[1]}`);
+				},
+				// An oops in process context kills that task and the kernel goes on; the
+				// inner run sees it and stops.  A panic ends the VM; a task that oopsed
+				// holding a lock can wedge the rest: the guest gets a bounded time.
+				onConsoleLine: (line) => {
+					if (PANIC.test(line)) crashing = true;
+					else if (crashing && END_OF_PANIC.test(line)) controller.abort();
+					if (OOPS.test(line) && !watchdog) watchdog = setTimeout(() => ((crashing = true), controller.abort()), OOPS_GRACE_MS);
+				},
+			});
+			clearTimeout(watchdog);
+			const file = path.join(dir, 'report.json');
+			const report = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StressReport) : undefined;
+			if (crashing || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
+				const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : vm.consoleTail.join('\n');
+				const bug = parseKernelLog(consoleText).reports.find((r) => r.kind !== 'trace');
+				return { report, crash: { headline: bug?.headline ?? `the VM ${vm.outcome}`, frames: (bug?.frames ?? []).slice(0, 8).map((f) => `${f.fn}+0x${f.offset.toString(16)}${f.module ? ` [${f.module}]` : ''}`) }, consoleLog: vm.consoleLog };
+			}
+			if (!report || vm.exitCode > 1) throw Object.assign(new Error(`the stress run in the VM failed (${vm.outcome}, exit ${vm.exitCode}): ${(vm.stderr ?? '').trim().split('\n').slice(-5).join(' | ')}`), { code: 'ERR_STRESS_RUN' });
+			rmSync(vm.consoleLog, { force: true });
+			return { report, consoleLog: vm.consoleLog };
+		} finally {
+			clearTimeout(watchdog);
+		}
+	};
+	try {
+		o.onProgress?.(`booting ${kernel}`);
+		const first = await boot(false);
+		const report = first.report ?? blank();
+		if (first.crash) {
+			report.crash = first.crash;
+			report.violations.push({ invariant: 'kernel-log', fatal: true, summary: `the guest kernel crashed: ${first.crash.headline}`, evidence: [first.crash.headline, ...first.crash.frames, `console log: ${first.consoleLog}`] });
+			report.passed = false;
+			// Died in the middle of a generated program: that program is the one to shrink.
+			const running = path.join(dir, 'current-program.txt');
+			if (!existsSync(shrinkFile(dir)) && existsSync(running) && !o.replay) {
+				const program = parseProgram(readFileSync(running, 'utf8'));
+				const saved: ShrinkFile = { program: { procs: program.procs, threads: program.threads, comment: program.comment ?? [] }, violation: report.violations.at(-1)!, originalOps: program.ops.length, state: initialShrinkState(program.ops) };
+				writeFileSync(shrinkFile(dir), JSON.stringify(saved));
+				report.failedRound = report.programs;
+			}
+		}
+		// Shrinking across boots: each boot ends when a test takes its kernel down.
+		let boots = 0;
+		let last = report;
+		while (!o.replay && existsSync(shrinkFile(dir)) && (first.crash || last.shrinkPending) && boots < (o.shrinkBoots ?? STRESS_DEFAULTS.shrinkBoots) && !o.signal?.aborted) {
+			boots++;
+			o.onProgress?.(`${kernel}: shrinking in a fresh boot (${boots})`);
+			let next: Awaited<ReturnType<typeof boot>>;
+			try {
+				next = await boot(true);
+			} catch (err) {
+				// Aborted, or the boot failed: the smallest failing program so far is the reproducer.
+				o.onProgress?.(`${kernel}: shrinking stopped: ${(err as Error).message}`);
+				break;
+			}
+			if (next.report?.reproducer) report.reproducer = next.report.reproducer;
+			if (next.report?.shrink) report.shrink = { ...next.report.shrink, ms: (report.shrink?.ms ?? 0) + next.report.shrink.ms };
+			if (!next.crash && !next.report?.shrinkPending) {
+				last = next.report ?? last;
+				break;
+			}
+			last = next.report ?? { ...blank(), shrinkPending: true };
+			last.shrinkPending = true;
+		}
+		if (boots) {
+			report.boots = boots;
+			// The smallest failing program known: the saved state's (a boot that crashed wrote no reproducer).
+			const saved = JSON.parse(readFileSync(shrinkFile(dir), 'utf8')) as ShrinkFile;
+			if (saved.inFlight) recordOutcome(saved.state, saved.inFlight, true);
+			const unfinished = last.shrinkPending || nextCandidate({ ...saved.state, current: [...saved.state.current] }) !== undefined;
+			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { kernel, ...(o.module ? { module: o.module } : {}) });
+			report.shrink = { tests: saved.state.tests, exhausted: unfinished, ms: report.shrink?.ms ?? 0 };
+		} else if (first.crash && existsSync(shrinkFile(dir))) {
+			const saved = JSON.parse(readFileSync(shrinkFile(dir), 'utf8')) as ShrinkFile;
+			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { kernel, ...(o.module ? { module: o.module } : {}) });
+		}
+		if (report.reproducer && existsSync(report.reproducer.file)) {
+			const to = path.join(outDir, `hybridmem-stress-repro-${kernel}-seed${o.seed}.txt`);
+			writeFileSync(to, readFileSync(report.reproducer.file));
+			report.reproducer = { ...report.reproducer, file: to, command: report.reproducer.command.replace(report.reproducer.file, to) };
+		}
+		delete report.shrinkPending;
+		return report;
+	} finally {
+		o.signal?.removeEventListener('abort', abort);
+		rmSync(dir, { recursive: true, force: true });
+	}
+}

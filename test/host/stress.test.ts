@@ -1,0 +1,103 @@
+// hybridmem stress, the parts that run anywhere: the seeded generator, the
+// program text (the reproducer format), and the shrinker (ddmin), including
+// a shrink resumed after a test that "took the kernel down".  The executor
+// itself runs against the real module in test/vm/stress.test.ts.
+import { describe, expect, test } from 'vitest';
+import { generateProgram } from '../../src/stress/generate.js';
+import { formatProgram, parseProgram, type Op } from '../../src/stress/program.js';
+import { initialShrinkState, shrink, type ShrinkState } from '../../src/stress/shrink.js';
+
+const opts = { seed: 7, round: 3, procs: 2, threads: 3, opsPerWorker: 40 };
+
+describe('stress program generator', () => {
+	test('the same seed and round give the same program; another round or seed another one', () => {
+		const a = formatProgram(generateProgram(opts));
+		expect(formatProgram(generateProgram(opts))).toBe(a);
+		expect(formatProgram(generateProgram({ ...opts, round: 4 }))).not.toBe(a);
+		expect(formatProgram(generateProgram({ ...opts, seed: 8 }))).not.toBe(a);
+	});
+
+	test('every worker gets its operations, and the program covers every operation kind and every correct map mode', () => {
+		const p = generateProgram({ ...opts, opsPerWorker: 400 });
+		expect(p.ops.length).toBe(6 * 400);
+		expect(new Set(p.ops.map((o) => o.worker))).toEqual(new Set([0, 1, 2, 3, 4, 5]));
+		expect(new Set(p.ops.map((o) => o.op)).size).toBe(15);
+		const modes = new Set(p.ops.filter((o) => o.op === 'setmode').map((o) => o.b));
+		for (const m of [0, 1, 2, 3, 4]) expect(modes.has(m)).toBe(true);
+	});
+
+	test('the text form parses back to the same program, with or without the explanations', () => {
+		const p = generateProgram(opts);
+		for (const explain of [false, true]) expect(parseProgram(formatProgram(p, { explain })).ops).toEqual(p.ops);
+		expect(formatProgram(p, { explain: true })).toMatch(/\t# p0t0: fd0 = open\(\/dev\/devKex\)/);
+	});
+
+	test('bad program text is refused with a message that says what is wrong', () => {
+		expect(() => parseProgram('hello\n')).toThrow(/first line must be "hybridmem-stress 1"/);
+		expect(() => parseProgram('hybridmem-stress 1\nprocs 1 threads 1\n0 explode 1 2 3\n')).toThrow(/line 3 is not "WORKER OP A B C"/);
+		expect(() => parseProgram('hybridmem-stress 1\nprocs 1 threads 1\n1 open 0 0 0\n')).toThrow(/WORKER < 1/);
+	});
+});
+
+const op = (i: number): Op => ({ worker: i % 3, op: 'touch', a: i, b: 0, c: 0 });
+
+describe('stress shrinker (ddmin)', () => {
+	test('a failure that needs two operations far apart shrinks to exactly those two', async () => {
+		const ops = Array.from({ length: 200 }, (_, i) => op(i));
+		const fails = async (c: Op[]) => c.some((o) => o.a === 17) && c.some((o) => o.a === 160);
+		const r = await shrink(ops, fails, { budgetMs: 10_000 });
+		expect(r.ops.map((o) => o.a)).toEqual([17, 160]);
+		expect(r.exhausted).toBe(false);
+		expect(r.tests).toBeLessThan(120);
+	});
+
+	test('the per-thread groups go first: a one-thread failure shrinks from that thread alone', async () => {
+		const ops = Array.from({ length: 90 }, (_, i) => op(i));
+		const seen: number[] = [];
+		const fails = async (c: Op[]) => {
+			seen.push(c.length);
+			return c.some((o) => o.a === 40);
+		};
+		const r = await shrink(ops, fails, { budgetMs: 10_000, groups: (c) => [0, 1, 2].map((w) => c.filter((o) => o.worker === w)) });
+		expect(seen.slice(0, 2)).toEqual([30, 30]); // thread 0 (no), thread 1 (has 40)
+		expect(r.ops.map((o) => o.a)).toEqual([40]);
+	});
+
+	test('a shrink stopped by a test that takes the kernel down resumes from its saved state to the same result', async () => {
+		const ops = Array.from({ length: 64 }, (_, i) => op(i));
+		const culprit = (c: Op[]) => c.some((o) => o.a === 5) && c.some((o) => o.a === 50);
+		const straight = await shrink(ops, async (c) => culprit(c), { budgetMs: 10_000 });
+		// Each failing test "crashes": the search stops there; a new "boot" goes on from the saved state.
+		let state: ShrinkState = initialShrinkState(ops);
+		let inFlight: Op[] | undefined;
+		let boots = 0;
+		for (;;) {
+			const saved = JSON.parse(JSON.stringify({ state, inFlight })) as { state: ShrinkState; inFlight?: Op[] };
+			const r = await shrink(saved.state, async (c) => (culprit(c) ? 'stop' : false), { budgetMs: 10_000, beforeTest: (_, c) => (inFlight = c) });
+			state = r.state;
+			boots++;
+			if (!r.stopped) break;
+		}
+		expect(state.current).toEqual(straight.ops);
+		expect(state.current.map((o) => o.a)).toEqual([5, 50]);
+		expect(boots).toBeGreaterThan(2);
+	});
+});
+
+describe('hybridmem stress: bad arguments', () => {
+	const cli = async (args: string[]) => {
+		const { execa } = await import('execa');
+		return execa('node', ['dist/cli/main.js', 'stress', ...args], { reject: false });
+	};
+	test.each([
+		[['--procs', '0'], /--procs expects an integer of at least 1, got '0'/],
+		[['--procs', '9', '--threads', '8'], /--procs x --threads is at most 64, got 72/],
+		[['--seconds', 'soon'], /--seconds expects an integer of at least 1, got 'soon'/],
+		[['--replay', '/nonexistent/program.txt'], /no program at \/nonexistent\/program.txt: --replay takes a file a failing run wrote/],
+		[['--module', '/nonexistent/x.ko'], /no module at \/nonexistent\/x.ko/],
+	])('%j: exit 2 and a message that says what to do', async (args, message) => {
+		const r = await cli(args as string[]);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toMatch(message as RegExp);
+	});
+});
