@@ -5,7 +5,7 @@
 // and booted by name (--kernel VER), never by default.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fetchedKernelsDir, listFetched, suiteOfRelease } from './debian.js';
+import { archOfRelease, fetchedKernelsDir, listFetched, suiteOfRelease, type DebianArch } from './debian.js';
 
 /** A kernel option as its config sets it: built in, a module, or not set. */
 export type Tristate = 'y' | 'm' | 'n';
@@ -41,6 +41,8 @@ export interface KernelInfo {
 	/** The Debian suite (and flavour) a fetched kernel came from. */
 	suite?: string;
 	flavour?: string;
+	/** The Debian architecture the kernel runs on (amd64, arm64), from its release name. */
+	arch: DebianArch;
 	/** From the kernel's config, when it has one. */
 	features?: KernelFeatures;
 }
@@ -132,7 +134,7 @@ export function describeKernel(
 	const image = path.join(bootDir, `vmlinuz-${version}`);
 	const modulesDir = path.join(modulesRoot, version);
 	const headersDir = path.join(modulesDir, 'build');
-	const info: KernelInfo = { version, image, modulesDir, headersDir, usable: false, origin: fetched ? 'fetched' : 'boot' };
+	const info: KernelInfo = { version, image, modulesDir, headersDir, usable: false, origin: fetched ? 'fetched' : 'boot', arch: archOfRelease(version) };
 	if (fetched) {
 		info.root = fetched.root;
 		info.suite = fetched.suite;
@@ -200,11 +202,22 @@ export function findKernel(version: string, bootDir = BOOT_DIR, modulesRoot = MO
 	return installed;
 }
 
-/** The kernel to boot: `wanted` if given (and usable), else the newest usable installed one. */
-export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = MODULES_ROOT, fetchedDir?: string): KernelInfo {
+/**
+ * The kernel to boot: `wanted` if given (and usable), else the newest usable
+ * installed one; with `arch` a foreign one (arm64), the newest usable fetched
+ * kernel of that architecture with 4K pages, else with any.
+ */
+export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = MODULES_ROOT, fetchedDir?: string, arch?: DebianArch): KernelInfo {
 	if (wanted) {
 		const k = findKernel(wanted, bootDir, modulesRoot, fetchedDir);
 		if (!k.usable) throw Object.assign(new Error(`kernel ${wanted} cannot be used: ${k.reason}`), { code: 'ERR_KERNEL_UNUSABLE' });
+		if (arch && k.arch !== arch) throw Object.assign(new Error(`kernel ${wanted} is an ${k.arch} kernel, not ${arch}`), { code: 'ERR_KERNEL_UNUSABLE' });
+		return k;
+	}
+	if (arch && arch !== 'amd64') {
+		const fetched = listFetchedKernels(fetchedDir).filter((k) => k.arch === arch && k.usable);
+		const k = fetched.find((x) => x.features?.pageSize === '4K') ?? fetched[0];
+		if (!k) throw Object.assign(new Error(`no ${arch} kernel fetched: hybridmem kernels --fetch trixie:${arch} (or trixie:${arch}-16k)`), { code: 'ERR_NO_KERNEL' });
 		return k;
 	}
 	const all = listKernels(bootDir, modulesRoot);
