@@ -18,10 +18,10 @@ export const ARM64_ROOT_SUITE = 'trixie';
 
 /**
  * What the guest runs: node and the CLI's commands (insmod, rmmod, modinfo
- * from kmod; mknod, chmod from coreutils; dmesg from util-linux; getconf from
+ * from kmod; mknod, chmod from coreutils; dmesg from util-linux; mount (tracefs); getconf from
  * libc-bin), /bin/sh, and busybox for the initramfs.
  */
-export const ARM64_ROOT_PACKAGES = ['nodejs', 'kmod', 'busybox-static', 'dash', 'coreutils', 'util-linux', 'libc-bin'];
+export const ARM64_ROOT_PACKAGES = ['nodejs', 'kmod', 'busybox-static', 'dash', 'coreutils', 'util-linux', 'mount', 'libc-bin'];
 
 const READY = '.hybridmem-ready';
 
