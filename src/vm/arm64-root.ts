@@ -8,7 +8,6 @@
 // variant: packages are unpacked, never configured, so no arm64 code runs
 // on the host (no qemu-user, no binfmt_misc).  One root per package set,
 // cached under <cache>/debian/arm64-root/ and reused.
-import { execa } from 'execa';
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashKey } from './cache.js';
@@ -47,6 +46,7 @@ export async function arm64Root(opts: { packages?: string[]; onProgress?: (m: st
 	const dir = arm64RootDir(packages);
 	if (existsSync(path.join(dir, READY))) return { dir };
 	if (process.getuid?.() !== 0) throw Object.assign(new Error('making the arm64 root needs root (mmdebstrap --mode=root)'), { code: 'ERR_ARM64_ROOT' });
+	const { execa } = await import('execa'); // only when making the root: it takes 70 ms to load
 	const mm = await execa('mmdebstrap', ['--version'], { reject: false });
 	if (mm.exitCode !== 0) throw Object.assign(new Error('mmdebstrap not found: run `hybridmem bootstrap` (it installs mmdebstrap)'), { code: 'ERR_ARM64_ROOT' });
 	const started = Date.now();

@@ -20,6 +20,8 @@ export interface KernelFeatures {
 	modules: boolean;
 	/** QEMU can boot the uncompressed ELF (CONFIG_PVH). */
 	pvh: boolean;
+	/** An arm64 kernel (CONFIG_ARM64). */
+	arm64: boolean;
 	preemptRt: boolean;
 	pageSize: string;
 	/** The compiler the kernel was built with (CONFIG_CC_VERSION_TEXT). */
@@ -76,6 +78,7 @@ export function kernelFeatures(config: Map<string, string>): KernelFeatures {
 		overlay: tri('CONFIG_OVERLAY_FS'),
 		modules: config.get('CONFIG_MODULES') === 'y',
 		pvh: config.get('CONFIG_PVH') === 'y',
+		arm64: config.get('CONFIG_ARM64') === 'y',
 		preemptRt: config.get('CONFIG_PREEMPT_RT') === 'y',
 		pageSize,
 		...(compiler ? { compiler } : {}),
@@ -106,7 +109,8 @@ export function describeFeatures(f: KernelFeatures): string {
 		f.preemptRt ? 'PREEMPT_RT' : 'no PREEMPT_RT',
 		`${f.pageSize} pages`,
 	];
-	if (!f.pvh) parts.push('no PVH (boots the bzImage, slower)');
+	// PVH is x86's: QEMU boots an arm64 Image as it is.
+	if (!f.pvh && !f.arm64) parts.push('no PVH (boots the bzImage, slower)');
 	if (f.compiler) parts.push(`built with ${f.compiler.split(' ')[0]}`);
 	return parts.join(', ');
 }

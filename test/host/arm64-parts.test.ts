@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kernelPageSize } from '../../src/evidence/page-size.js';
+import { parseKernelLog } from '../../src/kmsg/parse.js';
 import { kernelCompiler } from '../../src/setup/build.js';
 import { ARM64_KERNEL_ARGS, ARM64_ROOT_TAG, arm64Fstabs, arm64QemuArgs } from '../../src/vm/arm64.js';
 import { archOfRelease, archOfSpec, crossCompiler, parseFetchSpec, writeAptConfig } from '../../src/vm/debian.js';
@@ -90,4 +91,29 @@ describe('the arm64 guest', () => {
 test("the evidence readers' page size is the kernel's (getconf PAGESIZE, libc's sysconf)", async () => {
 	const { execa } = await import('execa');
 	expect(kernelPageSize()).toBe(Number((await execa('getconf', ['PAGESIZE'])).stdout.trim()));
+});
+
+describe("the notes' crash on arm64, as hybridmem's own arm64 guests printed it", () => {
+	const parse = (name: string) => {
+		const text = readFileSync(path.resolve('test/fixtures/kmsg', name), 'utf8');
+		const bug = parseKernelLog(text).reports.find((r) => r.kind === 'BUG');
+		expect(bug, name).toBeDefined();
+		return {
+			kind: bug!.kind,
+			file: bug!.file,
+			line: bug!.line,
+			function: bug!.function,
+			ended: bug!.ended,
+			// The first frame below the faulting function (arm64's trace starts with it, x86's does not).
+			caller: bug!.frames.find((f) => f.fn !== bug!.function)?.fn,
+			moduleFrame: bug!.frames.find((f) => f.module === 'hybridmem_test')?.fn,
+			module: bug!.module,
+			fields: Object.keys(bug!).filter((k) => (bug as unknown as Record<string, unknown>)[k] !== undefined).sort(),
+		};
+	};
+	test.each(['real-6.12-arm64-bug-pfnmap.console.log', 'real-6.12-arm64-16k-bug-pfnmap.console.log'])('%s parses to the fields of the x86_64 report', (name) => {
+		const arm = parse(name);
+		expect(arm).toMatchObject({ kind: 'BUG', file: 'mm/memory.c', function: 'vm_insert_page', caller: 'hm_mmap', moduleFrame: 'hm_mmap', ended: true, module: 'hybridmem_test' });
+		expect(arm).toEqual(parse('real-6.12-bug-pfnmap.console.log'));
+	});
 });
