@@ -11,13 +11,16 @@
 #     Also Debian's archive keyring and mmdebstrap: hybridmem kernels --fetch
 #     checks the archive with the first; the second makes the chroot a
 #     fetched kernel's module is built in when the host's compiler cannot.
+#     qemu-system-arm boots arm64 guests (hybridmem vm --arch arm64); their
+#     root and the module's cross compiler come from Debian's archive on first
+#     use (mmdebstrap), not from this machine's packages.
 #   - npm ci, when node_modules is missing or older than package-lock.json.
 # Usage: scripts/bootstrap.sh [--no-npm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-	qemu-system-x86
+	qemu-system-x86 qemu-system-arm
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	busybox-static cpio kmod build-essential python3 cmake

@@ -2,7 +2,7 @@
 // package's prebuilt binary, or a source build in the per-user cache) and
 // describes its surface. Everything above this file talks to
 // the kernel only through these functions.
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -189,11 +189,31 @@ export function addonCandidates(): string[] {
 	}
 	return [
 		...(fromEnv ? [resolve(fromEnv)] : []),
-		join(packageRoot, 'build', 'Release', 'hybridmem.node'),
-		join(packageRoot, 'build', 'Debug', 'hybridmem.node'),
+		// A development build is for the machine it was made on: an arm64 guest sharing the checkout skips the host's amd64 one.
+		...[join(packageRoot, 'build', 'Release', 'hybridmem.node'), join(packageRoot, 'build', 'Debug', 'hybridmem.node')].filter(forThisArch),
 		...(prebuilt ? [prebuilt] : []),
 		...(cachedBuild ? [cachedBuild] : []),
 	];
+}
+
+/** ELF e_machine of each process.arch a build can be for. */
+const ELF_MACHINES: Record<string, number> = { x64: 62, arm64: 183 };
+
+/** False when `file` is an ELF object for another architecture than this process's; true when it is not there or cannot tell. */
+function forThisArch(file: string): boolean {
+	const want = ELF_MACHINES[process.arch];
+	if (want === undefined) return true;
+	let fd: number | undefined;
+	try {
+		fd = openSync(file, 'r');
+		const head = Buffer.alloc(20);
+		if (readSync(fd, head, 0, 20, 0) < 20 || head.readUInt32BE(0) !== 0x7f454c46) return true;
+		return head.readUInt16LE(18) === want;
+	} catch {
+		return true;
+	} finally {
+		if (fd !== undefined) closeSync(fd);
+	}
 }
 
 /** The addon file loadBinding() would load, or undefined when there is none. */

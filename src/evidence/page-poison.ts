@@ -8,6 +8,7 @@
 // This module finds those reports in kernel log lines, gives back the bytes,
 // and decodes an address-tag pattern in them to the user offset that wrote it.
 import { readFileSync } from 'node:fs';
+import { kernelPageSize } from './page-size.js';
 
 export const PAGE_POISON_BYTE = 0xaa;
 
@@ -147,6 +148,7 @@ export function sweepFreedPages(bytes = 256 * 1024 * 1024): number {
 	const stride = 2 * 1024 * 1024;
 	const buf = Buffer.allocUnsafeSlow(bytes);
 	for (let off = 0; off < bytes; off += stride) buf[off] = 1;
-	for (let off = 4096; off < bytes; off += stride) buf[off] = 1;
+	// A second page of each stride, in the kernel's pages: a second page-table page's worth of touches.
+	for (let off = kernelPageSize(); off < bytes; off += stride) buf[off] = 1;
 	return bytes;
 }

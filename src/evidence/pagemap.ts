@@ -5,6 +5,7 @@
 // pages read as not present here: the PFN trace covers those.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { codedError } from './errors.js';
+import { kernelPageSize } from './page-size.js';
 
 export interface PagemapEntry {
 	/** User address of the page. */
@@ -44,7 +45,7 @@ function readEntries(file: string, first: bigint, count: number): BigUint64Array
 
 /** pagemap entries of `pages` pages from `address` (page aligned) in process `pid`. */
 export function readPagemap(address: bigint, pages: number, opts: { pid?: number | 'self'; pageSize?: number } = {}): PagemapEntry[] {
-	const pageSize = BigInt(opts.pageSize ?? 4096);
+	const pageSize = BigInt(opts.pageSize ?? kernelPageSize());
 	if (address % pageSize !== 0n) throw codedError('ERR_OUT_OF_RANGE', `address 0x${address.toString(16)} is not page aligned`);
 	const raw = readEntries(`/proc/${opts.pid ?? 'self'}/pagemap`, address / pageSize, pages);
 	return Array.from(raw, (e, i) => {

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { KprobeGroup, TraceInstance, tracefsRoot, type KprobeSpec } from './tracefs.js';
 import { codedError } from './errors.js';
+import { kernelPageSize } from './page-size.js';
 
 /**
  * The mapping APIs and where their arguments are.  $argN is the Nth C
@@ -103,7 +104,7 @@ function field(body: string, name: string): bigint | undefined {
 }
 
 /** Parses the rendered trace of a PfnTrace instance. */
-export function parseTrace(text: string, pageSize = 4096): TraceEvent[] {
+export function parseTrace(text: string, pageSize = kernelPageSize()): TraceEvent[] {
 	const out: TraceEvent[] = [];
 	const shift = BigInt(Math.log2(pageSize));
 	for (const line of text.split('\n')) {
@@ -203,7 +204,7 @@ export class PfnTrace {
 			kprobes?.remove();
 			throw err;
 		}
-		return new PfnTrace(instance, kprobes, opts.pageSize ?? 4096, !!opts.keepText);
+		return new PfnTrace(instance, kprobes, opts.pageSize ?? kernelPageSize(), !!opts.keepText);
 	}
 
 	/** The instance's trace_marker: another process may write "hybridmem: <label>" markers to it. */

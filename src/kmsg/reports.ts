@@ -36,7 +36,7 @@ export interface CrashReport {
 	line?: number;
 	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW line (user-mode RIPs ignored; for 'trace': the top reliable frame). */
 	function?: string;
-	/** [module] on the line that named the function, else on the first frame; build ids stripped. */
+	/** [module] on the line that named the function, else on the first frame below it (arm64's trace starts with the function itself); build ids stripped. */
 	module?: string;
 	/**
 	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
@@ -634,7 +634,9 @@ export class ReportAssembler {
 				if (open.functionModule === undefined) open.functionModule = top.module;
 			}
 		}
-		const module = report.function !== undefined && open.functionModule !== undefined ? open.functionModule : report.frames[0]?.module;
+		// arm64 and others print the faulting function as the trace's first frame, x86 does not: the first frame is then its caller.
+		const first = report.frames[0]?.fn === report.function ? report.frames[1] : report.frames[0];
+		const module = report.function !== undefined && open.functionModule !== undefined ? open.functionModule : first?.module;
 		if (module !== undefined) report.module = module;
 		this.emit(report);
 	}

@@ -41,12 +41,15 @@ function notesWriteRead(m: import('../device/index.js').Mapping): { passed: numb
 	return { passed: pages - failed.length, failed };
 }
 
+/** The frames that print a stack rather than call what is reported: dump_stack_lvl on x86; show_stack, dump_backtrace and dump_stack too on arm64. */
+const STACK_PRINTERS = /^(show_stack|dump_backtrace|dump_stack_lvl|dump_stack)$/;
+
 function describePoison(r: PoisonReport, length: number, pageSize: number): string {
 	const tag = decodeAddressTag(r.bytes, SEED, { maxOffset: BigInt(length) });
 	const where = tag
 		? `the address-tag words of user offsets 0x${tag.firstOffset.toString(16)}-0x${tag.lastOffset.toString(16)} (user page ${tag.firstOffset / BigInt(pageSize)}, ${tag.words} words)`
 		: 'bytes that are not the address-tag pattern';
-	return `${r.headline}: ${r.bytes.length} bytes changed in pfn ${r.pfn !== undefined ? hex(BigInt(r.pfn)) : '?'} while it was free, holding ${where}; found when ${r.comm ?? '?'} allocated it (${r.frames.slice(1, 4).join(' < ')})`;
+	return `${r.headline}: ${r.bytes.length} bytes changed in pfn ${r.pfn !== undefined ? hex(BigInt(r.pfn)) : '?'} while it was free, holding ${where}; found when ${r.comm ?? '?'} allocated it (${r.frames.filter((f) => !STACK_PRINTERS.test(f)).slice(0, 3).join(' < ')})`;
 }
 
 export const notesTest2Uaf: Scenario = {

@@ -11,6 +11,7 @@ import { kernelLoadsModules } from '../setup/kernel-state.js';
 import { DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
+import { archOfRelease, type DebianArch } from '../vm/debian.js';
 import { runInVm } from '../vm/runner.js';
 import { runBugPfnmapInVm } from './bug-pfnmap.js';
 import { loadQuick } from './quick-load.js';
@@ -37,6 +38,8 @@ export interface RunOptions {
 	where?: Where;
 	/** Kernel for the VM runner; default: the newest with headers. */
 	kernel?: string;
+	/** The VM's architecture when no kernel is named (arm64: the newest fetched arm64 kernel); a named kernel has its own. */
+	arch?: DebianArch;
 	/** Lets the crash scenario run natively (it will take this kernel down). */
 	allowCrash?: boolean;
 	devicePath?: string;
@@ -190,12 +193,14 @@ export async function runScenarios(scenarios: Scenario[], opts: RunOptions = {})
 	const where = opts.where ?? 'auto';
 	// Asked for natively: run here or refuse here (the crash without --allow-crash).
 	if (where === 'native') return runNatively(scenarios, opts);
-	const native = where === 'auto' && canRunNatively();
+	// An arm64 kernel runs in the VM runner whatever this machine can do.
+	const foreign = (opts.arch ?? (opts.kernel ? archOfRelease(opts.kernel) : 'amd64')) !== 'amd64';
+	const native = where === 'auto' && !foreign && canRunNatively();
 	if (native && (opts.allowCrash || !scenarios.some(damaging))) return runNatively(scenarios, opts);
 	const safe = scenarios.filter((s) => !damaging(s));
 	const own = scenarios.filter((s) => s.ownVm && !s.crashes);
 	const crash = scenarios.filter((s) => s.crashes);
-	const kernel = chooseKernel(opts.kernel).version;
+	const kernel = chooseKernel(opts.kernel, undefined, undefined, undefined, opts.arch).version;
 	const results: ScenarioResult[] = [];
 	const report = (r: ScenarioResult) => {
 		results.push(r);

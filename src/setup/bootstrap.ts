@@ -9,6 +9,7 @@ export const BOOTSTRAP_COMMAND = 'hybridmem bootstrap';
 /** What each package is for, in the order apt gets them. */
 export const PACKAGES: Record<string, string> = {
 	'qemu-system-x86': 'the VM runner',
+	'qemu-system-arm': "the VM runner's arm64 guests (qemu-system-aarch64)",
 	'linux-image-amd64': "Debian's 6.1 kernel, booted by the VM runner",
 	'linux-headers-amd64': 'its headers, to build the module for it',
 	'linux-image-6.12-amd64': "Debian's 6.12 kernel, the VM runner's default",
@@ -20,7 +21,7 @@ export const PACKAGES: Record<string, string> = {
 	'xz-utils': 'unpacking compressed kernel modules',
 	zstd: 'unpacking compressed kernel modules',
 	'debian-archive-keyring': 'checking the archive hybridmem kernels --fetch downloads kernels from',
-	mmdebstrap: "a chroot of a fetched kernel's suite, to build the module with that kernel's compiler",
+	mmdebstrap: "a chroot of a fetched kernel's suite, to build the module with that kernel's compiler; the arm64 guests' root",
 };
 
 /** The packages of `names` that dpkg does not list as installed. */

@@ -58,8 +58,10 @@ export async function buildModule(
 		);
 	const own = kernelCompiler(headers);
 	const ownOnHost = own !== undefined && (await onPath(own));
+	// A cross-built kernel (arm64) has no host-gcc fallback: the host's gcc makes amd64 code.
+	const cross = kernel.arch !== undefined && kernel.arch !== 'amd64';
 	const order: Toolchain[] =
-		wanted !== 'auto' ? [wanted] : ownOnHost ? ['kernel-compiler'] : kernel.origin === 'fetched' ? ['host-gcc', 'chroot'] : ['host-gcc'];
+		wanted !== 'auto' ? [wanted] : ownOnHost ? ['kernel-compiler'] : kernel.origin === 'fetched' ? (cross ? ['chroot'] : ['host-gcc', 'chroot']) : ['host-gcc'];
 	const attempts: { toolchain: Toolchain; output: string }[] = [];
 	// Built beside its final place and moved into it: two runs (checkouts
 	// with the same sources share the cache) never see each other's half.
@@ -109,11 +111,13 @@ export async function buildModule(
 	);
 }
 
-/** The compiler a Debian kernel's headers name (gcc-10, gcc-14), from .kernelvariables. */
+/** The compiler a Debian kernel's headers name (gcc-10, gcc-14, aarch64-linux-gnu-gcc-14 for a cross-built one), from .kernelvariables. */
 export function kernelCompiler(headers: string): string | undefined {
 	try {
-		const m = /^CC\s*=.*?\b(gcc-\d+)\s*$/m.exec(readFileSync(path.join(headers, '.kernelvariables'), 'utf8'));
-		return m?.[1];
+		const text = readFileSync(path.join(headers, '.kernelvariables'), 'utf8');
+		const m = /^CC\s*=.*?(\$\(CROSS_COMPILE\))?\b(gcc-\d+)\s*$/m.exec(text);
+		const cross = m?.[1] ? (/^override CROSS_COMPILE = (\S+)\s*$/m.exec(text)?.[1] ?? '') : '';
+		return m ? `${cross}${m[2]}` : undefined;
 	} catch {
 		return undefined;
 	}

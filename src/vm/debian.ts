@@ -37,7 +37,18 @@ export const FLAVOURS: Record<string, string> = {
 	amd64: 'linux-image-amd64',
 	rt: 'linux-image-rt-amd64',
 	cloud: 'linux-image-cloud-amd64',
+	arm64: 'linux-image-arm64',
+	'arm64-16k': 'linux-image-arm64-16k',
 };
+
+/** The Debian architecture a kernel release is built for: its ABI name ends in it (6.12.118+deb13-arm64-16k). */
+export type DebianArch = 'amd64' | 'arm64';
+export function archOfRelease(release: string): DebianArch {
+	return /-arm64(-16k)?$/.test(release) ? 'arm64' : 'amd64';
+}
+export function archOfFlavour(flavour: string | undefined): DebianArch {
+	return flavour?.startsWith('arm64') ? 'arm64' : 'amd64';
+}
 
 export const ARCHIVE_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 export const MARKER = '.hybridmem-fetched.json';
@@ -48,6 +59,11 @@ export interface FetchSpec {
 	flavour?: string;
 	/** An exact kernel release (linux-image-<release>), e.g. 5.10.0-32-amd64. */
 	release?: string;
+}
+
+/** The architecture of what a spec fetches. */
+export function archOfSpec(spec: FetchSpec): DebianArch {
+	return spec.release ? archOfRelease(spec.release) : archOfFlavour(spec.flavour);
 }
 
 /** The suite an exact Debian kernel release comes from, by its ABI name. */
@@ -101,8 +117,17 @@ export function carriedAptOptions(dump: string): string[] {
 	return dump.split('\n').filter((l) => CARRIED_APT_OPTIONS.test(l) && l.endsWith(';'));
 }
 
-/** The private apt configuration of `suite`, written (again) on each use; returns the APT_CONFIG file. */
-export function writeAptConfig(suite: string, dir = path.join(debianDir(), 'apt', suite), keyring = ARCHIVE_KEYRING, carried: string[] = []): string {
+/** The private apt directory of `suite` for kernels of `arch` (arm64 ones get their own lists). */
+export function aptDirOf(suite: string, arch: DebianArch = 'amd64'): string {
+	return path.join(debianDir(), 'apt', arch === 'amd64' ? suite : `${suite}-${arch}`);
+}
+
+/**
+ * The private apt configuration of `suite`, written (again) on each use; returns the APT_CONFIG file.
+ * A foreign `arch` is added beside amd64: its kernel packages are named NAME:arch, while the
+ * kbuild tools (Multi-Arch: foreign) resolve to amd64, which is what runs on this machine.
+ */
+export function writeAptConfig(suite: string, dir = aptDirOf(suite), keyring = ARCHIVE_KEYRING, carried: string[] = [], arch: DebianArch = 'amd64'): string {
 	const sources = SUITES[suite];
 	if (!sources) throw new Error(`unknown suite ${suite}`);
 	for (const d of ['etc/apt.conf.d', 'etc/preferences.d', 'etc/sources.list.d', 'etc/trusted.gpg.d', 'state/lists/partial', 'cache/archives/partial', 'log'])
@@ -128,7 +153,7 @@ export function writeAptConfig(suite: string, dir = path.join(debianDir(), 'apt'
 		`Dir::Cache::archives "archives/";`,
 		`Dir::Log ${q(path.join(dir, 'log') + '/')};`,
 		`APT::Architecture "amd64";`,
-		`APT::Architectures { "amd64"; };`,
+		`APT::Architectures { "amd64";${arch !== 'amd64' ? ` "${arch}";` : ''} };`,
 		`Acquire::Languages "none";`,
 		`Acquire::Retries "3";`,
 		// apt drops to the _apt user to download, which cannot write a root-owned private directory.
@@ -183,6 +208,8 @@ export interface FetchedKernel {
 	release: string;
 	suite: string;
 	flavour?: string;
+	/** Absent for amd64 (records written before arm64 kernels were fetched). */
+	arch?: DebianArch;
 	packages: FetchedPackage[];
 	/** What a chroot of the suite needs to build modules for this kernel: the compiler and kbuild's own dependencies. */
 	buildDepends: string[];
@@ -196,6 +223,15 @@ export interface FetchResult {
 	/** Milliseconds per step. */
 	timings: Record<string, number>;
 	downloadedBytes: number;
+}
+
+/**
+ * What builds modules for a kernel of `arch` on amd64: the kernel's compiler
+ * (gcc-14) becomes its cross compiler (gcc-14-aarch64-linux-gnu), which the
+ * headers' CROSS_COMPILE names; everything else runs on amd64 as it is.
+ */
+export function crossCompiler(pkg: string, arch: DebianArch): string {
+	return arch === 'arm64' && /^gcc-\d+$/.test(pkg) ? `${pkg}-aarch64-linux-gnu` : pkg;
 }
 
 /** Serialises apt runs on one private directory (two fetches of a suite at once would race on its lists). */
@@ -298,7 +334,11 @@ export function listFetched(dir = fetchedKernelsDir()): { root: string; kernel: 
 export async function fetchKernel(specText: string, opts: { force?: boolean; onProgress?: (m: string) => void } = {}): Promise<FetchResult> {
 	const spec = parseFetchSpec(specText);
 	if (!existsSync(ARCHIVE_KEYRING)) throw Object.assign(new Error(`${ARCHIVE_KEYRING} missing: apt-get install debian-archive-keyring`), { code: 'ERR_FETCH' });
-	const aptDir = path.join(debianDir(), 'apt', spec.suite);
+	const arch = archOfSpec(spec);
+	const aptDir = aptDirOf(spec.suite, arch);
+	// A foreign architecture's own packages (named after its flavour) are asked for as NAME:ARCH; the rest
+	// are Architecture: all (headers-common) or amd64's (kbuild, Multi-Arch: foreign, runs on this machine).
+	const qualify = (name: string) => (arch !== 'amd64' && /-arm64(-16k)?$/.test(name) ? `${name}:${arch}` : name);
 	const timings: Record<string, number> = {};
 	const time = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
 		const t = Date.now();
@@ -311,11 +351,11 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 	return withLock(aptDir, async () => {
 		// The machine's configuration is read (apt-config dump), never written.
 		const hostDump = await run('apt-config', ['dump']).catch(() => '');
-		const env = { APT_CONFIG: writeAptConfig(spec.suite, aptDir, ARCHIVE_KEYRING, carriedAptOptions(hostDump)) };
+		const env = { APT_CONFIG: writeAptConfig(spec.suite, aptDir, ARCHIVE_KEYRING, carriedAptOptions(hostDump), arch) };
 		opts.onProgress?.(`apt-get update for ${spec.suite} (private lists in ${aptDir})`);
 		await time('update', () => run('apt-get', ['-q', 'update'], { env }));
 		const show = async (pkg: string) => {
-			const text = await run('apt-cache', ['show', '--no-all-versions', pkg], { env }).catch((err: Error) => {
+			const text = await run('apt-cache', ['show', '--no-all-versions', qualify(pkg)], { env }).catch((err: Error) => {
 				throw Object.assign(new Error(`${spec.suite} has no package ${pkg}: ${err.message.split('\n').slice(-1)[0]}`), { code: 'ERR_FETCH' });
 			});
 			const f = parseStanza(text);
@@ -325,6 +365,7 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 		let release = spec.release;
 		if (!release) {
 			const meta = FLAVOURS[spec.flavour ?? 'amd64']!;
+			// apt-cache shows a foreign package's Depends without the :arch (dependNames drops it anyway).
 			const deps = dependNames((await show(meta)).Depends).flat();
 			const image = deps.find((d) => /^linux-image-\d/.test(d));
 			if (!image) throw Object.assign(new Error(`${meta} in ${spec.suite} depends on no linux-image-<release>`), { code: 'ERR_FETCH' });
@@ -357,8 +398,8 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 				const kernelPkg = alts.find((a) => /^linux-(headers|kbuild)-/.test(a));
 				if (kernelPkg) queue.push(kernelPkg);
 				else if (alts.some((a) => /^linux-(image|base|binary|modules)/.test(a))) continue;
-				else if (alts[0]?.startsWith('linux-compiler-')) for (const c of dependNames((await show(alts[0])).Depends)) buildDepends.add(c[0]!);
-				else buildDepends.add(alts[0]!);
+				else if (alts[0]?.startsWith('linux-compiler-')) for (const c of dependNames((await show(alts[0])).Depends)) buildDepends.add(crossCompiler(c[0]!, arch));
+				else buildDepends.add(crossCompiler(alts[0]!, arch));
 			}
 		}
 		const tmp = `${root}.tmp-${process.pid}`;
@@ -367,7 +408,7 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 		mkdirSync(debs, { recursive: true });
 		try {
 			opts.onProgress?.(`downloading ${packages.map((p) => p.name).join(', ')}`);
-			await time('download', () => run('apt-get', ['-q', 'download', ...packages.map((p) => `${p.name}=${p.version}`)], { env, cwd: debs }));
+			await time('download', () => run('apt-get', ['-q', 'download', ...packages.map((p) => `${qualify(p.name)}=${p.version}`)], { env, cwd: debs }));
 			let downloadedBytes = 0;
 			const files = readdirSync(debs).filter((f) => f.endsWith('.deb'));
 			for (const f of files) downloadedBytes += lstatSync(path.join(debs, f)).size;
@@ -380,7 +421,7 @@ export async function fetchKernel(specText: string, opts: { force?: boolean; onP
 			normaliseTree(tmp, release);
 			if (!existsSync(path.join(tmp, 'boot', `vmlinuz-${release}`))) throw new Error(`the image package left no boot/vmlinuz-${release}`);
 			await time('depmod', () => run('depmod', ['-b', tmp, release]));
-			const kernel: FetchedKernel = { release, suite: spec.suite, ...(spec.flavour ? { flavour: spec.flavour } : {}), packages, buildDepends: [...buildDepends].sort(), fetchedAt: new Date().toISOString() };
+			const kernel: FetchedKernel = { release, suite: spec.suite, ...(spec.flavour ? { flavour: spec.flavour } : {}), ...(arch !== 'amd64' ? { arch } : {}), packages, buildDepends: [...buildDepends].sort(), fetchedAt: new Date().toISOString() };
 			writeFileSync(path.join(tmp, MARKER), JSON.stringify(kernel, null, 2) + '\n');
 			rmSync(root, { recursive: true, force: true });
 			renameSync(tmp, root);

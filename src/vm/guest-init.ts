@@ -25,7 +25,7 @@ export const APPLETS = ['sh', 'mount', 'insmod', 'mkdir', 'usleep', 'poweroff', 
 export const GUEST_HOSTNAME = 'hybridmem-vm';
 
 /** 9p mount options of the root and of every writable share. */
-const NINEP_OPTS = 'trans=virtio,version=9p2000.L,msize=512000';
+export const NINEP_OPTS = 'trans=virtio,version=9p2000.L,msize=512000';
 
 /** Where the init script's mount tables live in the initramfs. */
 export const FSTAB_EARLY = '/etc/fstab.early';

@@ -93,22 +93,33 @@ function stamp(file: string): string {
 	return `${file}:${st.size}:${st.mtimeMs}`;
 }
 
-/** Cache key: busybox, the init script, and the kernel's module index. */
-export function initramfsKey(kernel: KernelInfo, busybox: string): string {
-	const depFile = path.join(kernel.modulesDir, 'modules.dep');
-	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, JSON.stringify(FSTABS), INIT_DIRS.join(','), GUEST_MODULES.join(','), APPLETS.join(','));
+/**
+ * What differs between guests of different architectures: the busybox
+ * binary, the mount tables and the directories they mount on (an arm64
+ * guest lays its own root over the host's, see arm64.ts).
+ */
+export interface InitramfsLayout {
+	busybox: string;
+	fstabs: Record<string, string>;
+	dirs: string[];
 }
 
-export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox()): Promise<Buffer> {
+/** Cache key: busybox, the init script, and the kernel's module index. */
+export function initramfsKey(kernel: KernelInfo, busybox: string, fstabs = FSTABS, dirs = INIT_DIRS): string {
+	const depFile = path.join(kernel.modulesDir, 'modules.dep');
+	return hashKey(kernel.version, stamp(busybox), existsSync(depFile) ? stamp(depFile) : 'no-modules.dep', GUEST_INIT, JSON.stringify(fstabs), dirs.join(','), GUEST_MODULES.join(','), APPLETS.join(','));
+}
+
+export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusybox(), fstabs = FSTABS, dirs = INIT_DIRS): Promise<Buffer> {
 	const modules = await resolveModules(kernel.version, GUEST_MODULES, kernel.root);
 	const entries: CpioEntry[] = [
-		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', ...INIT_DIRS].map((name) => ({ type: 'dir' as const, name })),
+		...['bin', 'dev', 'proc', 'sys', 'lib', 'lib/modules', ...dirs].map((name) => ({ type: 'dir' as const, name })),
 		// The kernel opens /dev/console for init before anything is mounted.
 		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
 		{ type: 'file', name: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 },
 		...APPLETS.map((a) => ({ type: 'symlink' as const, name: `bin/${a}`, target: 'busybox' })),
 		{ type: 'file', name: 'init', data: Buffer.from(GUEST_INIT), mode: 0o755 },
-		...Object.entries(FSTABS).map(([file, text]) => ({ type: 'file' as const, name: file.slice(1), data: Buffer.from(text) })),
+		...Object.entries(fstabs).map(([file, text]) => ({ type: 'file' as const, name: file.slice(1), data: Buffer.from(text) })),
 	];
 	// Named LEVEL-NAME.ko: the init script loads one level at a time.
 	for (const m of modules) entries.push({ type: 'file', name: `lib/modules/${m.level}-${m.name}.ko`, data: await readModule(m.file) });
@@ -116,9 +127,11 @@ export async function buildInitramfsImage(kernel: KernelInfo, busybox = findBusy
 }
 
 /** Path of a cached initramfs for `kernel`, building it when missing or stale. */
-export async function initramfsFor(kernel: KernelInfo): Promise<string> {
-	const busybox = findBusybox();
-	const file = path.join(cacheDir(), `initramfs-${kernel.version}-${initramfsKey(kernel, busybox)}.cpio`);
-	if (!cached(file)) writeAtomic(file, await buildInitramfsImage(kernel, busybox));
+export async function initramfsFor(kernel: KernelInfo, layout?: InitramfsLayout): Promise<string> {
+	const busybox = layout?.busybox ?? findBusybox();
+	const fstabs = layout?.fstabs ?? FSTABS;
+	const dirs = layout?.dirs ?? INIT_DIRS;
+	const file = path.join(cacheDir(), `initramfs-${kernel.version}-${initramfsKey(kernel, busybox, fstabs, dirs)}.cpio`);
+	if (!cached(file)) writeAtomic(file, await buildInitramfsImage(kernel, busybox, fstabs, dirs));
 	return file;
 }

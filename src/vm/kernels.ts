@@ -5,7 +5,7 @@
 // and booted by name (--kernel VER), never by default.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fetchedKernelsDir, listFetched, suiteOfRelease } from './debian.js';
+import { archOfRelease, fetchedKernelsDir, listFetched, suiteOfRelease, type DebianArch } from './debian.js';
 
 /** A kernel option as its config sets it: built in, a module, or not set. */
 export type Tristate = 'y' | 'm' | 'n';
@@ -20,6 +20,8 @@ export interface KernelFeatures {
 	modules: boolean;
 	/** QEMU can boot the uncompressed ELF (CONFIG_PVH). */
 	pvh: boolean;
+	/** An arm64 kernel (CONFIG_ARM64). */
+	arm64: boolean;
 	preemptRt: boolean;
 	pageSize: string;
 	/** The compiler the kernel was built with (CONFIG_CC_VERSION_TEXT). */
@@ -41,6 +43,8 @@ export interface KernelInfo {
 	/** The Debian suite (and flavour) a fetched kernel came from. */
 	suite?: string;
 	flavour?: string;
+	/** The Debian architecture the kernel runs on (amd64, arm64), from its release name. */
+	arch: DebianArch;
 	/** From the kernel's config, when it has one. */
 	features?: KernelFeatures;
 }
@@ -74,6 +78,7 @@ export function kernelFeatures(config: Map<string, string>): KernelFeatures {
 		overlay: tri('CONFIG_OVERLAY_FS'),
 		modules: config.get('CONFIG_MODULES') === 'y',
 		pvh: config.get('CONFIG_PVH') === 'y',
+		arm64: config.get('CONFIG_ARM64') === 'y',
 		preemptRt: config.get('CONFIG_PREEMPT_RT') === 'y',
 		pageSize,
 		...(compiler ? { compiler } : {}),
@@ -104,7 +109,8 @@ export function describeFeatures(f: KernelFeatures): string {
 		f.preemptRt ? 'PREEMPT_RT' : 'no PREEMPT_RT',
 		`${f.pageSize} pages`,
 	];
-	if (!f.pvh) parts.push('no PVH (boots the bzImage, slower)');
+	// PVH is x86's: QEMU boots an arm64 Image as it is.
+	if (!f.pvh && !f.arm64) parts.push('no PVH (boots the bzImage, slower)');
 	if (f.compiler) parts.push(`built with ${f.compiler.split(' ')[0]}`);
 	return parts.join(', ');
 }
@@ -132,7 +138,7 @@ export function describeKernel(
 	const image = path.join(bootDir, `vmlinuz-${version}`);
 	const modulesDir = path.join(modulesRoot, version);
 	const headersDir = path.join(modulesDir, 'build');
-	const info: KernelInfo = { version, image, modulesDir, headersDir, usable: false, origin: fetched ? 'fetched' : 'boot' };
+	const info: KernelInfo = { version, image, modulesDir, headersDir, usable: false, origin: fetched ? 'fetched' : 'boot', arch: archOfRelease(version) };
 	if (fetched) {
 		info.root = fetched.root;
 		info.suite = fetched.suite;
@@ -200,11 +206,22 @@ export function findKernel(version: string, bootDir = BOOT_DIR, modulesRoot = MO
 	return installed;
 }
 
-/** The kernel to boot: `wanted` if given (and usable), else the newest usable installed one. */
-export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = MODULES_ROOT, fetchedDir?: string): KernelInfo {
+/**
+ * The kernel to boot: `wanted` if given (and usable), else the newest usable
+ * installed one; with `arch` a foreign one (arm64), the newest usable fetched
+ * kernel of that architecture with 4K pages, else with any.
+ */
+export function chooseKernel(wanted?: string, bootDir = BOOT_DIR, modulesRoot = MODULES_ROOT, fetchedDir?: string, arch?: DebianArch): KernelInfo {
 	if (wanted) {
 		const k = findKernel(wanted, bootDir, modulesRoot, fetchedDir);
 		if (!k.usable) throw Object.assign(new Error(`kernel ${wanted} cannot be used: ${k.reason}`), { code: 'ERR_KERNEL_UNUSABLE' });
+		if (arch && k.arch !== arch) throw Object.assign(new Error(`kernel ${wanted} is an ${k.arch} kernel, not ${arch}`), { code: 'ERR_KERNEL_UNUSABLE' });
+		return k;
+	}
+	if (arch && arch !== 'amd64') {
+		const fetched = listFetchedKernels(fetchedDir).filter((k) => k.arch === arch && k.usable);
+		const k = fetched.find((x) => x.features?.pageSize === '4K') ?? fetched[0];
+		if (!k) throw Object.assign(new Error(`no ${arch} kernel fetched: hybridmem kernels --fetch trixie:${arch} (or trixie:${arch}-16k)`), { code: 'ERR_NO_KERNEL' });
 		return k;
 	}
 	const all = listKernels(bootDir, modulesRoot);

@@ -13,7 +13,8 @@ export type Accel = 'kvm' | 'tcg';
  * more virtio devices than microvm takes, and for TCG guests that cannot be
  * told the host's TSC frequency (see chooseMachine).
  */
-export type Machine = 'microvm' | 'q35';
+export type Machine = 'microvm' | 'q35' | 'virt';
+// virt: QEMU's arm64 machine (qemu-args-arm64.ts).
 
 /**
  * Virtio devices a microvm guest can use.  QEMU 7.2 accepts 24 on its MMIO
@@ -96,7 +97,7 @@ export const BASE_KERNEL_ARGS = [
 ];
 
 /** A virtio-serial port whose host side is a Unix socket, or nothing. */
-function port(id: string, name: string, socket: string | undefined): string[] {
+export function port(id: string, name: string, socket: string | undefined): string[] {
 	const backend = socket ? `socket,id=${id},path=${socket}` : `null,id=${id}`;
 	return ['-chardev', backend, '-device', `virtserialport,bus=vser.0,chardev=${id},name=${name}`];
 }

@@ -13,6 +13,9 @@ import { chooseKernel, type KernelInfo } from './kernels.js';
 import { chooseMachine, qemuArgs, type Accel, type Machine } from './qemu-args.js';
 import { writeSpec } from './spec.js';
 import { uncompressedKernel } from './vmlinux.js';
+import { arm64Root } from './arm64-root.js';
+import { ARM64_GUEST_PATH, ARM64_QEMU_BINARY, arm64InitramfsLayout, arm64QemuArgs } from './arm64.js';
+import type { DebianArch } from './debian.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 // The cache variables too: the guest finds the modules `hybridmem build` left in the host's cache.
@@ -24,8 +27,10 @@ export const EXIT_ABORTED = 130;
 
 export interface VmOptions {
 	command: string[];
-	/** Kernel release to boot; default: the newest with headers installed. */
+	/** Kernel release to boot; default: the newest with headers installed (of `arch`). */
 	kernel?: string;
+	/** The guest's architecture; default: the kernel's (amd64 unless an arm64 kernel is named). */
+	arch?: DebianArch;
 	cwd?: string;
 	/** Extra variables; PATH, HOME, TERM, CI, LANG and the cache variables (HYBRIDMEM_CACHE, XDG_CACHE_HOME) pass from this process. */
 	env?: Record<string, string>;
@@ -92,11 +97,18 @@ export interface BootAssets {
 	kernel: KernelInfo;
 	vmlinux: string;
 	initramfs: string;
+	/** An arm64 guest's own root (arm64-root.ts). */
+	arm64Root?: string;
 }
 
 /** The kernel, its uncompressed image and the initramfs, from the cache when fresh. */
-export async function prepareBoot(kernel?: string): Promise<BootAssets> {
-	const k = chooseKernel(kernel);
+export async function prepareBoot(kernel?: string, arch?: DebianArch): Promise<BootAssets> {
+	const k = chooseKernel(kernel, undefined, undefined, undefined, arch);
+	if (k.arch === 'arm64') {
+		// QEMU boots arm64's Image as it is; the initramfs's busybox is the arm64 root's.
+		const root = await arm64Root();
+		return { kernel: k, vmlinux: k.image, initramfs: await initramfsFor(k, arm64InitramfsLayout(root.dir)), arm64Root: root.dir };
+	}
 	const [vmlinux, initramfs] = await Promise.all([uncompressedKernel(k.image), initramfsFor(k)]);
 	return { kernel: k, vmlinux, initramfs };
 }
@@ -234,7 +246,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const started = Date.now();
 	// A cold cache costs seconds (decompressing the kernel, packing the
 	// initramfs): say so when it takes longer than a warm look-up would.
-	const preparing = prepareBoot(opts.kernel);
+	const preparing = prepareBoot(opts.kernel, opts.arch);
 	const slow = setTimeout(() => opts.onNotice?.('preparing the kernel and initramfs (first boot of this kernel; cached afterwards)'), 300);
 	let assets: BootAssets;
 	try {
@@ -242,13 +254,16 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	} finally {
 		clearTimeout(slow);
 	}
-	const { accel, reason } = await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
+	const arm64 = assets.arm64Root;
+	const qemuBinary = arm64 ? ARM64_QEMU_BINARY : QEMU_BINARY;
+	if (arm64 && opts.accel === 'kvm') throw Object.assign(new Error('KVM requested but an arm64 guest on this host runs under TCG only'), { code: 'ERR_NO_KVM' });
+	const { accel, reason } = arm64 ? { accel: 'tcg' as const, reason: 'TCG (an arm64 guest on an x86_64 host)' } : await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
 
 	const shares = (opts.rw ?? []).map((dir, i) => ({ tag: `hmrw${i}`, dir: path.resolve(dir) }));
 	const specDir = writeSpec({
 		argv: opts.command,
 		cwd: path.resolve(opts.cwd ?? process.cwd()),
-		env: pickEnv(opts.env),
+		env: pickEnv(arm64 ? { PATH: ARM64_GUEST_PATH, ...opts.env } : opts.env),
 		shares,
 	});
 	const statusFile = path.join(specDir, 'status');
@@ -256,11 +271,11 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const stdinSocket = path.join(specDir, 'in.sock');
 	const tscKhz = hostTscKhz();
 	// microvm has virtio over MMIO only: a kernel without it gets q35's PCI.
-	const machine = opts.machine ?? (assets.kernel.features?.virtioMmio === 'n' ? 'q35' : chooseMachine(shares.length, accel, tscKhz));
+	const machine = arm64 ? 'virt' : (opts.machine ?? (assets.kernel.features?.virtioMmio === 'n' ? 'q35' : chooseMachine(shares.length, accel, tscKhz)));
 	opts.onNotice?.(`kernel ${assets.kernel.version}, ${machine}, ${reason}`);
 	const consoleLog = opts.consoleLog ?? path.join(os.tmpdir(), `hybridmem-console-${started}-${process.pid}.log`);
 	const logStream = createWriteStream(consoleLog);
-	const args = qemuArgs({
+	const config = {
 		kernelImage: assets.vmlinux,
 		initramfs: startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
 		accel,
@@ -275,7 +290,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		specDir,
 		shares,
 		...(opts.extraKernelArgs ? { extraKernelArgs: opts.extraKernelArgs } : {}),
-	});
+	};
+	const args = arm64 ? arm64QemuArgs({ ...config, arm64Root: arm64 }) : qemuArgs(config);
 	// The command's stdout and stderr reach us over Unix sockets that QEMU
 	// connects to at start (a pipe from our side would be a socketpair, which
 	// QEMU cannot open by path).  QEMU's own stdout carries the kernel
@@ -286,7 +302,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// node:child_process rather than execa here: loading execa costs 70 ms
 	// of every boot, and this needs no more than an argument array and the
 	// exit.  execa stays for the cache-miss paths (modinfo, decompressors).
-	const child = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	const child = spawn(qemuBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 	const exited = new Promise<{ spawnError?: NodeJS.ErrnoException }>((resolve) => {
 		child.once('error', (err: NodeJS.ErrnoException) => resolve({ spawnError: err }));
 		child.once('close', () => resolve({}));
@@ -334,7 +350,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		rmSync(specDir, { recursive: true, force: true });
 		await new Promise<void>((resolve) => logStream.end(resolve));
 		if (opts.consoleLog === undefined) rmSync(consoleLog, { force: true });
-		throw Object.assign(new Error(`${QEMU_BINARY} not found: run \`hybridmem bootstrap\` (it installs qemu-system-x86)`), { code: 'ERR_NO_QEMU' });
+		throw Object.assign(new Error(`${qemuBinary} not found: run \`hybridmem bootstrap\` (it installs ${arm64 ? 'qemu-system-arm' : 'qemu-system-x86'})`), { code: 'ERR_NO_QEMU' });
 	}
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);

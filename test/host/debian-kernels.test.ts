@@ -24,7 +24,7 @@ describe('fetch spec', () => {
 		expect(suiteOfRelease('7.2.13+deb14-amd64')).toBe('sid');
 		expect(suiteOfRelease('6.1.0-57-amd64')).toBe('bookworm');
 		expect(() => parseFetchSpec('jessie')).toThrow(/unknown suite 'jessie'/);
-		expect(() => parseFetchSpec('trixie:arm64-16k')).toThrow(/unknown flavour/);
+		expect(() => parseFetchSpec('trixie:arm64-64k')).toThrow(/unknown flavour/);
 		expect(() => parseFetchSpec('4.19.0-20-amd64')).toThrow(/SUITE:4\.19\.0-20-amd64/);
 	});
 

@@ -40,6 +40,8 @@ Options:
   --vm            run in the VM runner even if this machine could load the module
   --native        run in this kernel (the module is loaded with its defaults)
   --kernel VER    kernel for the VM runner (default: newest with headers)
+  --arch ARCH     amd64 (default) or arm64: the VM runner boots the newest fetched
+                  arm64 kernel (4K pages first) unless --kernel names one
   --json          print the results as JSON at the end, nothing else
   --tap           print KTAP (the kselftest format), one test line per
                   scenario as it finishes, nothing else
@@ -73,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
 				vm: { type: 'boolean' },
 				native: { type: 'boolean' },
 				kernel: { type: 'string' },
+				arch: { type: 'string' },
 				json: { type: 'boolean' },
 				tap: { type: 'boolean' },
 				junit: { type: 'string' },
@@ -84,6 +87,8 @@ export async function main(argv: string[]): Promise<number> {
 		}),
 	);
 	if (values.vm && values.native) throw new CliError('run: --vm and --native exclude each other', 2);
+	if (values.arch !== undefined && values.arch !== 'amd64' && values.arch !== 'arm64') throw new CliError(`run: --arch must be amd64 or arm64, not '${values.arch}'`, 2);
+	if (values.arch === 'arm64' && values.native) throw new CliError('run: --arch arm64 runs in the VM runner; drop --native', 2);
 	if (values.json && values.tap) throw new CliError('run: --json and --tap exclude each other', 2);
 	if (values.discard) {
 		const { chooseKernel } = await import('../../vm/kernels.js');
@@ -128,6 +133,7 @@ export async function main(argv: string[]): Promise<number> {
 			where,
 			...(values.keep ? { keep: true, onWarm: (o: WarmOutcome) => (warm = o) } : {}),
 			...(values.kernel ? { kernel: values.kernel } : {}),
+			...(values.arch === 'arm64' || values.arch === 'amd64' ? { arch: values.arch } : {}),
 			allowCrash: !!values['allow-crash'],
 			onResult: print,
 			onProgress: progress,

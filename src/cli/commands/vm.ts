@@ -17,6 +17,8 @@ and stderr stream here live; the kernel console goes to a log file.
 
 Options:
   --kernel VER        kernel release to boot (default: newest with headers; see 'hybridmem kernels')
+  --arch ARCH         amd64 (default) or arm64: an arm64 guest boots a fetched arm64 kernel
+                      (hybridmem kernels --fetch trixie:arm64 or trixie:arm64-16k) under TCG
   --rw DIR            share DIR writable at the same path (repeatable)
   --env K=V           set a variable for CMD (repeatable); PATH, HOME, TERM, CI, LANG, HYBRIDMEM_CACHE, XDG_CACHE_HOME pass by default
   --mem MIB           guest memory in MiB (default 2048)
@@ -44,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
 	const command = dash === -1 ? [] : argv.slice(dash + 1);
 	const { values } = parse('vm', () => parseArgs({ args: own, strict: true, options: {
 		kernel: { type: 'string' },
+		arch: { type: 'string' },
 		rw: { type: 'string', multiple: true },
 		env: { type: 'string', multiple: true },
 		mem: { type: 'string' },
@@ -60,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
 	if (command.length === 0) throw new CliError("vm: no command given; usage: hybridmem vm [options] -- CMD [ARGS...]", 2);
 	const accel = values.accel ?? 'auto';
 	if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CliError(`vm: --accel must be auto, kvm or tcg, not '${accel}'`, 2);
+	const arch = values.arch;
+	if (arch !== undefined && arch !== 'amd64' && arch !== 'arm64') throw new CliError(`vm: --arch must be amd64 or arm64, not '${arch}'`, 2);
 	const machine = values.machine;
 	if (machine !== undefined && machine !== 'microvm' && machine !== 'q35') throw new CliError(`vm: --machine must be microvm or q35, not '${machine}'`, 2);
 	let stopWhen: RegExp | undefined;
@@ -73,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
 		const result = await runInVm({
 			command,
 			...(values.kernel ? { kernel: values.kernel } : {}),
+			...(arch ? { arch } : {}),
 			rw: values.rw ?? [],
 			env: keyValues(values.env, '--env'),
 			memMiB: positiveNumber(values.mem, '--mem', 2048),
