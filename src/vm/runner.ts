@@ -277,7 +277,8 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const logStream = createWriteStream(consoleLog);
 	const config = {
 		kernelImage: assets.vmlinux,
-		initramfs: startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
+		// The host's node, never an arm64 guest's: that one is the arm64 root's.
+		initramfs: !arm64 && startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
 		accel,
 		machine,
 		...(tscKhz !== undefined ? { tscKhz } : {}),

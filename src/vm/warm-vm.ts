@@ -157,7 +157,7 @@ export async function warmVm(opts: WarmVmOptions): Promise<WarmVm> {
 	const args = [
 		...qemuArgs({
 			kernelImage: assets.vmlinux,
-			initramfs: startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
+			initramfs: !assets.arm64Root && startsNode(opts.command) ? initramfsWithNode(assets.initramfs) : assets.initramfs,
 			accel,
 			machine,
 			...(tscKhz !== undefined ? { tscKhz } : {}),

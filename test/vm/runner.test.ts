@@ -43,8 +43,11 @@ describe('hybridmem vm', () => {
 		// As many writable shares as microvm takes (one more and the runner uses q35).
 		const shares = Array.from({ length: MICROVM_TRANSPORTS - 2 }, (_, i) => mkdtempSync(path.join(tmp, `share${i}-`)));
 		const last = shares.at(-1)!;
+		// One vCPU: QEMU 7.2's TCG meets its cross-modifying-code bug (Oops: int3 in
+		// __schedule/sched_clock_cpu, README "Tracing under QEMU's TCG") in rare
+		// two-vCPU boots under load, and this test is about the runner, not SMP.
 		const r = await hm([
-			'--console-log', log, '--env', 'HM_GREETING=hello world', ...shares.flatMap((d) => ['--rw', d]), '--',
+			'--cpus', '1', '--console-log', log, '--env', 'HM_GREETING=hello world', ...shares.flatMap((d) => ['--rw', d]), '--',
 			'sh', '-c',
 			// A kernel message at error level reaches the console while the command runs.
 			'uname -r; echo "<3>hm-console-marker" > /dev/kmsg; echo "out:$HM_GREETING"; pwd; ' +
