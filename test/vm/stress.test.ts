@@ -87,7 +87,9 @@ describe('hybridmem stress', () => {
 		// Every correct mode mapped; the refused ones refused (EPERM).
 		for (const mode of ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault']) expect(report.counts['mapped']?.[mode] ?? 0, mode).toBeGreaterThan(0);
 		expect(report.counts['mmap']?.['EPERM'] ?? 0).toBeGreaterThan(0);
-		expect(report.counts['mremap-grow']?.['ok'] ?? 0).toBe(0); // VM_DONTEXPAND
+		// VM_DONTEXPAND: grows of the device's vma were tried, and every one refused.
+		expect(Object.values(report.counts['mremap-grow'] ?? {}).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+		expect(report.counts['mremap-grow']?.['ok'] ?? 0).toBe(0);
 		expect(report.counters['maps']).toBeGreaterThan(20);
 		expect(report.livePages).toBe(0);
 		expect(report.rmmod).toBe(true);

@@ -330,25 +330,35 @@ static void run_insn(const struct insn *in, unsigned long seed)
 		pthread_mutex_unlock(&lock);
 		return;
 	}
-	case OP_MREMAP_GROW:
+	case OP_MREMAP_GROW: {
 		/* VM_DONTEXPAND: refused in place and moving. */
-		r = (long)mremap(window(slot), pages * page, (pages + 1 + (size_t)b % 8) * page, c & 1 ? MREMAP_MAYMOVE : 0);
-		if (r != (long)MAP_FAILED && (char *)r == window(slot) && !device_vma(window(slot))) {
-			/*
-			 * Another thread's munmaps left only our PROT_NONE
-			 * reservation there, and that grew: not the device's
-			 * vma, so not counted; shrink it back.
-			 */
-			mremap(window(slot), (pages + 1 + (size_t)b % 8) * page, pages * page, 0);
+		size_t grown = (pages + 1 + (size_t)b % 8) * page;
+
+		/*
+		 * Other threads' munmaps may have left only our PROT_NONE
+		 * reservation at this slot; that one may grow (and move), so
+		 * only a grow of the device's own vma is counted.
+		 */
+		if (!device_vma(window(slot)))
+			return;
+		r = (long)mremap(window(slot), pages * page, grown, c & 1 ? MREMAP_MAYMOVE : 0);
+		if (r != (long)MAP_FAILED && !device_vma((void *)r)) {
+			if ((char *)r == window(slot)) {
+				mremap(window(slot), grown, pages * page, 0);
+			} else {
+				munmap((void *)r, grown);
+				reserve(window(slot), pages * page);
+			}
 			return;
 		}
 		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
 		if (r != (long)MAP_FAILED && (char *)r != window(slot)) {
 			/* Grown and moved out of the arena: should not happen; end it here. */
-			munmap((void *)r, (pages + 1 + (size_t)b % 8) * page);
+			munmap((void *)r, grown);
 			fprintf(stderr, "hm-stress: mremap grew a VM_DONTEXPAND mapping\n");
 		}
 		return;
+	}
 	case OP_MPROTECT: {
 		static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE };
 
