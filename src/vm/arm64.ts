@@ -5,9 +5,9 @@
 // host is x86_64.
 import path from 'node:path';
 import { arm64Busybox } from './arm64-root.js';
-import { FSTABS, FSTAB_ROOT, INIT_DIRS, NINEP_OPTS, PORTS, PROBE_PARAM, ROOT_TAG, SPEC_PARAM } from './guest-init.js';
+import { FSTABS, FSTAB_ROOT, INIT_DIRS, NINEP_OPTS, PROBE_PARAM, ROOT_TAG, SPEC_PARAM } from './guest-init.js';
 import type { InitramfsLayout } from './initramfs.js';
-import { BASE_KERNEL_ARGS, port, type QemuConfig } from './qemu-args.js';
+import { BASE_KERNEL_ARGS, guestArgs, ninepArgs, type QemuConfig } from './qemu-args.js';
 
 export const ARM64_QEMU_BINARY = 'qemu-system-aarch64';
 
@@ -48,10 +48,6 @@ export function arm64QemuArgs(c: QemuConfig & { arm64Root: string }): string[] {
 	const append = [...ARM64_KERNEL_ARGS, ...(c.extraKernelArgs ?? [])];
 	if (c.probe) append.push(PROBE_PARAM);
 	if (c.specDir) append.push(`${SPEC_PARAM}=${c.specDir}`);
-	const ninep = (tag: string, dir: string, ro: boolean) => {
-		if (dir.includes(',')) throw new Error(`cannot share ${dir}: QEMU option values cannot contain commas`);
-		return ['-fsdev', `local,id=${tag},path=${dir},security_model=none,${ro ? 'readonly=on,' : ''}multidevs=remap`, '-device', `virtio-9p-pci,fsdev=${tag},mount_tag=${tag}`];
-	};
 	const args = [
 		'-nodefaults',
 		'-no-user-config',
@@ -64,22 +60,10 @@ export function arm64QemuArgs(c: QemuConfig & { arm64Root: string }): string[] {
 		// initialization"); with neoverse-n1 (ARMv8.2, TGran16, no pointer
 		// authentication to emulate) 4 of 4 such boots ran clean.
 		'-cpu', 'neoverse-n1',
-		'-m', String(c.memMiB),
-		'-smp', String(c.cpus),
-		'-kernel', c.kernelImage,
-		'-initrd', c.initramfs,
-		'-append', append.join(' '),
-		'-chardev', 'stdio,id=con,signal=off',
-		'-serial', 'chardev:con',
-		'-device', 'virtio-serial-pci,id=vser',
-		...port('hmin', PORTS.stdin, c.stdinSocket),
-		...port('hmout', PORTS.stdout, c.stdoutSocket),
-		...port('hmerr', PORTS.stderr, c.stderrSocket),
-		'-chardev', `file,id=hmst,path=${c.statusFile}`,
-		'-device', `virtserialport,bus=vser.0,chardev=hmst,name=${PORTS.status}`,
-		...ninep(ROOT_TAG, '/', true),
-		...ninep(ARM64_ROOT_TAG, path.resolve(c.arm64Root), true),
+		...guestArgs(c, append, 'virtio-serial-pci'),
+		...ninepArgs(ROOT_TAG, '/', true, 'virtio-9p-pci'),
+		...ninepArgs(ARM64_ROOT_TAG, path.resolve(c.arm64Root), true, 'virtio-9p-pci'),
 	];
-	for (const s of c.shares) args.push(...ninep(s.tag, s.dir, false));
+	for (const s of c.shares) args.push(...ninepArgs(s.tag, s.dir, false, 'virtio-9p-pci'));
 	return args;
 }

@@ -102,6 +102,35 @@ export function port(id: string, name: string, socket: string | undefined): stri
 	return ['-chardev', backend, '-device', `virtserialport,bus=vser.0,chardev=${id},name=${name}`];
 }
 
+/**
+ * What every guest has, on either architecture: memory, vCPUs, kernel,
+ * initramfs and command line, the console, and the runner's virtio-serial
+ * ports (stdin, stdout, stderr, status) on `serialDevice`.
+ */
+export function guestArgs(c: QemuConfig, append: string[], serialDevice: string): string[] {
+	return [
+		'-m', String(c.memMiB),
+		'-smp', String(c.cpus),
+		'-kernel', c.kernelImage,
+		'-initrd', c.initramfs,
+		'-append', append.join(' '),
+		'-chardev', 'stdio,id=con,signal=off',
+		'-serial', 'chardev:con',
+		'-device', `${serialDevice},id=vser`,
+		...port('hmin', PORTS.stdin, c.stdinSocket),
+		...port('hmout', PORTS.stdout, c.stdoutSocket),
+		...port('hmerr', PORTS.stderr, c.stderrSocket),
+		'-chardev', `file,id=hmst,path=${c.statusFile}`,
+		'-device', `virtserialport,bus=vser.0,chardev=hmst,name=${PORTS.status}`,
+	];
+}
+
+/** `dir` shared over virtio-9p as `tag`, through `device` (the -device or -pci variant). */
+export function ninepArgs(tag: string, dir: string, readOnly: boolean, device: string): string[] {
+	if (dir.includes(',')) throw new Error(`cannot share ${dir}: QEMU option values cannot contain commas`);
+	return ['-fsdev', `local,id=${tag},path=${dir},security_model=none,${readOnly ? 'readonly=on,' : ''}multidevs=remap`, '-device', `${device},fsdev=${tag},mount_tag=${tag}`];
+}
+
 export function qemuArgs(c: QemuConfig): string[] {
 	const machine = c.machine ?? 'microvm';
 	const append = [...BASE_KERNEL_ARGS];
@@ -133,26 +162,9 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-display', 'none',
 		'-machine', `${machine},accel=${c.accel}`,
 		'-cpu', c.accel === 'kvm' ? 'host' : 'max',
-		'-m', String(c.memMiB),
-		'-smp', String(c.cpus),
-		'-kernel', c.kernelImage,
-		'-initrd', c.initramfs,
-		'-append', append.join(' '),
-		'-chardev', 'stdio,id=con,signal=off',
-		'-serial', 'chardev:con',
-		'-device', `${virtioDevice(machine, 'serial')},id=vser`,
-		...port('hmin', PORTS.stdin, c.stdinSocket),
-		...port('hmout', PORTS.stdout, c.stdoutSocket),
-		...port('hmerr', PORTS.stderr, c.stderrSocket),
-		'-chardev', `file,id=hmst,path=${c.statusFile}`,
-		'-device', `virtserialport,bus=vser.0,chardev=hmst,name=${PORTS.status}`,
-		'-fsdev', `local,id=${ROOT_TAG},path=/,security_model=none,readonly=on,multidevs=remap`,
-		'-device', `${virtioDevice(machine, '9p')},fsdev=${ROOT_TAG},mount_tag=${ROOT_TAG}`,
+		...guestArgs(c, append, virtioDevice(machine, 'serial')),
+		...ninepArgs(ROOT_TAG, '/', true, virtioDevice(machine, '9p')),
 	];
-	for (const s of c.shares) {
-		if (s.dir.includes(',')) throw new Error(`cannot share ${s.dir}: QEMU option values cannot contain commas`);
-		args.push('-fsdev', `local,id=${s.tag},path=${s.dir},security_model=none,multidevs=remap`);
-		args.push('-device', `${virtioDevice(machine, '9p')},fsdev=${s.tag},mount_tag=${s.tag}`);
-	}
+	for (const sh of c.shares) args.push(...ninepArgs(sh.tag, sh.dir, false, virtioDevice(machine, '9p')));
 	return args;
 }
