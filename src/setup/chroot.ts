@@ -6,15 +6,15 @@
 // <cache>/debian/chroot/ and reused; the kernel's unpacked headers are copied
 // in at the paths the packages would have installed them to.
 import { execa } from 'execa';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { hashKey } from '../vm/cache.js';
-import { ARCHIVE_KEYRING, carriedAptOptions, debianDir, listFetched, SUITES } from '../vm/debian.js';
+import { debianDir, listFetched, SUITES } from '../vm/debian.js';
+import { makeDebianRoot, ROOT_READY as READY } from '../vm/mmdebstrap.js';
 import type { KernelInfo } from '../vm/kernels.js';
 import { SetupError } from './errors.js';
 import { KMOD_SOURCE_DIR } from './paths.js';
 
-const READY = '.hybridmem-ready';
 const TRIPLET = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
 /** Besides the compiler: make, and perl for the kernel-doc run of a W=1 build (Pod::Usage, not in perl-base). */
 const BASE_PACKAGES = ['make', 'perl'];
@@ -31,42 +31,18 @@ export async function suiteChroot(suite: string, packages: string[], onProgress?
 	if (process.getuid?.() !== 0) throw new SetupError('ERR_BUILD', `making a ${suite} chroot to build the module needs root (mmdebstrap --mode=root, chroot)`);
 	const mm = await execa('mmdebstrap', ['--version'], { reject: false });
 	if (mm.exitCode !== 0) throw new SetupError('ERR_BUILD', 'mmdebstrap not found: apt-get install mmdebstrap (`hybridmem bootstrap` installs it)');
-	const sources = SUITES[suite];
-	if (!sources) throw new SetupError('ERR_BUILD', `no chroot for unknown suite ${suite}`);
-	const started = Date.now();
-	const tmp = `${dir}.tmp-${process.pid}`;
-	rmSync(tmp, { recursive: true, force: true });
-	mkdirSync(path.dirname(dir), { recursive: true });
+	if (!SUITES[suite]) throw new SetupError('ERR_BUILD', `no chroot for unknown suite ${suite}`);
 	onProgress?.(`making a ${suite} chroot with ${packages.join(', ')} (mmdebstrap, once)`);
-	// The same reach as the fetch: the machine's proxies and Valid-Until checks (debian.ts CARRIED_APT_OPTIONS).
-	const dump = await execa('apt-config', ['dump'], { reject: false });
-	const aptopts = carriedAptOptions(dump.stdout ?? '').map((l) => `--aptopt=${l}`);
-	const r = await execa(
-		'mmdebstrap',
-		[
-			'--mode=root',
-			'--variant=apt',
-			'--quiet',
-			...aptopts,
-			`--include=${[...BASE_PACKAGES, ...packages].join(',')}`,
-			suite,
-			tmp,
-			...sources.map((s) => `deb [signed-by=${ARCHIVE_KEYRING}] ${s.uri} ${s.suite} main`),
-		],
-		{ reject: false, all: true },
-	);
-	if (r.exitCode !== 0) {
-		rmSync(tmp, { recursive: true, force: true });
-		throw new SetupError('ERR_BUILD', `mmdebstrap of ${suite} failed:\n${(r.all ?? '').split('\n').slice(-20).join('\n')}`);
-	}
-	// Another run may have made it meanwhile: keep theirs.
-	if (existsSync(path.join(dir, READY))) rmSync(tmp, { recursive: true, force: true });
-	else {
-		writeFileSync(path.join(tmp, READY), `${new Date().toISOString()} ${packages.join(' ')}\n`);
-		rmSync(dir, { recursive: true, force: true });
-		renameSync(tmp, dir);
-	}
-	return { dir, madeMs: Date.now() - started };
+	const madeMs = await makeDebianRoot({
+		dir,
+		suite,
+		variant: 'apt',
+		include: [...BASE_PACKAGES, ...packages],
+		label: packages,
+		what: suite,
+		error: (message) => new SetupError('ERR_BUILD', message),
+	});
+	return { dir, madeMs };
 }
 
 /**
