@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // npm test, after bootstrap and build: type-check, lint, the module's W=1
 // build for each kernel, the host and VM test projects, then the device suite
-// inside the VM runner for each kernel (or natively with HYBRIDMEM_NATIVE=1).
+// inside the VM runner for each kernel (or natively with HYBRIDMEM_NATIVE=1),
+// two VMs at a time.
 // Ends with one line "N passed, N failed, N skipped" totalling everything;
 // each check (typecheck, lint, a module build) counts as one test.
 // Under CI (or with --fetched) also the kernel matrix's ends, fetched from
 // Debian's archive: bullseye's 5.10 and sid's 7.2, fetched and built (sid's
 // in a chroot) in the background while the checks above run, then every
-// scenario on both, two one-vCPU VMs at a time (scripts/matrix.mjs); each
-// build and scenario counts.
+// scenario on both (scripts/matrix.mjs), in the same two-at-a-time queue as
+// the device suites; each build and scenario counts.
 // Usage: node scripts/test.mjs [--all-kernels] [--fetched] [--native] [--only host|device]
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -130,6 +131,31 @@ if (only !== 'device') {
 	addReport('host+vm tests', path.join(reports, 'host.json'));
 }
 
+/** Runs a command with its output in a log file; resolves when it ends. */
+function runLogged(cmd, args, logFile) {
+	const fd = openSync(logFile, 'w');
+	const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', fd, fd] });
+	closeSync(fd);
+	const t = Date.now();
+	return new Promise((resolve) => child.on('close', (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), ms: Date.now() - t })));
+}
+
+/** The jobs after vitest, each a VM of one vCPU: run two at a time (one per core of a CI machine), each job's output printed whole when it ends. */
+async function runJobs(jobs, width) {
+	const queue = [...jobs];
+	await Promise.all(
+		Array.from({ length: Math.min(width, queue.length) }, async () => {
+			for (let job = queue.shift(); job; job = queue.shift()) {
+				const r = await runLogged(job.cmd, job.args, job.log);
+				section(`${job.title}: ended after ${(r.ms / 1000).toFixed(0)} s`);
+				console.log(readFileSync(job.log, 'utf8').trimEnd());
+				job.done(r);
+			}
+		}),
+	);
+}
+
+const jobs = [];
 if (only !== 'host') {
 	if (native) {
 		if (!canLoadModulesHere()) check('device suite (native: this machine cannot load modules, or not root)', false);
@@ -141,18 +167,25 @@ if (only !== 'host') {
 		}
 	} else {
 		for (const k of kernels) {
-			section(`device suite in the VM runner, kernel ${k}`);
 			const file = path.join(reports, `device-${k}.json`);
-			// One vCPU and page poisoning, like the scenario VMs (src/scenarios/run.ts EVIDENCE_BOOT): the suite enables kprobes.
-			const r = run('node', [cli, 'vm', '--kernel', k, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file]);
-			addReport(`device tests in VM on ${k}`, file);
-			if (r.status !== 0 && !failures.some((f) => f.includes(k))) check(`device suite on ${k} (exit ${r.status})`, false);
+			jobs.push({
+				title: `device suite in the VM runner, kernel ${k}`,
+				log: path.join(reports, `device-${k}.log`),
+				// One vCPU and page poisoning, like the scenario VMs (src/scenarios/run.ts EVIDENCE_BOOT): the suite enables kprobes.
+				cmd: 'node',
+				args: [cli, 'vm', '--kernel', k, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file],
+				done: (r) => {
+					addReport(`device tests in VM on ${k}`, file);
+					if (r.status !== 0 && !failures.some((f) => f.includes(k))) check(`device suite on ${k} (exit ${r.status})`, false);
+				},
+			});
 		}
 		if (kernels.length === 0) check('device suite (no usable kernel: run scripts/bootstrap.sh)', false);
 	}
 }
 
 if (prepared) {
+	// Their fetch and builds ran in the background since the start; they end long before vitest does.
 	section(`fetched kernels (${FETCHED.join(', ')}): waiting for their fetch and builds`);
 	const p = await prepared;
 	console.log(readFileSync(path.join(reports, 'matrix-prepare.log'), 'utf8').trimEnd());
@@ -160,22 +193,32 @@ if (prepared) {
 	const file = path.join(reports, 'matrix-prepare.json');
 	const prep = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
 	check(`fetch of ${FETCHED.join(', ')} and the module builds for them (kernels --fetch; sid's in a chroot)`, p.status === 0 && !!prep);
-	if (prep) {
-		for (const [k, b] of Object.entries(prep.builds)) check(`module build for ${k}`, b.ok && b.warnOk);
-		section(`every scenario on ${prep.prepared.join(', ')} (two VMs at a time, one vCPU each)`);
-		const json = path.join(reports, 'matrix-fetched.json');
-		// Scenarios only: the device suite on these two adds about 4 more minutes (over CI's 25 under
-		// load), and on 5.10 it fails where the kernel differs (README, Kernel matrix: memory.current
-		// of insert_pages); npm run test:matrix runs it on every kernel.
-		run('node', ['scripts/matrix.mjs', '--kernels', prep.prepared.join(','), '--jobs', '2', '--no-device', '--json', json, '--markdown', path.join(reports, 'matrix-fetched.md')]);
-		const m = existsSync(json) ? JSON.parse(readFileSync(json, 'utf8')) : undefined;
-		if (!m) check('kernel matrix on the fetched kernels (no results: the run died)', false);
-		for (const r of m?.runs ?? []) {
-			const v = r.kernel.version;
-			if (!r.scenarios) check(`scenarios on ${v} (${r.scenariosError})`, false);
-			for (const s of r.scenarios ?? []) check(`scenario ${s.name} on ${v}`, s.passed);
-		}
+	for (const [k, b] of Object.entries(prep?.builds ?? {})) check(`module build for ${k}`, b.ok && b.warnOk);
+	for (const v of prep?.prepared ?? []) {
+		// Scenarios only: the device suite on these two would add about 4 more minutes
+		// of VM time, and on 5.10 it differs where the kernel does (README, Kernel
+		// matrix: memory.current of insert_pages); npm run test:matrix runs it on every kernel.
+		const json = path.join(reports, `matrix-fetched-${v}.json`);
+		jobs.push({
+			title: `every scenario on ${v}`,
+			log: path.join(reports, `matrix-fetched-${v}.log`),
+			cmd: 'node',
+			args: ['scripts/matrix.mjs', '--kernels', v, '--jobs', '1', '--no-device', '--json', json, '--markdown', path.join(reports, `matrix-fetched-${v}.md`)],
+			done: () => {
+				const m = existsSync(json) ? JSON.parse(readFileSync(json, 'utf8')) : undefined;
+				if (!m) check(`kernel matrix on ${v} (no results: the run died)`, false);
+				for (const r of m?.runs ?? []) {
+					if (!r.scenarios) check(`scenarios on ${r.kernel.version} (${r.scenariosError})`, false);
+					for (const s of r.scenarios ?? []) check(`scenario ${s.name} on ${r.kernel.version}`, s.passed);
+				}
+			},
+		});
 	}
+}
+
+if (jobs.length) {
+	section(`${jobs.map((j) => j.title).join('; ')}: two one-vCPU VMs at a time`);
+	await runJobs(jobs, 2);
 }
 
 section('summary');

@@ -64,7 +64,16 @@ describe('hybridmem check on in-tree drivers (shipped recipes)', () => {
 	// What each recipe gives on each kernel: no failure, except the findings
 	// written up in the README ("What check found in in-tree drivers").
 	const is612 = (k: string) => /^6\.12\./.test(k);
-	const cases = usable.flatMap((k) => ['vgem-dmabuf', 'vfb', 'vivid', 'snd-dummy', 'udmabuf', 'dma-heap', 'af-packet-rx', 'af-packet-tx', 'io-uring', 'perf'].map((r) => [r, k] as const));
+	// Every recipe on the default kernel; on the others, those whose result
+	// differs by kernel (vivid's and io-uring's bounds) and one driver 6.1 lacks
+	// (the skip path; dma-heap takes the same one). The rest gave the same result
+	// on 6.1 and 6.12 in every run so far, so CI does not pay about 90 s for them
+	// twice; `npx vitest run --project vm test/vm/check.test.ts` with
+	// HYBRIDMEM_CHECK_ALL_KERNELS=1 runs every recipe on every kernel.
+	const ALL = ['vgem-dmabuf', 'vfb', 'vivid', 'snd-dummy', 'udmabuf', 'dma-heap', 'af-packet-rx', 'af-packet-tx', 'io-uring', 'perf'];
+	const PER_KERNEL = ['vivid', 'io-uring', 'udmabuf'];
+	const everyKernel = process.env.HYBRIDMEM_CHECK_ALL_KERNELS === '1';
+	const cases = usable.flatMap((k) => (k === kernel || everyKernel ? ALL : PER_KERNEL).map((r) => [r, k] as const));
 	// Two at a time (vitest.config.ts maxConcurrency): each is its own VM; the C helper is built by the tests above.
 	test.concurrent.each(cases)('recipe %s on %s: only the known findings fail', async (recipe, k) => {
 		const { report, exitCode } = await check(['--recipe', recipe, '--kernel', k]);
