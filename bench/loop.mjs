@@ -18,12 +18,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { bareBoot } from './bare-boot.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(path.join(root, 'dist', p));
-const { writeCpio } = await dist('vm/cpio.js');
 const { chooseKernel } = await dist('vm/kernels.js');
-const { findBusybox } = await dist('vm/initramfs.js');
 const { SCENARIOS } = await dist('scenarios/catalog.js');
 const { cachePath } = await dist('vm/cache.js');
 
@@ -43,23 +42,8 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-bench-loop-'));
 const TIMEOUT_MS = 300_000;
 const safe = SCENARIOS.filter((s) => !s.crashes && !s.ownVm).map((s) => s.name);
 
-// The baseline: the same kernel's compressed bzImage, busybox, an init that powers off at once (as bench/vm-boot.mjs).
-const initrd = path.join(tmp, 'bare.cpio');
-writeFileSync(
-	initrd,
-	writeCpio([
-		...['bin', 'dev', 'proc', 'sys'].map((name) => ({ type: 'dir', name })),
-		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
-		{ type: 'file', name: 'bin/busybox', data: readFileSync(findBusybox()), mode: 0o755 },
-		{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
-		{ type: 'file', name: 'init', data: Buffer.from('#!/bin/sh\nexec /bin/busybox poweroff -f\n'), mode: 0o755 },
-	]),
-);
-const bare = [
-	'-machine', 'q35', '-cpu', 'max', '-m', '2048', '-smp', '2', '-accel', 'tcg',
-	'-kernel', kernel.image, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1',
-	'-no-reboot', '-display', 'none', '-serial', 'null',
-];
+// The baseline: the same kernel's compressed bzImage, busybox, an init that powers off at once.
+const bare = bareBoot(kernel, tmp)();
 const hm = (...args) => [process.execPath, cli, ...args];
 const k = ['--kernel', kernel.version];
 const source = path.join(root, 'kmod', 'hybridmem_test.c');

@@ -9,18 +9,17 @@
 // (needs `npm run build`; run `node dist/cli/main.js vm -- true` once first so
 // the kernel cache is warm)
 import { execa } from 'execa';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { bareBoot } from './bare-boot.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(path.join(root, 'dist', p));
-const { writeCpio } = await dist('vm/cpio.js');
 const { chooseKernel } = await dist('vm/kernels.js');
-const { findBusybox } = await dist('vm/initramfs.js');
 
 const { values } = parseArgs({
 	options: { runs: { type: 'string', default: '7' }, kernel: { type: 'string' }, json: { type: 'boolean', default: false } },
@@ -40,25 +39,7 @@ const log = (m) => {
 	if (!values.json) console.log(m);
 };
 
-// The baseline's initramfs: busybox and an init that powers off at once.
-const initrd = path.join(tmp, 'bare.cpio');
-writeFileSync(
-	initrd,
-	writeCpio([
-		...['bin', 'dev', 'proc', 'sys'].map((name) => ({ type: 'dir', name })),
-		{ type: 'chardev', name: 'dev/console', major: 5, minor: 1 },
-		{ type: 'file', name: 'bin/busybox', data: readFileSync(findBusybox()), mode: 0o755 },
-		{ type: 'symlink', name: 'bin/sh', target: 'busybox' },
-		{ type: 'file', name: 'init', data: Buffer.from('#!/bin/sh\nexec /bin/busybox poweroff -f\n'), mode: 0o755 },
-	]),
-);
-
-const bareArgs = (serial) => [
-	'-machine', 'q35', '-cpu', 'max', '-m', '2048', '-smp', '2', '-accel', 'tcg',
-	'-kernel', kernel.image, '-initrd', initrd,
-	'-append', 'console=ttyS0 panic=-1',
-	'-no-reboot', '-display', 'none', '-serial', `file:${serial}`,
-];
+const bareArgs = bareBoot(kernel, tmp);
 
 function onPath(name) {
 	for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -74,7 +55,7 @@ function onPath(name) {
 
 const runners = [
 	{ name: 'hybridmem vm -- true', cmd: process.execPath, args: [cli, 'vm', '--kernel', kernel.version, '--', 'true'] },
-	{ name: 'bare QEMU (bzImage)', cmd: 'qemu-system-x86_64', args: bareArgs('/dev/null') },
+	{ name: 'bare QEMU (bzImage)', cmd: 'qemu-system-x86_64', args: bareArgs() },
 ];
 const vng = onPath('vng');
 if (vng) runners.push({ name: 'virtme-ng', cmd: vng, args: ['--run', kernel.image, '--disable-kvm', '--force-9p', '--', 'true'] });
@@ -143,7 +124,7 @@ try {
 			`hybridmem / virtme-ng     ${ratios.hybridmemVsVirtme.value.toFixed(2)}x    target <= ${TARGETS.vsVirtme}x    ${mark(ratios.hybridmemVsVirtme)}` +
 				(virtme.measured ? '' : `   (against the recorded ${VIRTME_RECORDED_MEDIAN_S} s, not measured in this run)`),
 		);
-		console.log(`\nbare QEMU command: qemu-system-x86_64 ${bareArgs('/dev/null').map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
+		console.log(`\nbare QEMU command: qemu-system-x86_64 ${bareArgs().map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
 	}
 } finally {
 	rmSync(tmp, { recursive: true, force: true });
