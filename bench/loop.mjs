@@ -61,6 +61,7 @@ const edit = () => writeFileSync(source, `${original}/* bench/loop.mjs edit ${++
 const VARIANTS = [
 	{ name: 'bare', label: 'bare QEMU boot (bzImage, q35)', cmd: ['qemu-system-x86_64', ...bare] },
 	{ name: 'true', label: 'hybridmem vm -- true', cmd: hm('vm', ...k, '--', 'true') },
+	{ name: 'snapshot', label: 'hybridmem vm --snapshot -- true (restored)', cmd: hm('vm', ...k, '--snapshot', '--', 'true') },
 	{ name: 'node', label: 'hybridmem vm -- node -e 0', cmd: hm('vm', ...k, '--', process.execPath, '-e', '0') },
 	{ name: 'test2', label: 'hybridmem run test2 (warm)', cmd: hm('run', '--vm', ...k, 'test2') },
 	{ name: 'node-9p', label: 'hybridmem vm -- node -e 0 (node over 9p)', env: { HYBRIDMEM_NODE_LAYER: '0' }, cmd: hm('vm', ...k, '--', process.execPath, '-e', '0') },
@@ -125,6 +126,7 @@ try {
 		loop && { what: `${loop.name}: touch && run test2 median`, value: loop.median, unit: 's', target: 3 },
 		all && { what: `${all.name}: run of all safe scenarios median`, value: all.median, unit: 's', target: 5 },
 		by.true && by.bare && { what: 'vm -- true / bare boot', value: by.true.median / by.bare.median, unit: 'x', target: 0.5 },
+		by.snapshot && by.bare && { what: 'vm --snapshot -- true / bare boot', value: by.snapshot.median / by.bare.median, unit: 'x', target: 0.5 },
 	].filter(Boolean);
 	for (const t of targets) t.met = t.value <= t.target;
 	const driftRange = drift.length ? { min: Math.min(...drift), max: Math.max(...drift), n: drift.length } : undefined;

@@ -8,6 +8,10 @@
 /** Kernel command-line words the init script understands. */
 export const SPEC_PARAM = 'hm.spec';
 export const PROBE_PARAM = 'hm.probe';
+/** The guest stops before mounting the host root, for a snapshot (snapshot.ts), and reads its spec from the console. */
+export const SNAPSHOT_PARAM = 'hm.snapshot';
+/** What the init script prints when it waits there. */
+export const SNAPSHOT_READY = 'hybridmem-init: ready for a snapshot';
 
 /** virtio-serial port names, shared by the QEMU arguments and the init script. */
 export const PORTS = { stdin: 'hm.stdin', stdout: 'hm.stdout', stderr: 'hm.stderr', status: 'hm.status' } as const;
@@ -19,7 +23,7 @@ export const ROOT_TAG = 'hostroot';
 export const INIT_FAILED_STATUS = 125;
 
 /** The busybox applets the init script runs, linked into /bin of the initramfs. */
-export const APPLETS = ['sh', 'mount', 'insmod', 'mkdir', 'usleep', 'poweroff', 'chroot', 'ip', 'env'];
+export const APPLETS = ['sh', 'mount', 'insmod', 'mkdir', 'usleep', 'poweroff', 'chroot', 'ip', 'env', 'date'];
 
 /** Guest host name, set by the kernel (hostname=, Linux 5.19+) rather than by one more process. */
 export const GUEST_HOSTNAME = 'hybridmem-vm';
@@ -116,6 +120,12 @@ for w in $cmdline; do
 	case "$w" in
 	${PROBE_PARAM}) finish 0 ;;
 	${SPEC_PARAM}=*) spec="\${w#${SPEC_PARAM}=}" ;;
+	${SNAPSHOT_PARAM})
+		# Saved here (9p is not mounted yet, so QEMU can migrate), or restored:
+		# either way this run's spec and the host's clock come on the console.
+		echo "${SNAPSHOT_READY}" > /dev/console
+		read -r spec now < /dev/console
+		date -s "@$now" > /dev/null ;;
 	esac
 done
 [ -n "$spec" ] || { say "no ${SPEC_PARAM}= on the command line"; finish ${INIT_FAILED_STATUS}; }

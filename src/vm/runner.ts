@@ -4,7 +4,8 @@ import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { chooseAccel, KVM_PROBE_TIMEOUT_MS, type AccelRequest } from './accel.js';
 import { hostTscKhz } from './host-tsc.js';
 import { initramfsFor } from './initramfs.js';
@@ -12,6 +13,8 @@ import { initramfsWithNode, startsNode } from './node-layer.js';
 import { chooseKernel, type KernelInfo } from './kernels.js';
 import { chooseMachine, qemuArgs, type Accel, type Machine } from './qemu-args.js';
 import { writeSpec } from './spec.js';
+import { connectQmp, INCOMING_ARGS, openSnapshot, resume, saveAndContinue, snapshotPath, specLine } from './snapshot.js';
+import { SNAPSHOT_PARAM, SNAPSHOT_READY } from './guest-init.js';
 import { uncompressedKernel } from './vmlinux.js';
 import { arm64Root } from './arm64-root.js';
 import { ARM64_GUEST_PATH, ARM64_QEMU_BINARY, arm64InitramfsLayout, arm64QemuArgs } from './arm64.js';
@@ -69,6 +72,12 @@ export interface VmOptions {
 	extraKernelArgs?: string[];
 	/** The runner's own progress messages (kernel, accelerator); never the command's. */
 	onNotice?: (message: string) => void;
+	/**
+	 * Start the guest from a snapshot of this configuration taken just before
+	 * the init script mounts the host root, saving one on first use
+	 * (snapshot.ts); x86 guests only.  Default false: a boot.
+	 */
+	snapshot?: boolean;
 }
 
 export type VmOutcome = 'exited' | 'timeout' | 'crashed' | 'stopped' | 'aborted';
@@ -260,6 +269,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	const { accel, reason } = arm64 ? { accel: 'tcg' as const, reason: 'TCG (an arm64 guest on an x86_64 host)' } : await chooseAccel(opts.accel ?? 'auto', QEMU_BINARY, () => probeKvm(assets));
 
 	const shares = (opts.rw ?? []).map((dir, i) => ({ tag: `hmrw${i}`, dir: path.resolve(dir) }));
+	const useSnapshot = !!opts.snapshot && !arm64;
 	const specDir = writeSpec({
 		argv: opts.command,
 		cwd: path.resolve(opts.cwd ?? process.cwd()),
@@ -288,11 +298,16 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 		stdoutSocket: path.join(specDir, 'out.sock'),
 		stderrSocket: path.join(specDir, 'err.sock'),
 		statusFile,
-		specDir,
+		// From a snapshot, the spec comes on the console: the command line is part of the snapshot.
+		...(useSnapshot ? {} : { specDir }),
 		shares,
-		...(opts.extraKernelArgs ? { extraKernelArgs: opts.extraKernelArgs } : {}),
+		...(opts.extraKernelArgs || useSnapshot ? { extraKernelArgs: [...(opts.extraKernelArgs ?? []), ...(useSnapshot ? [SNAPSHOT_PARAM] : [])] } : {}),
 	};
 	const args = arm64 ? arm64QemuArgs({ ...config, arm64Root: arm64 }) : qemuArgs(config);
+	const qmpSocket = path.join(specDir, 'qmp.sock');
+	const snapFile = useSnapshot ? snapshotPath(args, specDir) : '';
+	const snap = useSnapshot ? openSnapshot(snapFile) : undefined;
+	if (snap) args.push('-qmp', `unix:${qmpSocket},server=on,wait=off`, ...(snap.restoring ? INCOMING_ARGS : []));
 	// The command's stdout and stderr reach us over Unix sockets that QEMU
 	// connects to at start (a pipe from our side would be a socketpair, which
 	// QEMU cannot open by path).  QEMU's own stdout carries the kernel
@@ -303,7 +318,50 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	// node:child_process rather than execa here: loading execa costs 70 ms
 	// of every boot, and this needs no more than an argument array and the
 	// exit.  execa stays for the cache-miss paths (modinfo, decompressors).
-	const child = spawn(qemuBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	// fd 3: the snapshot to load or save into.  stdin: the console, where a waiting guest reads its spec.
+	const child = spawn(qemuBinary, args, { stdio: [snap ? 'pipe' : 'ignore', 'pipe', 'pipe', snap?.fd ?? 'ignore'] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+	// The guest waits for its spec on the console: after the save, or once the snapshot is loaded.
+	let resumed = false;
+	let saved = false;
+	const go = () => {
+		resumed = true;
+		child.stdin?.write(specLine(specDir));
+	};
+	let qemuGone = false;
+	// After QEMU has gone the run's own result says what happened.
+	const snapshotFailed = (what: string) => (err: unknown) => {
+		if (qemuGone) return;
+		opts.onNotice?.(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+		if (!resumed) child.kill('SIGKILL');
+	};
+	if (snap?.restoring)
+		connectQmp(qmpSocket, 60_000, () => !qemuGone)
+			.then(async (q) => {
+				try {
+					await resume(q);
+					opts.onNotice?.(`restored from the snapshot ${snapFile}`);
+					go();
+				} finally {
+					q.close();
+				}
+			})
+			.catch(snapshotFailed('the snapshot could not be resumed'));
+	const save = () =>
+		connectQmp(qmpSocket, 60_000, () => !qemuGone)
+			.then(async (q) => {
+				try {
+					const t = Date.now();
+					await saveAndContinue(q, snapFile, path.join(specDir, 'save.sock'));
+					saved = true;
+					opts.onNotice?.(`saved a snapshot for later runs in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+				} catch (err) {
+					opts.onNotice?.(`the snapshot was not saved (this run goes on): ${err instanceof Error ? err.message : String(err)}`);
+				} finally {
+					q.close();
+				}
+				go();
+			})
+			.catch(snapshotFailed('the snapshot could not be saved'));
 	const exited = new Promise<{ spawnError?: NodeJS.ErrnoException }>((resolve) => {
 		child.once('error', (err: NodeJS.ErrnoException) => resolve({ spawnError: err }));
 		child.once('close', () => resolve({}));
@@ -332,6 +390,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 			tail.push(line);
 			if (tail.length > TAIL_LINES) tail.shift();
 			opts.onConsoleLine?.(line);
+			if (snap && !snap.restoring && !resumed && line === SNAPSHOT_READY) void save();
 			if (opts.stopWhen && matchedLine === undefined && opts.stopWhen.test(line)) {
 				matchedLine = line;
 				kill('stopped');
@@ -344,8 +403,15 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	if (opts.signal?.aborted) onAbort();
 
 	const { spawnError } = await exited;
+	qemuGone = true;
 	clearTimeout(timer);
 	source?.close();
+	// A snapshot that would not load (another QEMU, a changed device) is removed and the run boots instead.
+	const retry = !!snap?.restoring && !resumed && outcome === undefined;
+	if (snap) {
+		if (snap.restoring ? retry : !saved) snap.discard();
+		else snap.commit();
+	}
 	const [stdoutText, stderrText] = await Promise.all([outSink.done(), errSink.done()]);
 	if (spawnError?.code === 'ENOENT') {
 		rmSync(specDir, { recursive: true, force: true });
@@ -356,6 +422,12 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	opts.signal?.removeEventListener('abort', onAbort);
 	if (partial) tail.push(partial);
 	await new Promise<void>((resolve) => logStream.end(resolve));
+	if (retry) {
+		rmSync(specDir, { recursive: true, force: true });
+		if (opts.consoleLog === undefined) rmSync(consoleLog, { force: true });
+		opts.onNotice?.(`the snapshot did not load (${qemuStderr.trim().split('\n').pop() ?? 'QEMU exited'}): removed it; booting`);
+		return runInVm(opts);
+	}
 
 	let status: number | undefined;
 	try {

@@ -35,6 +35,10 @@ Options:
   --stop-at=REGEX     end the VM as soon as a console line matches, e.g.
                       --stop-at='---\\[ end trace' after an oops whose task never
                       exits; exit status 0 then
+  --snapshot          start from a snapshot of this configuration (kernel, initramfs,
+                      command line, memory, vCPUs, shares) taken just before the
+                      guest mounts the host root, instead of booting; the first run
+                      saves it (in the cache, about 100 MB). x86 guests only
   --verbose           say which kernel and accelerator were used
 
 Exit status: CMD's own; 124 when the timeout fired; 125 when the guest kernel
@@ -58,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
 		'console-log': { type: 'string' },
 		'show-console': { type: 'boolean' },
 		'stop-at': { type: 'string' },
+		snapshot: { type: 'boolean' },
 		verbose: { type: 'boolean' },
 	} }));
 	if (command.length === 0) throw new CliError("vm: no command given; usage: hybridmem vm [options] -- CMD [ARGS...]", 2);
@@ -88,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
 			...(machine ? { machine } : {}),
 			...(values.append ? { extraKernelArgs: values.append.flatMap((a) => a.split(/\s+/).filter(Boolean)) } : {}),
 			...(values['console-log'] ? { consoleLog: values['console-log'] } : {}),
+			...(values.snapshot ? { snapshot: true } : {}),
 			stdin: 'inherit',
 			stdout: 'inherit',
 			stderr: 'inherit',
