@@ -5,11 +5,11 @@
 // QMP `migrate`, later runs start QEMU with `-incoming` from that file and let
 // it go on.  Every run still gets the kernel as it was right after boot: the
 // snapshot is never written again once saved.
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { cacheDir, hashKey, markUsed } from './cache.js';
+import { cacheDir, hashKey, markUsed, pruneUnused } from './cache.js';
 
 export interface Qmp {
 	command(execute: string, args?: Record<string, unknown>): Promise<Record<string, unknown>>;
@@ -35,8 +35,33 @@ export function openSnapshot(file: string): { fd: number | undefined; restoring:
 		const fd = openSync(file, 'r');
 		return { fd, restoring: true, commit: () => closeSync(fd), discard: () => (closeSync(fd), rmSync(file, { force: true })) };
 	}
-	const tmp = `${file}.${process.pid}.tmp`;
+	const tmp = saveTarget(file);
+	pruneSnapshots(path.dirname(file));
 	return { fd: undefined, restoring: false, commit: () => renameSync(tmp, file), discard: () => rmSync(tmp, { force: true }) };
+}
+
+/** At most this many bytes of snapshots (about 100 MB each, more with node in the initramfs) stay in the cache. */
+export const SNAPSHOT_CACHE_BYTES = 2 * 1024 ** 3;
+
+/** Before a new snapshot is saved: those unused for UNUSED_DAYS go, then the least recently used until the rest fit in SNAPSHOT_CACHE_BYTES. */
+export function pruneSnapshots(dir: string, limit = SNAPSHOT_CACHE_BYTES): string[] {
+	const removed = pruneUnused(dir);
+	const entries = readdirSync(dir)
+		.filter((n) => n.endsWith('.migration'))
+		.map((n) => {
+			const st = statSync(path.join(dir, n), { throwIfNoEntry: false });
+			return { file: path.join(dir, n), size: st?.size ?? 0, used: st?.mtimeMs ?? 0 };
+		})
+		.sort((a, b) => b.used - a.used);
+	let total = 0;
+	for (const e of entries) {
+		total += e.size;
+		if (total > limit) {
+			rmSync(e.file, { force: true });
+			removed.push(e.file);
+		}
+	}
+	return removed;
 }
 
 /** The temporary file a save writes into before commit(). */
