@@ -78,6 +78,8 @@ const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
+// arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
+const FRAME_ARM_FROM = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? from (?:[A-Za-z_.$][\w.$]*\+0x[0-9a-f]+\/0x[0-9a-f]+(?: \[[\w-]+\])?|0x[0-9a-f]+)\s*$/;
 const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})>?\] ?/;
 
 function symbolFromMatch(m: RegExpExecArray): KernelSymbol {
@@ -159,7 +161,7 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const old = parseOldX86Frames(text);
 		if (old) return old[0];
 	}
-	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(') from ')))) return undefined;
+	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
 	if (t.charCodeAt(0) === 0x28 /* ( */ && t.charCodeAt(1) === 0x5b /* [ */ && t.endsWith(')')) t = t.slice(1, -1);
@@ -182,6 +184,9 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		if (!(m = FRAME_ARM.exec(t))) return undefined;
 		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 		if (m[4]) frame.module = m[4];
+	} else if (t.includes(' from ') && (m = FRAME_ARM_FROM.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
+		if (m[2]) frame.module = m[2];
 	} else if (hasOffset && (m = FRAME_TAIL.exec(t))) {
 		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 		if (m[4]) frame.module = m[4];
@@ -225,6 +230,7 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	else if (c === 0x4e /* N */ && text.startsWith('NIP [')) rest = text.slice(text.indexOf(']') + 1);
 	else if (c === 0x65 /* e */ && /^epc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
 	else if (c === 0x4b /* K */ && text.startsWith('Krnl PSW : ')) rest = text.slice(text.lastIndexOf('(') + 1); // s390
+	else if (c === 0x45 /* E */ && text.startsWith('ERA: ')) rest = text.slice(5); // LoongArch "ERA: 9000000002fdc468 fn+0x/0x"
 	if (rest === undefined) return undefined;
 	const m = SYMBOL_ANYWHERE.exec(rest);
 	if (m) return symbolFromMatch(m);
@@ -432,6 +438,11 @@ function warningHeadline(text: string): Headline {
 		}
 		const fn = findSymbol(m[5] ?? '');
 		if (fn) h.fn = fn;
+		else {
+			// syzbot's decoded "at lib/refcount.c:190 refcount_sub_and_test_checked lib/refcount.c:190 [inline]"
+			const site = symbolSite(m[5] ?? '');
+			if (site) h.fn = site.module === undefined ? { fn: site.fn } : { fn: site.fn, module: site.module };
+		}
 	}
 	return h;
 }
@@ -500,6 +511,10 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
 			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
 			return undefined;
+		case 0x43 /* C */:
+			// MIPS and LoongArch do_page_fault(): "CPU 1 Unable to handle kernel paging request at virtual address ..., era == ..."
+			if (text.startsWith('CPU ') && (m = /^CPU \d+ Unable to handle kernel (NULL pointer)?/.exec(text))) return { kind: m[1] ? 'null-deref' : 'page-fault' };
+			return undefined;
 		case 0x67 /* g */:
 			if (text.startsWith('general protection fault')) return { kind: 'gpf' };
 			return undefined;
@@ -544,7 +559,7 @@ export function isRule(text: string): boolean {
 }
 
 const BODY_PREFIX =
-	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[0-9a-f]{4} {2}[0-9a-f*]{8} |(?:\\x0a)?[A-Z][A-Z0-9]{0,3}: 0x[0-9a-f]+:|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[0-9a-f]{4} {2}[0-9a-f*]{8} |(?:\\x0a)?[A-Z][A-Z0-9]{0,3}: 0x[0-9a-f]+:|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Stack : |(?:[a-z][a-z0-9]{1,2} [0-9a-f]{16} ){2}|Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
 
 /** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
 export function isBodyLine(text: string): boolean {

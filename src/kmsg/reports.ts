@@ -124,6 +124,10 @@ interface OpenReport {
 	awaitModule?: boolean;
 	/** Timestamp of the headline's line. */
 	headTs: number | undefined;
+	/** A repeated title ended without its function: its wrapped second half comes next. */
+	skipWrap?: boolean;
+	/** Lines without a timestamp in a row, in a report whose lines have them: a mailer's or terminal's wraps. */
+	untimed: number;
 }
 
 interface Pending {
@@ -163,7 +167,7 @@ const HEADLINE_PREFIXES = [
 	['8', ['8<--- cut here ---']],
 	['-', ['------------[ cut here ]------------']],
 	['=', ['====================']],
-	['C', ['CPU: ', 'Call ']],
+	['C', ['CPU: ', 'Call ', 'CPU ']],
 ] as const;
 /** For each of START_CHARS: the prefixes, or 0 (see wantsAt). */
 const START_PREFIXES: (readonly string[] | 0 | undefined)[] = [];
@@ -272,15 +276,33 @@ export class ReportAssembler {
 				this.append(this.open, text, raw, ts);
 				return;
 			}
+			if (this.open && repeatsTitle(this.open, bare)) {
+				// syzbot prints the title once per inlined frame: the same report
+				this.open.report.lines.push(raw);
+				this.open.skipWrap = ts === undefined && /^WARNING: .* at [^\s:]+:\d+$/.test(bare);
+				return;
+			}
 			this.close();
 			this.start(headline, bare, raw, ts);
 			return;
+		}
+		if (this.open?.skipWrap) {
+			// the wrapped second half of a repeated title ("refcount_sub_and_test_checked+0x1d0/0x200 lib/refcount.c:180")
+			this.open.skipWrap = false;
+			if (ts === undefined && text === bare && findSymbolAtStart(bare)) {
+				this.open.report.lines.push(raw);
+				return;
+			}
 		}
 		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
 		}
-		if (this.open) this.open.awaitModule = false;
+		if (this.open) {
+			this.open.awaitModule = false;
+			// a wrapped headline goes on in the very next line, never after a blank one
+			if (bare.length === 0) this.open.fresh = false;
+		}
 		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
 		if (!this.open) this.outside(text, bare, raw, ts);
 	}
@@ -297,11 +319,16 @@ export class ReportAssembler {
 		// the module of the function that ends the headline, wrapped onto its own line
 		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
 		if (!open.fresh) return false;
-		// short headlines are whole, but one that ends in "at" goes on ("WARNING: CPU: 0 PID: 1 at")
-		if (headline.length < 40 && !/ at$/.test(headline)) return false;
-		if (/[.!:\])]$/.test(headline)) return false;
-		if (open.headTs === undefined && !/^[a-z0-9(]/.test(bare)) return false;
-		return !isBodyLine(bare) && parseFrame(bare, true) === undefined;
+		// "WARNING: CPU: 1 PID: 8 at block/blk-mq-sched.c:432" names no function yet: the next line is it
+		if (open.report.kind === 'WARNING' && open.report.function === undefined && / at [^\s:]+:\d+$/.test(headline))
+			return findSymbolAtStart(bare);
+		// short headlines are whole, but one that ends in "at" or "in" goes on ("WARNING: CPU: 0 PID: 1 at", "UBSAN: ... in")
+		const dangling = / (?:at|in)$/.test(headline);
+		if (headline.length < 40 && !dangling) return false;
+		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"): whole
+		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline)) return false;
+		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
+		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
 
 	private joinHeadline(open: OpenReport, bare: string, raw: string): void {
@@ -387,6 +414,7 @@ export class ReportAssembler {
 			loose: h.loose === true,
 			fresh: true,
 			headTs: ts,
+			untimed: 0,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
@@ -440,6 +468,7 @@ export class ReportAssembler {
 					this.close();
 					return false;
 				}
+				if (ts !== undefined) open.untimed = 0;
 				if (isBodyLine(text) || (open.loose && isLockdepLine(bare))) {
 					open.misses = 0;
 					this.append(open, text, raw, ts);
@@ -451,6 +480,9 @@ export class ReportAssembler {
 					open.trace = undefined;
 					open.header = 'side';
 				}
+				// In a timestamped report a line without one is the rest of a wrapped line (a module
+				// list over ten lines of a mail): no miss, up to the limit lockdep reports get.
+				if (ts === undefined && open.headTs !== undefined && bare.length > 0 && ++open.untimed < LOOSE_MISS_LIMIT) return true;
 				this.miss(open);
 				return true;
 			}
@@ -552,6 +584,13 @@ export class ReportAssembler {
 			open.trace = undefined;
 			open.header = 'main';
 			open.context = undefined;
+			// m68k and old i386 print the first frame on the header's line: "Call Trace: [<003c0caa>] dump_stack+0xc/0x10"
+			const first = bare.length > 12 && bare.charCodeAt(10) === 0x3a /* : */ ? parseFrame(bare.slice(11)) : undefined;
+			if (first) {
+				open.trace = { frames: [first], header: 'main' };
+				open.traces.push(open.trace);
+				open.header = undefined;
+			}
 			return;
 		}
 		const side = isSideHeader(bare);
@@ -627,6 +666,8 @@ export class ReportAssembler {
 		const main = open.traces.find((t) => t.header === 'main') ?? open.traces.find((t) => t.header === 'none');
 		report.frames = main?.frames ?? [];
 		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
+		// The OOM killer's dump_header() stack: the kernel enforcing its memory policy, not a crash report.
+		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process'))) return;
 		if (report.kind === 'trace' && report.function === undefined) {
 			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
 			if (top) {
@@ -651,6 +692,25 @@ function isSideHeader(bare: string): boolean {
 	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
 		bare,
 	);
+}
+
+/** A line that starts with a symbol: "fn+0x1/0x2 ...", "fn file.c:12 [inline]". */
+function findSymbolAtStart(bare: string): boolean {
+	return /^[A-Za-z_.$][\w.$]*(?:\+0x[0-9a-f]+\/0x[0-9a-f]+| [^\s:()]+:\d+)/.test(bare);
+}
+
+/**
+ * syzbot names every inlined frame of the faulting site in a title of its own
+ * ("BUG: KMSAN: uninit-value in a f.c:1 [inline]", then "... in b+0x1/0x2 f.c:2"):
+ * a title with the same text before the site, after one that ended "[inline]".
+ */
+function repeatsTitle(open: OpenReport, bare: string): boolean {
+	const head = open.report.headline;
+	if (!head.endsWith('[inline]') || open.report.lines.length > 8) return false;
+	const cut = head.startsWith('WARNING: ') ? head.search(/ at [^\s:]+:\d+/) : head.indexOf(' in ');
+	if (cut < 0) return false;
+	const prefix = head.slice(0, cut + 4);
+	return bare.startsWith(prefix);
 }
 
 /** What lockdep prints besides frames and task lines: lock names, the scenario, held locks. */

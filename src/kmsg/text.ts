@@ -191,6 +191,8 @@ function timestampValue(s: string, from: number, to: number, digits: number, fra
  */
 export function scanLine(s: string, start: number, end: number, out: LineScan): LineScan {
 	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
+	// a serial capture pasted as a pager showed it: the CR as the two characters "^M"
+	if (end - start > 1 && s.charCodeAt(end - 1) === 0x4d /* M */ && s.charCodeAt(end - 2) === 0x5e /* ^ */) end -= 2;
 	while (start < end && s.charCodeAt(start) === CR) start++;
 	out.ts = NaN;
 	out.caller = undefined;
@@ -227,6 +229,8 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			// nothing to skip
 		} else if (
 			(d === LBRACKET && isTimestampAt(s, j)) ||
+			// syslogd's wall message to logged-in users: " kernel:BUG: soft lockup ..."
+			(d === 0x6b /* k */ && s.startsWith('kernel:', j) && s.charCodeAt(j + 7) !== SPACE) ||
 			(d === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e) ||
 			((isUpper(d) || isDigit(d)) && end - j > 16 && afterSyslogTime(s, j, end) > 0)
 		) {
@@ -249,9 +253,10 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			c = s.charCodeAt(i);
 		}
 	}
-	// a journal or syslog line with its time and host cut off: "kernel: msg"
-	if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) {
-		i += 8;
+	// a journal or syslog line with its time and host cut off: "kernel: msg"; the wall message's " kernel:msg"
+	if (c === 0x6b /* k */ && s.startsWith('kernel:', i)) {
+		if (s.charCodeAt(i + 7) === SPACE) i += 8;
+		else if (i > start && s.charCodeAt(i - 1) === SPACE) i += 7;
 		c = s.charCodeAt(i);
 	}
 	// "<4>" level (dmesg -r, console captures)
