@@ -316,6 +316,8 @@ export class ReportAssembler {
 	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
 		const headline = open.report.headline;
 		if (ts !== undefined || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		// an elision mark ("...", "[...]") is not the headline's rest
+		if (!/[A-Za-z0-9]/.test(bare)) return false;
 		// the module of the function that ends the headline, wrapped onto its own line
 		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
 		if (!open.fresh) return false;
@@ -493,11 +495,12 @@ export class ReportAssembler {
 	private joinsTaint(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
 		const tail = open.taintTail ?? '';
 		open.taintTail = undefined;
-		const m = ts === undefined ? /^([A-Z ]*?) +(\d[^\s]*)/.exec(text) : null;
-		if (!m) return false;
+		// the flags, then the release (or what a vendor put there: "kernel version xxxx")
+		const m = ts === undefined ? /^([A-Z ]*[A-Z])? +(\S+)/.exec(text) : null;
+		if (!m || (m[1] === undefined && !/^\d/.test(m[2] ?? ''))) return false;
 		const report = open.report;
 		report.tainted = (tail + (m[1] ?? '')).trimEnd();
-		if (report.release === undefined) report.release = m[2];
+		if (report.release === undefined && /^\d/.test(m[2] ?? '')) report.release = m[2];
 		report.lines.push(raw);
 		open.misses = 0;
 		return true;
