@@ -69,7 +69,8 @@ export interface Headline {
 const SYMBOL_SRC = '([A-Za-z_.$][\\w.$]*)\\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \\[([\\w-]+)(?: [0-9a-f]+)?\\])?';
 const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
 // What decode_stacktrace.sh and syzbot append: " (file.c:12 (inlined by) x.c:3)", " file.c:12 [inline]".
-const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
+// 2.6 i386 printed each frame's stack usage after it: "[<c011ac3d>] __might_sleep+0xc4/0xd6 (12)".
+const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: \\(\\d+\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
 const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
 // A frame line cut inside its module name: a terminal's hard wrap ("... [cfg8021" then "1]"),
 // journalctl's cut mark (">", "…"). The frame stands; its module is not known.
@@ -359,7 +360,8 @@ const KERNEL_BUG_AT = /^kernel BUG at (.+?):(\d+)!/;
 const WARNING_CLASSIC = /^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (?:([^\s:]+):(\d+)(?: |$))?(.*)$/;
 // 6.16+: "WARNING: [cond] file.c:12 at fn+0x1/0x2, CPU#0: comm/123"
 const WARNING_NEW = /^WARNING: (?:\[.*?\] )?([^\s:[]+):(\d+) at (.+?), CPU#(\d+): (.+)\/(\d+)\s*$/;
-const SLEEPING = /^BUG: sleeping function called from invalid context at ([^\s:]+):(\d+)/;
+// 2.6 kernels name the task first: "... invalid context ksoftirqd/0(3) at kernel/mutex.c:37"
+const SLEEPING = /^BUG: sleeping function called from invalid context (?:\S+\(\d+\) )?at ([^\s:]+):(\d+)/;
 const SCHED_ATOMIC = /^BUG: scheduling while atomic: (.+)\/(\d+)\/0x/;
 const BAD_PAGE = /^BUG: Bad page (?:map|state) in process (\S+)/;
 const SANITIZER_LINE = /^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): .*? in (.*)$/;
