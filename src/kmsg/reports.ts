@@ -27,14 +27,17 @@ import {
 export type { ReportKind, StackFrame } from './report-lines.js';
 
 export interface CrashReport {
-	/** What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()). */
+	/**
+	 * What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()).
+	 * An OOM kill is no report: its dump_header() stack is not a 'trace' either.
+	 */
 	kind: ReportKind;
-	/** The line naming the problem, log prefixes removed. */
+	/** The line naming the problem, log prefixes removed; a wrapped one joined with a blank. */
 	headline: string;
 	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
 	file?: string;
 	line?: number;
-	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW line (user-mode RIPs ignored; for 'trace': the top reliable frame). */
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored; for 'trace': the top reliable frame). */
 	function?: string;
 	/** [module] on the line that named the function, else on the first frame below it (arm64's trace starts with the function itself); build ids stripped. */
 	module?: string;
