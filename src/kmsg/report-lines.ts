@@ -525,6 +525,8 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('pagealloc: memory corruption') || text.startsWith('pagealloc: single bit error')) return { kind: 'page-poison' };
 			return undefined;
 		case 0x4f /* O */:
+			// 6.12+: "Oops: general protection fault, probably for non-canonical address" (its "[#1]" may be wrapped off)
+			if (text.startsWith('Oops: general protection fault')) return { kind: 'gpf' };
 			if (text.startsWith('Oops') && isOopsHeader(text)) {
 				// 6.12 prints the gpf line itself behind "Oops: ": that names the problem.
 				if (text.startsWith('Oops: general protection fault')) return { kind: 'gpf' };

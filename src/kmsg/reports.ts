@@ -318,7 +318,10 @@ export class ReportAssembler {
 	 */
 	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
 		const headline = open.report.headline;
-		if (ts !== undefined || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		if (ts !== undefined || bare.length === 0 || bare.length > 100) return false;
+		// a gpf line ends in its oops counter "[#1] ...": a line that carries it is the rest, indented or not
+		if (open.report.kind === 'gpf' && !headline.includes('[#')) return bare.includes('[#');
+		if (text !== bare) return false;
 		// an elision mark ("...", "[...]") is not the headline's rest
 		if (!/[A-Za-z0-9]/.test(bare)) return false;
 		// the module of the function that ends the headline, wrapped onto its own line

@@ -201,6 +201,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 
 	let i = start;
 	let c = s.charCodeAt(i);
+	// a mail client's rendering of italics or bold around a pasted block: "/Jan 22 00:45:35 kernel: ..."
+	if ((c === 0x2f /* / */ || c === 0x2a /* * */) && end - i > 17 && (isUpper(s.charCodeAt(i + 1)) || s.charCodeAt(i + 1) === LBRACKET)) {
+		const n = s.charCodeAt(i + 1);
+		if (n === LBRACKET ? isTimestampAt(s, i + 1) : afterSyslogTime(s, i + 1, end) > 0) c = s.charCodeAt(++i);
+	}
 	// a mail reply's quoting: "> ", ">> ", "> > "
 	if (c === 0x3e /* > */) {
 		while (c === 0x3e) {
