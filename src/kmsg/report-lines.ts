@@ -238,8 +238,9 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	// 2.6 x86_64: "RIP: 0010:[<ffffffff8015476c>] <ffffffff8015476c>{__rmqueue+60}"
 	const old = parseOldX86Frames(rest)?.[0];
 	if (old) return old.module === undefined ? { fn: old.fn, offset: old.offset, size: 0 } : { fn: old.fn, offset: old.offset, size: 0, module: old.module };
-	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]"
-	const d = /^([A-Za-z_.$][\w.$]*) [^\s()]+:\d+/.exec(rest);
+	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]", decode_stacktrace.sh's
+	// "RIP: 0010:mptcp_stream_accept (./include/linux/list.h:88 net/mptcp/protocol.c:3719)"
+	const d = /^(?:[0-9a-f]{4}:)?([A-Za-z_.$][\w.$]*) \(?[^\s()]+:\d+/.exec(rest);
 	return d ? { fn: d[1] ?? '' } : undefined;
 }
 
