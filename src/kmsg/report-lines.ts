@@ -174,6 +174,11 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		address = m[1];
 		t = t.slice(m[0].length);
 	}
+	// 2.6.5-2.6.10 i386 put "[sym+dec/dec]" where the address goes: "[sys_open+120/133] sys_open+0x78/0x85"
+	if (t.charCodeAt(0) === 0x5b /* [ */) {
+		const k = /^\[[A-Za-z_.$][\w.$]*\+\d+\/\d+\] /.exec(t);
+		if (k) t = t.slice(k[0].length);
+	}
 	let reliable = true;
 	if (t.startsWith('? ')) {
 		reliable = false;
@@ -475,6 +480,8 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
+			// before 2.6.17: "Bad page state at free_hot_cold_page (in process 'kswapd0', page c1152360)"
+			if (text.startsWith('Bad page state ')) return { kind: 'BUG' };
 			if (!text.startsWith('BUG: ')) return undefined;
 			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
 			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;

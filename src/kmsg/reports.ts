@@ -154,7 +154,7 @@ const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) 
 const HEADLINE_PREFIXES = [
 	['k', ['kernel BUG at ']],
 	['K', ['Kernel ']],
-	['B', ['BUG: ']],
+	['B', ['BUG: ', 'Bad page state ']],
 	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
 	['w', ['watchdog: ']],
 	['N', ['NMI watchdog: ']],
@@ -571,6 +571,22 @@ export class ReportAssembler {
 			}
 			open.trace.frames.push(...old);
 			return;
+		}
+		// 2.6 i386 printed two frames to a line: " [<c0149a90>] zap_pte_range+0x105/0x25a  [<c0149ccb>] unmap_page_range+0xe6/0x110"
+		const second = lead.charCodeAt(0) === 0x5b /* [ */ ? lead.indexOf('  [<', 4) : -1;
+		if (second > 0) {
+			const a = parseFrame(lead.slice(0, second), true);
+			const b = parseFrame(lead.slice(second).trimStart(), true);
+			if (a && b) {
+				if (open.context !== undefined) a.context = b.context = open.context;
+				if (!open.trace) {
+					open.trace = { frames: [], header: open.header ?? 'none' };
+					open.traces.push(open.trace);
+					open.header = undefined;
+				}
+				open.trace.frames.push(a, b);
+				return;
+			}
 		}
 		const frame = parseFrame(text, true);
 		if (frame) {

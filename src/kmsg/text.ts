@@ -235,7 +235,8 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		} else if (
 			(d === LBRACKET && isTimestampAt(s, j)) ||
 			// syslogd's wall message to logged-in users: " kernel:BUG: soft lockup ..."
-			(d === 0x6b /* k */ && s.startsWith('kernel:', j) && s.charCodeAt(j + 7) !== SPACE) ||
+			// or a journal/syslog line whose time and host were cut, leaving the blank: " kernel: ..."
+			(d === 0x6b /* k */ && s.startsWith('kernel:', j)) ||
 			(d === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e) ||
 			((isUpper(d) || isDigit(d)) && end - j > 16 && afterSyslogTime(s, j, end) > 0)
 		) {
