@@ -124,6 +124,8 @@ function localMonth(s: string, i: number, end: number): number {
 	return j + 1;
 }
 
+const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
 function afterSyslogTime(s: string, i: number, end: number): number {
 	const c0 = s.charCodeAt(i);
 	if (c0 > 0x7f || isLower(c0)) {
@@ -134,6 +136,14 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 		return j + 1;
 	}
 	if (isUpper(c0)) {
+		// OpenWrt logread: "Sun Sep  1 19:30:19 2019 kern.warn kernel: " (weekday, then the year after the time)
+		if (s.charCodeAt(i + 3) === SPACE && isUpper(s.charCodeAt(i + 4)) && WEEKDAYS.includes(s.slice(i, i + 3))) {
+			const t = afterSyslogTime(s, i + 4, end);
+			if (t < 0) return -1;
+			let j = t;
+			while (j < t + 4 && isDigit(s.charCodeAt(j))) j++;
+			return j === t + 4 && s.charCodeAt(j) === SPACE ? j + 1 : t;
+		}
 		// "Nov 24 12:00:00 " / "Nov  4 12:00:00.123456 "
 		if (!isLower(s.charCodeAt(i + 1)) || !isLower(s.charCodeAt(i + 2)) || s.charCodeAt(i + 3) !== SPACE) {
 			// "Okt", "Mär", "Sept." ... in other locales
