@@ -69,7 +69,8 @@ export interface Headline {
 const SYMBOL_SRC = '([A-Za-z_.$][\\w.$]*)\\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \\[([\\w-]+)(?: [0-9a-f]+)?\\])?';
 const SYMBOL_ANYWHERE = new RegExp(SYMBOL_SRC);
 // What decode_stacktrace.sh and syzbot append: " (file.c:12 (inlined by) x.c:3)", " file.c:12 [inline]".
-const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
+// 2.6 i386 printed each frame's stack usage after it: "[<c011ac3d>] __might_sleep+0xc4/0xd6 (12)".
+const SITE_SRC = '(?: ?\\((unreliable|[A-Z])\\))?(?: \\(\\d+\\))?(?: +(?:\\((\\S+?:\\d+)[^\\n]*\\)|([^\\s()]+:\\d+)(?::\\d+)?)(?: (\\[inline\\]))?)?';
 const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
 // A frame line cut inside its module name: a terminal's hard wrap ("... [cfg8021" then "1]"),
 // journalctl's cut mark (">", "…"). The frame stands; its module is not known.
@@ -78,6 +79,8 @@ const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
+// arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
+const FRAME_ARM_FROM = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? from (?:[A-Za-z_.$][\w.$]*\+0x[0-9a-f]+\/0x[0-9a-f]+(?: \[[\w-]+\])?|0x[0-9a-f]+)\s*$/;
 const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})>?\] ?/;
 
 function symbolFromMatch(m: RegExpExecArray): KernelSymbol {
@@ -159,7 +162,7 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const old = parseOldX86Frames(text);
 		if (old) return old[0];
 	}
-	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(') from ')))) return undefined;
+	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
 	if (t.charCodeAt(0) === 0x28 /* ( */ && t.charCodeAt(1) === 0x5b /* [ */ && t.endsWith(')')) t = t.slice(1, -1);
@@ -170,6 +173,11 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		if (!m) break;
 		address = m[1];
 		t = t.slice(m[0].length);
+	}
+	// 2.6.5-2.6.10 i386 put "[sym+dec/dec]" where the address goes: "[sys_open+120/133] sys_open+0x78/0x85"
+	if (t.charCodeAt(0) === 0x5b /* [ */) {
+		const k = /^\[[A-Za-z_.$][\w.$]*\+\d+\/\d+\] /.exec(t);
+		if (k) t = t.slice(k[0].length);
 	}
 	let reliable = true;
 	if (t.startsWith('? ')) {
@@ -182,6 +190,9 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		if (!(m = FRAME_ARM.exec(t))) return undefined;
 		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 		if (m[4]) frame.module = m[4];
+	} else if (t.includes(' from ') && (m = FRAME_ARM_FROM.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
+		if (m[2]) frame.module = m[2];
 	} else if (hasOffset && (m = FRAME_TAIL.exec(t))) {
 		frame = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16), reliable };
 		if (m[4]) frame.module = m[4];
@@ -223,16 +234,18 @@ export function parseFunctionLine(text: string): KernelSymbol | undefined {
 	else if (c === 0x50 /* P */ && text.startsWith('PC is at ')) rest = text.slice(9);
 	else if (c === 0x70 /* p */ && /^pc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
 	else if (c === 0x4e /* N */ && text.startsWith('NIP [')) rest = text.slice(text.indexOf(']') + 1);
-	else if (c === 0x65 /* e */ && /^epc ?: /.test(text)) rest = text.slice(text.indexOf(':') + 2);
+	else if (c === 0x65 /* e */ && /^epc *: /.test(text)) rest = text.slice(text.indexOf(':') + 2); // riscv "epc : ", MIPS "epc   : 803a4488 fn+0x/0x"
 	else if (c === 0x4b /* K */ && text.startsWith('Krnl PSW : ')) rest = text.slice(text.lastIndexOf('(') + 1); // s390
+	else if (c === 0x45 /* E */ && text.startsWith('ERA: ')) rest = text.slice(5); // LoongArch "ERA: 9000000002fdc468 fn+0x/0x"
 	if (rest === undefined) return undefined;
 	const m = SYMBOL_ANYWHERE.exec(rest);
 	if (m) return symbolFromMatch(m);
 	// 2.6 x86_64: "RIP: 0010:[<ffffffff8015476c>] <ffffffff8015476c>{__rmqueue+60}"
 	const old = parseOldX86Frames(rest)?.[0];
 	if (old) return old.module === undefined ? { fn: old.fn, offset: old.offset, size: 0 } : { fn: old.fn, offset: old.offset, size: 0, module: old.module };
-	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]"
-	const d = /^([A-Za-z_.$][\w.$]*) [^\s()]+:\d+/.exec(rest);
+	// syzbot's decoded "pc : _compound_head include/linux/page-flags.h:253 [inline]", decode_stacktrace.sh's
+	// "RIP: 0010:mptcp_stream_accept (./include/linux/list.h:88 net/mptcp/protocol.c:3719)"
+	const d = /^(?:[0-9a-f]{4}:)?([A-Za-z_.$][\w.$]*) \(?[^\s()]+:\d+/.exec(rest);
 	return d ? { fn: d[1] ?? '' } : undefined;
 }
 
@@ -353,7 +366,8 @@ const KERNEL_BUG_AT = /^kernel BUG at (.+?):(\d+)!/;
 const WARNING_CLASSIC = /^WARNING: (?:CPU: (\d+) PID: (\d+) )?at (?:([^\s:]+):(\d+)(?: |$))?(.*)$/;
 // 6.16+: "WARNING: [cond] file.c:12 at fn+0x1/0x2, CPU#0: comm/123"
 const WARNING_NEW = /^WARNING: (?:\[.*?\] )?([^\s:[]+):(\d+) at (.+?), CPU#(\d+): (.+)\/(\d+)\s*$/;
-const SLEEPING = /^BUG: sleeping function called from invalid context at ([^\s:]+):(\d+)/;
+// 2.6 kernels name the task first: "... invalid context ksoftirqd/0(3) at kernel/mutex.c:37"
+const SLEEPING = /^BUG: sleeping function called from invalid context (?:\S+\(\d+\) )?at ([^\s:]+):(\d+)/;
 const SCHED_ATOMIC = /^BUG: scheduling while atomic: (.+)\/(\d+)\/0x/;
 const BAD_PAGE = /^BUG: Bad page (?:map|state) in process (\S+)/;
 const SANITIZER_LINE = /^BUG: (?:KASAN|KASan|KFENCE|KMSAN|KCSAN): .*? in (.*)$/;
@@ -432,6 +446,11 @@ function warningHeadline(text: string): Headline {
 		}
 		const fn = findSymbol(m[5] ?? '');
 		if (fn) h.fn = fn;
+		else {
+			// syzbot's decoded "at lib/refcount.c:190 refcount_sub_and_test_checked lib/refcount.c:190 [inline]"
+			const site = symbolSite(m[5] ?? '');
+			if (site) h.fn = site.module === undefined ? { fn: site.fn } : { fn: site.fn, module: site.module };
+		}
 	}
 	return h;
 }
@@ -461,6 +480,8 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
+			// before 2.6.17: "Bad page state at free_hot_cold_page (in process 'kswapd0', page c1152360)"
+			if (text.startsWith('Bad page state ')) return { kind: 'BUG' };
 			if (!text.startsWith('BUG: ')) return undefined;
 			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
 			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
@@ -500,6 +521,10 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
 			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
 			return undefined;
+		case 0x43 /* C */:
+			// MIPS and LoongArch do_page_fault(): "CPU 1 Unable to handle kernel paging request at virtual address ..., era == ..."
+			if (text.startsWith('CPU ') && (m = /^CPU \d+ Unable to handle kernel (NULL pointer)?/.exec(text))) return { kind: m[1] ? 'null-deref' : 'page-fault' };
+			return undefined;
 		case 0x67 /* g */:
 			if (text.startsWith('general protection fault')) return { kind: 'gpf' };
 			return undefined;
@@ -508,6 +533,8 @@ export function matchHeadline(text: string): Headline | undefined {
 			if (text.startsWith('pagealloc: memory corruption') || text.startsWith('pagealloc: single bit error')) return { kind: 'page-poison' };
 			return undefined;
 		case 0x4f /* O */:
+			// 6.12+: "Oops: general protection fault, probably for non-canonical address" (its "[#1]" may be wrapped off)
+			if (text.startsWith('Oops: general protection fault')) return { kind: 'gpf' };
 			if (text.startsWith('Oops') && isOopsHeader(text)) {
 				// 6.12 prints the gpf line itself behind "Oops: ": that names the problem.
 				if (text.startsWith('Oops: general protection fault')) return { kind: 'gpf' };
@@ -544,7 +571,7 @@ export function isRule(text: string): boolean {
 }
 
 const BODY_PREFIX =
-	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[0-9a-f]{4} {2}[0-9a-f*]{8} |(?:\\x0a)?[A-Z][A-Z0-9]{0,3}: 0x[0-9a-f]+:|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
+	/^(?:Call [Tt]race:|Modules linked in|CPU: |CPU#|Hardware name|Workqueue:|Code:|Stack:|Exception stack|Process |Pid: |Internal error|Oops|#PF:|PGD |PUD |P4D |PMD |Mem abort info|Data abort info|user pgtable|swapper pgtable|Kernel Offset|note: |irq event stamp|hardirqs |softirqs |Preemption disabled at|INFO: lockdep|task:|task: |"echo 0|Sending NMI|NMI backtrace|rcu: |Tainted: |RIP: |EIP|IP: |PC is at|LR is at|Instruction dump|LR = |NIP|MSR: |GPR\d\d:|CFAR: |IRQMASK: |REGS: |epc ?: |status: |badaddr: |cause: |Unable to handle|Faulting instruction|Kernel attempted|page:|page dumped because|flags: |raw: |head: |memcg:|addr:|file:|Read of size|Write of size|Allocated by task|Freed by task|Last potentially|The buggy address|Memory state around|KASAN: |in_atomic\(\)|preempt_count:|RCU nest depth|\d+ locks? held by|no locks held|Dumping ftrace|---|<\/?[A-Z]+>|\? |\[<?[0-9a-f]+>?\]|[0-9a-f]{4,16}: [0-9a-f]{2}|[0-9a-f]{4} {2}[0-9a-f*]{8} |(?:\\x0a)?[A-Z][A-Z0-9]{0,3}: 0x[0-9a-f]+:|[A-Z][A-Z0-9]{1,5}: |x\d+ *: |(?:pc|lr|sp|pstate|gp|tp|ra|t\d|s\d+|a\d) *: |ESR |FAR |EC |IL |SET |FnV |EA |S1PTW |CM |WnR |ISV |Fatal exception|Rebooting in|Shutting down cpus|Kernel stack is corrupted|Krnl |Stack : |\$ ?\d+ +: |(?:Hi|Lo|epc|ra|Status|Cause|BadVA|PrId|Cpu) *:? |(?:[a-z][a-z0-9]{1,2} [0-9a-f]{16} ){2}|Last Breaking|Backtrace|Flags: |Control: |Register r\d|Mem abort|Data abort|Workqueue|stack backtrace|other info|Possible unsafe|CPU\d|SMP: |Kernel Offset|Memory Limit|CPU features|Dumping|page_owner|page last|Use-after-free|Out-of-bounds|Invalid|Corrupted|kfence-#|freed by|allocated by|Preemption|pagealloc|LE |BE |sp : |pgd = |Hardware)/;
 
 /** Whether a line plausibly belongs to an open report (registers, frames, dumps, task lines...). */
 export function isBodyLine(text: string): boolean {

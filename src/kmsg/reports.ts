@@ -27,14 +27,17 @@ import {
 export type { ReportKind, StackFrame } from './report-lines.js';
 
 export interface CrashReport {
-	/** What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()). */
+	/**
+	 * What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()).
+	 * An OOM kill is no report: its dump_header() stack is not a 'trace' either.
+	 */
 	kind: ReportKind;
-	/** The line naming the problem, log prefixes removed. */
+	/** The line naming the problem, log prefixes removed; a wrapped one joined with a blank. */
 	headline: string;
 	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
 	file?: string;
 	line?: number;
-	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW line (user-mode RIPs ignored; for 'trace': the top reliable frame). */
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored; for 'trace': the top reliable frame). */
 	function?: string;
 	/** [module] on the line that named the function, else on the first frame below it (arm64's trace starts with the function itself); build ids stripped. */
 	module?: string;
@@ -124,6 +127,10 @@ interface OpenReport {
 	awaitModule?: boolean;
 	/** Timestamp of the headline's line. */
 	headTs: number | undefined;
+	/** A repeated title ended without its function: its wrapped second half comes next. */
+	skipWrap?: boolean;
+	/** Lines without a timestamp in a row, in a report whose lines have them: a mailer's or terminal's wraps. */
+	untimed: number;
 }
 
 interface Pending {
@@ -147,7 +154,7 @@ const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) 
 const HEADLINE_PREFIXES = [
 	['k', ['kernel BUG at ']],
 	['K', ['Kernel ']],
-	['B', ['BUG: ']],
+	['B', ['BUG: ', 'Bad page state ']],
 	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
 	['w', ['watchdog: ']],
 	['N', ['NMI watchdog: ']],
@@ -163,7 +170,7 @@ const HEADLINE_PREFIXES = [
 	['8', ['8<--- cut here ---']],
 	['-', ['------------[ cut here ]------------']],
 	['=', ['====================']],
-	['C', ['CPU: ', 'Call ']],
+	['C', ['CPU: ', 'Call ', 'CPU ']],
 ] as const;
 /** For each of START_CHARS: the prefixes, or 0 (see wantsAt). */
 const START_PREFIXES: (readonly string[] | 0 | undefined)[] = [];
@@ -272,15 +279,33 @@ export class ReportAssembler {
 				this.append(this.open, text, raw, ts);
 				return;
 			}
+			if (this.open && repeatsTitle(this.open, bare)) {
+				// syzbot prints the title once per inlined frame: the same report
+				this.open.report.lines.push(raw);
+				this.open.skipWrap = ts === undefined && /^WARNING: .* at [^\s:]+:\d+$/.test(bare);
+				return;
+			}
 			this.close();
 			this.start(headline, bare, raw, ts);
 			return;
+		}
+		if (this.open?.skipWrap) {
+			// the wrapped second half of a repeated title ("refcount_sub_and_test_checked+0x1d0/0x200 lib/refcount.c:180")
+			this.open.skipWrap = false;
+			if (ts === undefined && text === bare && findSymbolAtStart(bare)) {
+				this.open.report.lines.push(raw);
+				return;
+			}
 		}
 		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
 		}
-		if (this.open) this.open.awaitModule = false;
+		if (this.open) {
+			this.open.awaitModule = false;
+			// a wrapped headline goes on in the very next line, never after a blank one
+			if (bare.length === 0) this.open.fresh = false;
+		}
 		if (this.open && this.feedOpen(this.open, text, bare, raw, ts)) return;
 		if (!this.open) this.outside(text, bare, raw, ts);
 	}
@@ -293,15 +318,25 @@ export class ReportAssembler {
 	 */
 	private wrapsHeadline(open: OpenReport, text: string, bare: string, ts: number | undefined): boolean {
 		const headline = open.report.headline;
-		if (ts !== undefined || bare.length === 0 || bare.length > 100 || text !== bare) return false;
+		if (ts !== undefined || bare.length === 0 || bare.length > 100) return false;
+		// a gpf line ends in its oops counter "[#1] ...": a line that carries it is the rest, indented or not
+		if (open.report.kind === 'gpf' && !headline.includes('[#')) return bare.includes('[#');
+		if (text !== bare) return false;
+		// an elision mark ("...", "[...]") is not the headline's rest
+		if (!/[A-Za-z0-9]/.test(bare)) return false;
 		// the module of the function that ends the headline, wrapped onto its own line
 		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
 		if (!open.fresh) return false;
-		// short headlines are whole, but one that ends in "at" goes on ("WARNING: CPU: 0 PID: 1 at")
-		if (headline.length < 40 && !/ at$/.test(headline)) return false;
-		if (/[.!:\])]$/.test(headline)) return false;
-		if (open.headTs === undefined && !/^[a-z0-9(]/.test(bare)) return false;
-		return !isBodyLine(bare) && parseFrame(bare, true) === undefined;
+		// "WARNING: CPU: 1 PID: 8 at block/blk-mq-sched.c:432" names no function yet: the next line is it
+		if (open.report.kind === 'WARNING' && open.report.function === undefined && / at [^\s:]+:\d+$/.test(headline))
+			return findSymbolAtStart(bare);
+		// short headlines are whole, but one that ends in "at" or "in" goes on ("WARNING: CPU: 0 PID: 1 at", "UBSAN: ... in")
+		const dangling = / (?:at|in)$/.test(headline);
+		if (headline.length < 40 && !dangling) return false;
+		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"): whole
+		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline)) return false;
+		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
+		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
 
 	private joinHeadline(open: OpenReport, bare: string, raw: string): void {
@@ -387,6 +422,7 @@ export class ReportAssembler {
 			loose: h.loose === true,
 			fresh: true,
 			headTs: ts,
+			untimed: 0,
 		};
 		this.open = open;
 		if (pending) pending.texts.forEach((t, i) => this.append(open, t, pending.lines[i] ?? t, pending.ts));
@@ -440,6 +476,7 @@ export class ReportAssembler {
 					this.close();
 					return false;
 				}
+				if (ts !== undefined) open.untimed = 0;
 				if (isBodyLine(text) || (open.loose && isLockdepLine(bare))) {
 					open.misses = 0;
 					this.append(open, text, raw, ts);
@@ -451,6 +488,9 @@ export class ReportAssembler {
 					open.trace = undefined;
 					open.header = 'side';
 				}
+				// In a timestamped report a line without one is the rest of a wrapped line (a module
+				// list over ten lines of a mail): no miss, up to the limit lockdep reports get.
+				if (ts === undefined && open.headTs !== undefined && bare.length > 0 && ++open.untimed < LOOSE_MISS_LIMIT) return true;
 				this.miss(open);
 				return true;
 			}
@@ -461,11 +501,12 @@ export class ReportAssembler {
 	private joinsTaint(open: OpenReport, text: string, raw: string, ts: number | undefined): boolean {
 		const tail = open.taintTail ?? '';
 		open.taintTail = undefined;
-		const m = ts === undefined ? /^([A-Z ]*?) +(\d[^\s]*)/.exec(text) : null;
-		if (!m) return false;
+		// the flags, then the release (or what a vendor put there: "kernel version xxxx")
+		const m = ts === undefined ? /^([A-Z ]*[A-Z])? +(\S+)/.exec(text) : null;
+		if (!m || (m[1] === undefined && !/^\d/.test(m[2] ?? ''))) return false;
 		const report = open.report;
 		report.tainted = (tail + (m[1] ?? '')).trimEnd();
-		if (report.release === undefined) report.release = m[2];
+		if (report.release === undefined && /^\d/.test(m[2] ?? '')) report.release = m[2];
 		report.lines.push(raw);
 		open.misses = 0;
 		return true;
@@ -531,6 +572,22 @@ export class ReportAssembler {
 			open.trace.frames.push(...old);
 			return;
 		}
+		// 2.6 i386 printed two frames to a line: " [<c0149a90>] zap_pte_range+0x105/0x25a  [<c0149ccb>] unmap_page_range+0xe6/0x110"
+		const second = lead.charCodeAt(0) === 0x5b /* [ */ ? lead.indexOf('  [<', 4) : -1;
+		if (second > 0) {
+			const a = parseFrame(lead.slice(0, second), true);
+			const b = parseFrame(lead.slice(second).trimStart(), true);
+			if (a && b) {
+				if (open.context !== undefined) a.context = b.context = open.context;
+				if (!open.trace) {
+					open.trace = { frames: [], header: open.header ?? 'none' };
+					open.traces.push(open.trace);
+					open.header = undefined;
+				}
+				open.trace.frames.push(a, b);
+				return;
+			}
+		}
 		const frame = parseFrame(text, true);
 		if (frame) {
 			if (open.context !== undefined) frame.context = open.context;
@@ -552,6 +609,13 @@ export class ReportAssembler {
 			open.trace = undefined;
 			open.header = 'main';
 			open.context = undefined;
+			// m68k and old i386 print the first frame on the header's line: "Call Trace: [<003c0caa>] dump_stack+0xc/0x10"
+			const first = bare.length > 12 && bare.charCodeAt(10) === 0x3a /* : */ ? parseFrame(bare.slice(11)) : undefined;
+			if (first) {
+				open.trace = { frames: [first], header: 'main' };
+				open.traces.push(open.trace);
+				open.header = undefined;
+			}
 			return;
 		}
 		const side = isSideHeader(bare);
@@ -627,6 +691,8 @@ export class ReportAssembler {
 		const main = open.traces.find((t) => t.header === 'main') ?? open.traces.find((t) => t.header === 'none');
 		report.frames = main?.frames ?? [];
 		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
+		// The OOM killer's dump_header() stack: the kernel enforcing its memory policy, not a crash report.
+		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process'))) return;
 		if (report.kind === 'trace' && report.function === undefined) {
 			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
 			if (top) {
@@ -651,6 +717,25 @@ function isSideHeader(bare: string): boolean {
 	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
 		bare,
 	);
+}
+
+/** A line that starts with a symbol: "fn+0x1/0x2 ...", "fn file.c:12 [inline]". */
+function findSymbolAtStart(bare: string): boolean {
+	return /^[A-Za-z_.$][\w.$]*(?:\+0x[0-9a-f]+\/0x[0-9a-f]+| [^\s:()]+:\d+)/.test(bare);
+}
+
+/**
+ * syzbot names every inlined frame of the faulting site in a title of its own
+ * ("BUG: KMSAN: uninit-value in a f.c:1 [inline]", then "... in b+0x1/0x2 f.c:2"):
+ * a title with the same text before the site, after one that ended "[inline]".
+ */
+function repeatsTitle(open: OpenReport, bare: string): boolean {
+	const head = open.report.headline;
+	if (!head.endsWith('[inline]') || open.report.lines.length > 8) return false;
+	const cut = head.startsWith('WARNING: ') ? head.search(/ at [^\s:]+:\d+/) : head.indexOf(' in ');
+	if (cut < 0) return false;
+	const prefix = head.slice(0, cut + 4);
+	return bare.startsWith(prefix);
 }
 
 /** What lockdep prints besides frames and task lines: lock names, the scenario, held locks. */

@@ -124,6 +124,8 @@ function localMonth(s: string, i: number, end: number): number {
 	return j + 1;
 }
 
+const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
 function afterSyslogTime(s: string, i: number, end: number): number {
 	const c0 = s.charCodeAt(i);
 	if (c0 > 0x7f || isLower(c0)) {
@@ -134,6 +136,14 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 		return j + 1;
 	}
 	if (isUpper(c0)) {
+		// OpenWrt logread: "Sun Sep  1 19:30:19 2019 kern.warn kernel: " (weekday, then the year after the time)
+		if (s.charCodeAt(i + 3) === SPACE && isUpper(s.charCodeAt(i + 4)) && WEEKDAYS.includes(s.slice(i, i + 3))) {
+			const t = afterSyslogTime(s, i + 4, end);
+			if (t < 0) return -1;
+			let j = t;
+			while (j < t + 4 && isDigit(s.charCodeAt(j))) j++;
+			return j === t + 4 && s.charCodeAt(j) === SPACE ? j + 1 : t;
+		}
 		// "Nov 24 12:00:00 " / "Nov  4 12:00:00.123456 "
 		if (!isLower(s.charCodeAt(i + 1)) || !isLower(s.charCodeAt(i + 2)) || s.charCodeAt(i + 3) !== SPACE) {
 			// "Okt", "Mär", "Sept." ... in other locales
@@ -191,6 +201,8 @@ function timestampValue(s: string, from: number, to: number, digits: number, fra
  */
 export function scanLine(s: string, start: number, end: number, out: LineScan): LineScan {
 	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
+	// a serial capture pasted as a pager showed it: the CR as the two characters "^M"
+	if (end - start > 1 && s.charCodeAt(end - 1) === 0x4d /* M */ && s.charCodeAt(end - 2) === 0x5e /* ^ */) end -= 2;
 	while (start < end && s.charCodeAt(start) === CR) start++;
 	out.ts = NaN;
 	out.caller = undefined;
@@ -199,6 +211,11 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 
 	let i = start;
 	let c = s.charCodeAt(i);
+	// a mail client's rendering of italics or bold around a pasted block: "/Jan 22 00:45:35 kernel: ..."
+	if ((c === 0x2f /* / */ || c === 0x2a /* * */) && end - i > 17 && (isUpper(s.charCodeAt(i + 1)) || s.charCodeAt(i + 1) === LBRACKET)) {
+		const n = s.charCodeAt(i + 1);
+		if (n === LBRACKET ? isTimestampAt(s, i + 1) : afterSyslogTime(s, i + 1, end) > 0) c = s.charCodeAt(++i);
+	}
 	// a mail reply's quoting: "> ", ">> ", "> > "
 	if (c === 0x3e /* > */) {
 		while (c === 0x3e) {
@@ -227,6 +244,9 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			// nothing to skip
 		} else if (
 			(d === LBRACKET && isTimestampAt(s, j)) ||
+			// syslogd's wall message to logged-in users: " kernel:BUG: soft lockup ..."
+			// or a journal/syslog line whose time and host were cut, leaving the blank: " kernel: ..."
+			(d === 0x6b /* k */ && s.startsWith('kernel:', j)) ||
 			(d === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e) ||
 			((isUpper(d) || isDigit(d)) && end - j > 16 && afterSyslogTime(s, j, end) > 0)
 		) {
@@ -249,9 +269,10 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			c = s.charCodeAt(i);
 		}
 	}
-	// a journal or syslog line with its time and host cut off: "kernel: msg"
-	if (c === 0x6b /* k */ && s.startsWith('kernel: ', i)) {
-		i += 8;
+	// a journal or syslog line with its time and host cut off: "kernel: msg"; the wall message's " kernel:msg"
+	if (c === 0x6b /* k */ && s.startsWith('kernel:', i)) {
+		if (s.charCodeAt(i + 7) === SPACE) i += 8;
+		else if (i > start && s.charCodeAt(i - 1) === SPACE) i += 7;
 		c = s.charCodeAt(i);
 	}
 	// "<4>" level (dmesg -r, console captures)

@@ -76,7 +76,8 @@ describe('real-world crash-report corpus', () => {
 		for (const name of names) {
 			const c = JSON.parse(readFileSync(new URL(`${name}.json`, dir), 'utf8')) as Case;
 			expect(c.source, name).toMatch(/\S/);
-			expect(c.reports.length, name).toBeGreaterThan(0);
+			// a log with no report must say why (an OOM kill is not a crash report)
+			if (c.reports.length === 0) expect(c.kinds, name).toContain('not-a-report');
 		}
 	});
 

@@ -40,6 +40,13 @@ describe('normaliseLine', () => {
 		expect(normaliseLine('2024-11-24T12:00:00+0000 host kernel:  <TASK>').text).toBe(' <TASK>');
 		expect(normaliseLine('[  118.102270] debian kernel: x')).toMatchObject({ text: 'x', ts: 118.10227 });
 		expect(normaliseLine('Nov 24 12:00:00 host systemd[1]: Started foo.').kernel).toBe(false);
+		// OpenWrt logread (github.com/Ysurac/openmptcprouter/issues/585): weekday, year after the time, facility.level
+		expect(normaliseLine('Sun Sep  1 19:30:19 2019 kern.warn kernel: [138620.534103] Call trace:')).toMatchObject({
+			text: 'Call trace:',
+			ts: 138620.534103,
+			kernel: true,
+		});
+		expect(normaliseLine('Sun Sep  1 19:30:19 2019 daemon.info dnsmasq[1]: query').kernel).toBe(false);
 	});
 
 	it('strips <N> levels and dmesg -x facility:level prefixes', () => {
