@@ -49,7 +49,8 @@ interface RunJson {
 	results: { name: string; passed: boolean; where: string; kernel: string; checks: { name: string; ok: boolean; detail?: string }[] }[];
 }
 
-describe.each(FLAVOURS)('arm64 guest on $spec', ({ spec, pageSize }) => {
+// The three tests of a flavour boot a guest each: two at a time (vitest.config.ts maxConcurrency).
+describe.concurrent.each(FLAVOURS)('arm64 guest on $spec', ({ spec, pageSize }) => {
 	beforeAll(async () => {
 		const f = await hm(['kernels', '--fetch', spec, '--json'], 600_000);
 		expect(f.exitCode, f.stderr).toBe(0);
