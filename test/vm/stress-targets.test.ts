@@ -54,7 +54,7 @@ describe('hybridmem stress on other drivers', () => {
 	test.concurrent(`broken_leak (--kmod-dir, --device) on ${kernel}: the first program leaks past the per-program threshold, is shrunk, and the reproducer names the driver`, async () => {
 		const out = mkdtempSync(path.join(os.tmpdir(), 'hm-stress-targets-'));
 		const dir = path.resolve('test/fixtures/drivers/broken_leak');
-		const { report, exitCode } = await stress(['--kmod-dir', dir, '--device', '/dev/hm_broken_leak', '--seconds', '10', '--shrink-seconds', '30', '--kernel', kernel], out);
+		const { report, exitCode } = await stress(['--kmod-dir', dir, '--device', '/dev/hm_broken_leak', '--seconds', '10', '--shrink-seconds', '20', '--kernel', kernel], out);
 		expect(exitCode).toBe(1);
 		expect(report.target).toBe('/dev/hm_broken_leak (module broken_leak)');
 		const first = report.violations[0]!;
