@@ -125,4 +125,14 @@ describe('hybridmem stress: bad arguments', () => {
 		expect(r.exitCode).toBe(2);
 		expect(r.stderr).toMatch(message as RegExp);
 	});
+
+	test('--replay of a program with hybridmem_test ioctls against another driver: exit 2 before any VM boots', async () => {
+		const { mkdtempSync, writeFileSync } = await import('node:fs');
+		const os = await import('node:os');
+		const file = `${mkdtempSync(`${os.tmpdir()}/hm-stress-host-`)}/p.txt`;
+		writeFileSync(file, 'hybridmem-stress 1\nprocs 1 threads 1\n0 open 0 0 0\n0 zap 0 0 1\n');
+		const r = await cli(['--replay', file, '--recipe', 'vgem']);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toMatch(/stress: the program uses zap, hybridmem_test's own ioctls, which are never sent to another driver/);
+	});
 });

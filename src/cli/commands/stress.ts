@@ -2,10 +2,11 @@
 // reference module or any driver (hybridmem check's target options), in a
 // VM with page_poison=1, with invariants, a shrinker and a reproducer.
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { runStressHere, runStressInVm, STRESS_DEFAULTS, type StressOptions, type StressReport } from '../../stress/run.js';
+import { checkReplayFor, runStressHere, runStressInVm, STRESS_DEFAULTS, type StressOptions, type StressReport } from '../../stress/run.js';
 import { formatReproducer } from '../../stress/reproducer.js';
+import { parseProgram } from '../../stress/program.js';
 import { buildKmodDir } from '../../check/run.js';
 import { chooseKernel } from '../../vm/kernels.js';
 import { CliError } from '../errors.js';
@@ -142,6 +143,13 @@ export async function main(argv: string[]): Promise<number> {
 	if (!driver && (values.param || values['kmod-dir'] || values.minor || values.length || values.offset))
 		throw new CliError('stress: --param, --kmod-dir, --minor, --length and --offset describe another driver: add --device /dev/NODE, --chrdev NAME or --recipe NAME|FILE.mjs', 2);
 	const target = driver ? targetSpec('stress', values, !!values.native || !!values.results) : undefined;
+	if (target && values.replay) {
+		try {
+			checkReplayFor(parseProgram(readFileSync(values.replay, 'utf8')), target);
+		} catch (err) {
+			throw new CliError(`stress: ${(err as Error).message}`, 2);
+		}
+	}
 	const opts: Omit<StressOptions, 'outDir'> = {
 		seconds: int(values.seconds, '--seconds', D.seconds),
 		procs,
