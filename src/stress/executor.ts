@@ -1,7 +1,7 @@
 // Builds hm-stress (the C executor: node cannot fork with a live mapping)
 // into the per-user cache, and runs one program with it while watching its
 // tasks for D state.
-import { execa } from 'execa';
+import { execa, type Options } from 'execa';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { KMOD_SOURCE_DIR, PACKAGE_ROOT } from '../setup/paths.js';
@@ -61,6 +61,12 @@ export interface ExecOptions {
 	dStateBoundMs: number;
 	timeoutMs: number;
 	node?: string;
+	/** More of the executor's environment (another driver: HM_STRESS_GENERIC, HM_STRESS_MAP, HM_STRESS_FDS). */
+	env?: Record<string, string>;
+	/** Fds the executor inherits as 3, 4, ... (a recipe's, made here). */
+	fds?: number[];
+	/** Called once the executor runs (it holds its copies of `fds` then). */
+	onSpawn?: () => void;
 	/** Watch the kernel log: after an oops the program gets OOPS_GRACE_MS to end, then is given up on. */
 	watchOops?: boolean;
 }
@@ -70,7 +76,14 @@ const OOPS_GRACE_MS = 5000;
 
 export async function runProgramFile(binary: string, file: string, opts: ExecOptions): Promise<ExecResult> {
 	const started = performance.now();
-	const child = execa(binary, [file], { reject: false, all: true, timeout: opts.timeoutMs, env: opts.node ? { HM_STRESS_NODE: opts.node } : {} });
+	const child = execa(binary, [file], {
+		reject: false,
+		all: true,
+		timeout: opts.timeoutMs,
+		env: { ...(opts.node ? { HM_STRESS_NODE: opts.node } : {}), ...opts.env },
+		...(opts.fds?.length ? { stdio: ['pipe', 'pipe', 'pipe', ...opts.fds] as Options['stdio'] } : {}),
+	});
+	if (opts.onSpawn) child.once('spawn', opts.onSpawn);
 	// A task that oopsed holding a lock can leave the others waiting for good:
 	// then the program is killed, and left (unkillable in D state) if need be.
 	const watcher = opts.watchOops ? await startCapture() : undefined;
@@ -118,7 +131,7 @@ export async function runProgramFile(binary: string, file: string, opts: ExecOpt
 	if (!r) return { exitCode: -1, counts: {}, notes: ['the program was given up on after a kernel oops (its tasks did not end)'], durationMs: performance.now() - started, stuck: [...stuck], timedOut: false };
 	const counts: Record<string, Record<string, number>> = {};
 	const notes: string[] = [];
-	for (const line of (r.all ?? '').split('\n')) {
+	for (const line of (typeof r.all === 'string' ? r.all : '').split('\n')) {
 		const m = /^count (\S+) (\S+) (\d+)$/.exec(line);
 		if (m) (counts[m[1]!] ??= {})[m[2]!] = Number(m[3]);
 		else if (line.trim() && line !== 'result: done') notes.push(line);

@@ -1,7 +1,7 @@
 // The operation generator: a program of random operations from a seeded
 // PRNG, so a seed and a round number give the same program again.
 import { rng } from './prng.js';
-import type { Op, OpName, Program } from './program.js';
+import { MODULE_OPS, type Op, type OpName, type Program } from './program.js';
 
 export interface GenerateOptions {
 	seed: number;
@@ -10,6 +10,8 @@ export interface GenerateOptions {
 	threads: number;
 	/** Operations per worker (thread). */
 	opsPerWorker: number;
+	/** Another driver than hybridmem_test: generic operations only (no SET_MODE, ZAP, REMAP, GET_STATS). */
+	generic?: boolean;
 }
 
 /*
@@ -35,6 +37,9 @@ const WEIGHTS: Record<OpName, number> = {
 	sleep: 2,
 };
 
+/** What any driver gets: the same weights without hybridmem_test's ioctls. */
+const GENERIC_WEIGHTS = Object.fromEntries(Object.entries(WEIGHTS).filter(([k]) => !MODULE_OPS.includes(k as OpName))) as Record<OpName, number>;
+
 export function generateProgram(o: GenerateOptions): Program {
 	const r = rng(o.seed, o.round);
 	const ops: Op[] = [];
@@ -45,7 +50,7 @@ export function generateProgram(o: GenerateOptions): Program {
 		ops.push({ worker: w, op: 'open', a: w % 3, b: 0, c: 0 });
 		ops.push({ worker: w, op: 'mmap', a: w % 6, b: w % 3, c: 1 + r.int(32) });
 		for (let i = 2; i < o.opsPerWorker; i++) {
-			const op = r.weighted(WEIGHTS);
+			const op = r.weighted(o.generic ? GENERIC_WEIGHTS : WEIGHTS);
 			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' ? 3 : 6);
 			switch (op) {
 				case 'setmode': {

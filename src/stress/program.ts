@@ -3,6 +3,18 @@
 // form is the reproducer: `hybridmem stress --replay FILE` runs it again.
 export const OPS = ['open', 'close', 'setmode', 'mmap', 'touch', 'munmap', 'mremap-move', 'mremap-grow', 'mprotect', 'madvise', 'zap', 'remap', 'fork', 'stats', 'sleep'] as const;
 export type OpName = (typeof OPS)[number];
+/** hybridmem_test's own ioctls: never sent to another driver. */
+export const MODULE_OPS: readonly OpName[] = ['setmode', 'zap', 'remap', 'stats'];
+
+/** How the reproducer's comments name another driver than hybridmem_test. */
+export interface OpContext {
+	/** What open does, e.g. "open(/dev/hm_good_misc)" or "dup(recipe vgem's fd 0)"; %d is the fd slot's source. */
+	open: string;
+	/** The target's length in pages: mmap maps at most this. */
+	maxPages: number;
+	offset: string;
+	readOnly?: boolean;
+}
 
 export interface Op {
 	worker: number;
@@ -25,19 +37,21 @@ const PROTS = ['PROT_READ', 'PROT_READ|PROT_WRITE', 'PROT_NONE'];
 const ADVICE = ['MADV_DONTNEED', 'MADV_WILLNEED', 'MADV_DONTFORK', 'MADV_DOFORK', 'MADV_NORMAL', 'MADV_RANDOM', 'MADV_COLD', 'MADV_PAGEOUT'];
 
 /** What an operation does, in words (the reproducer's comments). */
-export function describeOp(o: Op): string {
+export function describeOp(o: Op, t?: OpContext): string {
 	const range = `pages ${o.b}+${Math.max(1, o.c & 63)}`;
 	switch (o.op) {
 		case 'open':
-			return `fd${o.a} = open(/dev/devKex)`;
+			return `fd${o.a} = ${t ? t.open.replace('%d', String(o.a % 3)) : 'open(/dev/devKex)'}`;
 		case 'close':
 			return `close(fd${o.a}) (mappings stay)`;
 		case 'setmode':
 			return `SET_MODE fd${o.a} map_mode ${MODES[o.b] ?? o.b} zap_after_map ${o.c & 1} fail_at ${(o.c >> 1) - 1}`;
 		case 'mmap':
-			return `map${o.a} = mmap(${o.c} pages, MAP_SHARED, fd${o.b})`;
+			return t
+				? `map${o.a} = mmap(${Math.min(o.c, t.maxPages)} pages, ${t.readOnly ? 'PROT_READ' : 'PROT_READ|PROT_WRITE'}, MAP_SHARED, fd${o.b}, offset ${t.offset})`
+				: `map${o.a} = mmap(${o.c} pages, MAP_SHARED, fd${o.b})`;
 		case 'touch':
-			return `${o.b & 1 ? 'write+read' : 'read'} every page of map${o.a}`;
+			return `${o.b & 1 && !t?.readOnly ? 'write+read' : 'read'} every page of map${o.a}`;
 		case 'munmap':
 			return `munmap map${o.a} ${range}`;
 		case 'mremap-move':
@@ -60,9 +74,9 @@ export function describeOp(o: Op): string {
 	}
 }
 
-export function formatProgram(p: Program, opts: { explain?: boolean } = {}): string {
+export function formatProgram(p: Program, opts: { explain?: boolean; target?: OpContext } = {}): string {
 	const lines = ['hybridmem-stress 1', `procs ${p.procs} threads ${p.threads}`, ...(p.comment ?? []).map((c) => `# ${c}`)];
-	for (const o of p.ops) lines.push(`${o.worker} ${o.op} ${o.a} ${o.b} ${o.c}${opts.explain ? `\t# p${Math.floor(o.worker / p.threads)}t${o.worker % p.threads}: ${describeOp(o)}` : ''}`);
+	for (const o of p.ops) lines.push(`${o.worker} ${o.op} ${o.a} ${o.b} ${o.c}${opts.explain ? `\t# p${Math.floor(o.worker / p.threads)}t${o.worker % p.threads}: ${describeOp(o, opts.target)}` : ''}`);
 	return `${lines.join('\n')}\n`;
 }
 

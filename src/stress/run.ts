@@ -11,7 +11,9 @@ import { parseKernelLog } from '../kmsg/parse.js';
 import { startCapture, type KernelLogCapture } from '../kmsg/reader.js';
 import { buildModule } from '../setup/build.js';
 import { CHRDEV_NAME, DEFAULT_NODE, MODULE_NAME, PACKAGE_ROOT, SYSFS_COUNTERS } from '../setup/paths.js';
-import { chrdevMajor } from '../check/target.js';
+import { chrdevMajor, type TargetSpec } from '../check/target.js';
+import { buildKmodDir, specArgs } from '../check/run.js';
+import { loadBinding } from '../device/index.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/runner.js';
 import { residentPages } from '../evidence/free-pages.js';
@@ -19,8 +21,9 @@ import { sweepFreedPages } from '../evidence/page-poison.js';
 import { addCounts, buildExecutor, executorBinary, runProgramFile, type ExecResult } from './executor.js';
 import { generateProgram } from './generate.js';
 import { executorViolations, judgeFreePages, kernelLogViolations, livePagesViolation, readCounter, rmmodViolation, settledFreePages, type FreePagesVerdict, type Violation } from './invariants.js';
-import { formatProgram, parseProgram, type Op, type Program } from './program.js';
-import { writeReproducer, type Reproducer } from './reproducer.js';
+import { formatProgram, MODULE_OPS, parseProgram, type Op, type OpContext, type Program } from './program.js';
+import { reproducerCommand, writeReproducer, type Reproducer, type ReproducerHow } from './reproducer.js';
+import { resolveStressTarget, type StressDriver } from './target.js';
 import { initialShrinkState, nextCandidate, recordOutcome, shrink, type ShrinkState } from './shrink.js';
 
 export interface StressOptions {
@@ -31,6 +34,14 @@ export interface StressOptions {
 	opsPerWorker: number;
 	/** The module to load (default: the one `hybridmem build` made for this kernel). */
 	module?: string;
+	/**
+	 * Another driver than hybridmem_test, as `hybridmem check` takes it (a
+	 * --module with --device/--chrdev, or a recipe): generic operations only,
+	 * and its invariants (no live_pages; free pages judged per program).
+	 */
+	target?: TargetSpec;
+	/** With target: a kbuild directory built for each guest kernel (target.module names its .ko, if several). */
+	kmodDir?: string;
 	/** Run this program (a reproducer) instead of generated ones. */
 	replay?: string;
 	/** Go on with the shrink saved in outDir (the last boot's test took the kernel down). */
@@ -42,16 +53,22 @@ export interface StressOptions {
 	dStateBoundMs: number;
 	/** Free pages the run may leave missing (see judgeFreePages). */
 	freePagesThreshold: number;
+	/** Another driver: free pages one program may leave missing (its fds closed, its processes gone). */
+	programFreePagesThreshold: number;
 	/** Where the reproducer and the results go (the host reads them). */
 	outDir: string;
 	onProgress?: (m: string) => void;
 }
 
-export const STRESS_DEFAULTS = { shrinkBoots: 12, seconds: 60, procs: 2, threads: 3, seed: 1, opsPerWorker: 60, repeat: 5, shrinkMs: 90_000, dStateBoundMs: 10_000, freePagesThreshold: 2048 } as const;
+export const STRESS_DEFAULTS = { shrinkBoots: 12, seconds: 60, procs: 2, threads: 3, seed: 1, opsPerWorker: 60, repeat: 5, shrinkMs: 90_000, dStateBoundMs: 10_000, freePagesThreshold: 2048, programFreePagesThreshold: 128 } as const;
 
 export interface StressReport {
 	kernel: string;
 	module: string;
+	/** What ran: "hybridmem_test (/dev/devKex)", or the driver as hybridmem check describes it. */
+	target?: string;
+	/** Another driver: how the reproducer reads its operations (open, the length mmap keeps to). */
+	targetOps?: OpContext;
 	seed: number;
 	procs: number;
 	threads: number;
@@ -72,7 +89,10 @@ export interface StressReport {
 	shrink?: { tests: number; exhausted: boolean; ms: number };
 	livePages?: number;
 	freePages?: FreePagesVerdict;
-	rmmod: boolean;
+	/** Another driver: free pages each program left missing (generated or replayed, not shrink tests), and the threshold. */
+	programFreePages?: { missing: number[]; threshold: number };
+	/** rmmod worked; null: no module of ours to unload (a recipe's in-tree driver, a node alone). */
+	rmmod: boolean | null;
 	/** Module counters at the end (before rmmod). */
 	counters: Record<string, number | undefined>;
 	passed: boolean;
@@ -90,19 +110,59 @@ async function dropCaches(): Promise<void> {
 	await sleep(50);
 }
 
-/** One program, checked: the violations it caused (kernel log, D state, executor, live_pages). */
-async function runChecked(program: Program, file: string, binary: string, capture: KernelLogCapture, opts: StressOptions): Promise<{ result: ExecResult; violations: Violation[] }> {
+/**
+ * One program, checked: the violations it caused (kernel log, D state,
+ * executor, and live_pages for hybridmem_test; for another driver, which
+ * has no such counter, the free pages it left missing once its fds are
+ * closed and its processes gone).
+ */
+async function runChecked(program: Program, file: string, binary: string, capture: KernelLogCapture, opts: StressOptions, driver?: StressDriver): Promise<{ result: ExecResult; violations: Violation[]; missing?: number }> {
 	writeFileSync(file, formatProgram(program));
 	await capture.take();
-	const before = readCounter(SYSFS_COUNTERS, 'live_pages') ?? 0;
+	const before = driver ? 0 : (readCounter(SYSFS_COUNTERS, 'live_pages') ?? 0);
+	let free: { before: number; resident: number } | undefined;
+	if (driver) {
+		await dropCaches();
+		free = { before: await settledFreePages(), resident: residentPages() };
+	}
 	const timeoutMs = 30_000 + program.ops.length * 200;
-	const result = await runProgramFile(binary, file, { dStateBoundMs: opts.dStateBoundMs, timeoutMs, watchOops: true });
-	const live = await livePagesViolation(SYSFS_COUNTERS, before);
+	const sources = await driver?.sources();
+	let result: ExecResult;
+	try {
+		result = await runProgramFile(binary, file, {
+			dStateBoundMs: opts.dStateBoundMs,
+			timeoutMs,
+			watchOops: true,
+			...(sources ? { env: sources.env, fds: sources.fds, onSpawn: sources.dropCopies } : {}),
+		});
+	} finally {
+		sources?.release();
+	}
+	const live: { violation?: Violation } = driver ? {} : await livePagesViolation(SYSFS_COUNTERS, before);
 	// A freed page written to is only reported when it is allocated again: now, while this program is the suspect.
 	sweepFreedPages(64 * 1024 * 1024);
 	await capture.poll();
 	const violations = [...kernelLogViolations(await capture.take()), ...executorViolations(result), ...(live.violation ? [live.violation] : [])];
+	if (free) {
+		await dropCaches();
+		const v = judgeFreePages(free.before, await settledFreePages(), residentPages() - free.resident, opts.programFreePagesThreshold);
+		if (v.violation) violations.push({ ...v.violation, summary: `this program left ${v.missing} pages fewer free than before it (threshold ${v.threshold} per program)` });
+		return { result, violations, missing: v.missing };
+	}
 	return { result, violations };
+}
+
+/** The reproducer's words for the target. */
+function reproducerHow(opts: Pick<StressOptions, 'target' | 'kmodDir' | 'module'>, driver?: StressDriver, kernel = os.release()): ReproducerHow {
+	if (!opts.target) return { kernel, ...(opts.module ? { module: opts.module } : {}) };
+	const args = opts.kmodDir ? ['--kmod-dir', opts.kmodDir, ...specArgs({ ...opts.target, ...(opts.target.module ? { module: path.basename(opts.target.module) } : {}) })] : specArgs(opts.target);
+	return { kernel, target: { args, label: driver?.description.label ?? args.join(' '), ops: driver?.context ?? { open: 'open', maxPages: 32, offset: '0x0' } } };
+}
+
+/** A replayed program for another driver must not carry hybridmem_test's ioctls. */
+export function checkReplayFor(program: Program, target: TargetSpec | undefined): void {
+	const bad = target ? [...new Set(program.ops.filter((o) => MODULE_OPS.includes(o.op)).map((o) => o.op))] : [];
+	if (bad.length) throw Object.assign(new Error(`the program uses ${bad.join(', ')}, hybridmem_test's own ioctls, which are never sent to another driver: replay it without --device/--chrdev/--recipe, or remove those lines`), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
 /** What a shrink in progress keeps between boots (in the results directory). */
@@ -125,15 +185,16 @@ const shrinkFile = (dir: string) => path.join(dir, 'shrink-state.json');
  * kernel (then report.shrinkPending: the host boots again with --resume);
  * the reproducer is the smallest failing program so far.
  */
-async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: string, capture: KernelLogCapture, opts: StressOptions): Promise<void> {
+async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: string, capture: KernelLogCapture, opts: StressOptions, driver?: StressDriver): Promise<void> {
 	const started = performance.now();
 	const base = saved.program;
 	const want = saved.violation.invariant;
 	const candidate = path.join(opts.outDir, 'candidate-program.txt');
 	// A candidate still fails when it breaks the same invariant in one of up to 2 runs (a race may need more than one).
 	const fails = async (ops: Op[]): Promise<boolean | 'stop'> => {
-		for (let i = 0; i < 2; i++) {
-			const { violations } = await runChecked({ ...base, ops }, candidate, binary, capture, opts);
+		// A leak is no race: a free-pages candidate runs once.
+		for (let i = 0; i < (want === 'free-pages' ? 1 : 2); i++) {
+			const { violations } = await runChecked({ ...base, ops }, candidate, binary, capture, opts, driver);
 			if (violations.some(damaging)) return 'stop';
 			if (violations.some((v) => v.invariant === want)) return true;
 		}
@@ -142,10 +203,11 @@ async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: strin
 	const all = saved.state.current;
 	const workers = [...new Set(all.map((x) => x.worker))];
 	const procsOf = [...new Set(workers.map((w) => Math.floor(w / base.threads)))];
-	const groups = (ops: Op[]) => [...workers.map((w) => ops.filter((x) => x.worker === w)), ...procsOf.map((p) => ops.filter((x) => Math.floor(x.worker / base.threads) === p))];
+	// A leak grows with the operations: one thread's alone rarely leaks past the threshold, so ddmin starts at once.
+	const groups = want === 'free-pages' ? undefined : (ops: Op[]) => [...workers.map((w) => ops.filter((x) => x.worker === w)), ...procsOf.map((p) => ops.filter((x) => Math.floor(x.worker / base.threads) === p))];
 	const persist = (inFlight?: Op[]) => writeFileSync(shrinkFile(opts.outDir), JSON.stringify({ ...saved, ...(inFlight ? { inFlight } : {}) }));
 	const s = await shrink(saved.state, fails, {
-		groups,
+		...(groups ? { groups } : {}),
 		budgetMs: opts.shrinkMs,
 		beforeTest: (_, c) => persist(c),
 		onProgress: (n, t) => opts.onProgress?.(`shrinking: ${n} operations after ${t} tests`),
@@ -154,18 +216,22 @@ async function shrinkHere(saved: ShrinkFile, report: StressReport, binary: strin
 	report.shrinkPending = s.stopped;
 	const ms = Math.round(performance.now() - started);
 	report.shrink = { tests: s.tests, exhausted: s.exhausted, ms: (report.shrink?.ms ?? 0) + ms };
-	report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), { ...base, ops: s.ops }, saved.violation, saved.originalOps, { kernel: os.release(), ...(opts.module ? { module: opts.module } : {}) });
+	report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), { ...base, ops: s.ops }, saved.violation, saved.originalOps, reproducerHow(opts, driver));
 }
 
-/** Runs stress in this kernel: loads the module, runs, unloads it. */
-export async function runStressHere(opts: StressOptions): Promise<StressReport> {
-	const started = performance.now();
-	const binary = existsSync(executorBinary()) ? executorBinary() : await buildExecutor();
+/** The warm-up program: every worker forks 20 times (children that touch nothing and exit). */
+function writeWarmUp(opts: StressOptions): string {
+	const ops: Op[] = [];
+	for (let w = 0; w < opts.procs * opts.threads; w++) for (let i = 0; i < 20; i++) ops.push({ worker: w, op: 'fork', a: 0, b: i % 3, c: 0 });
+	const file = path.join(opts.outDir, 'warm-up-program.txt');
+	writeFileSync(file, formatProgram({ procs: opts.procs, threads: opts.threads, ops, comment: ['warm-up: forks only, the driver untouched'] }));
+	return file;
+}
+
+/** Loads hybridmem_test and makes its node; the free-page baseline is taken before insmod. */
+async function loadReferenceModule(opts: StressOptions): Promise<string> {
 	const module = opts.module ?? (await buildModule(os.release())).file;
 	if (existsSync(`/sys/module/${MODULE_NAME}`)) await execa('rmmod', [MODULE_NAME], { reject: false });
-	await dropCaches();
-	const baseline = await settledFreePages();
-	const residentBefore = residentPages();
 	const ins = await execa('insmod', [module], { reject: false, all: true });
 	if (ins.exitCode !== 0) throw Object.assign(new Error(`insmod ${module} failed: ${(ins.all ?? '').trim()}`), { code: 'ERR_INSMOD' });
 	// register_chrdev(): no node by itself; made as `hybridmem setup` makes it (0660).
@@ -174,8 +240,51 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 	rmSync(DEFAULT_NODE, { force: true });
 	const mk = await execa('mknod', ['-m', '0660', DEFAULT_NODE, 'c', String(major), '0'], { reject: false, all: true });
 	if (mk.exitCode !== 0) throw Object.assign(new Error(`mknod ${DEFAULT_NODE} failed: ${(mk.all ?? '').trim()}`), { code: 'ERR_MKNOD' });
+	return module;
+}
+
+/** Runs stress in this kernel: loads the module (or resolves the target), runs, unloads it. */
+export async function runStressHere(opts: StressOptions): Promise<StressReport> {
+	const started = performance.now();
+	const binary = existsSync(executorBinary()) ? executorBinary() : await buildExecutor();
+	if (opts.replay) checkReplayFor(parseProgram(readFileSync(opts.replay, 'utf8')), opts.target);
+	let driver: StressDriver | undefined;
+	let baseline = 0;
+	let residentBefore = 0;
+	const measureBaseline = async () => {
+		await dropCaches();
+		baseline = await settledFreePages();
+		residentBefore = residentPages();
+	};
+	// Before insmod of our module or a --module; after a recipe's modprobes (those modules stay loaded).
+	if (!opts.target || opts.target.module) await measureBaseline();
+	let module: string;
+	if (opts.target) {
+		driver = await resolveStressTarget(opts.target, loadBinding().pageSize);
+		module = opts.target.module ?? '';
+		if (!opts.target.module) await measureBaseline();
+	} else module = await loadReferenceModule(opts);
+	// The first burst of processes grows the kernel's slab caches for good (~100 pages
+	// measured): a program of forks alone, which never opens the driver, takes that first.
+	if (driver) await runProgramFile(binary, writeWarmUp(opts), { dStateBoundMs: opts.dStateBoundMs, timeoutMs: 60_000 });
 	const capture = await startCapture();
-	const report: StressReport = { kernel: os.release(), module, seed: opts.seed, procs: opts.procs, threads: opts.threads, programs: 0, operations: 0, counts: {}, durationMs: 0, violations: [], rmmod: false, counters: {}, passed: false };
+	const report: StressReport = {
+		kernel: os.release(),
+		module,
+		target: driver ? driver.description.label : `hybridmem_test (${DEFAULT_NODE})`,
+		...(driver ? { targetOps: driver.context, programFreePages: { missing: [], threshold: opts.programFreePagesThreshold } } : {}),
+		seed: opts.seed,
+		procs: opts.procs,
+		threads: opts.threads,
+		programs: 0,
+		operations: 0,
+		counts: {},
+		durationMs: 0,
+		violations: [],
+		rmmod: false,
+		counters: {},
+		passed: false,
+	};
 	const current = path.join(opts.outDir, 'current-program.txt');
 	const save = () => writeFileSync(path.join(opts.outDir, 'report.json'), JSON.stringify(report, null, 2));
 	let failing: Program | undefined;
@@ -186,10 +295,11 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 		} else if (opts.replay) {
 			const program = parseProgram(readFileSync(opts.replay, 'utf8'));
 			for (let i = 0; i < opts.repeat && !firstViolation; i++) {
-				const { result, violations } = await runChecked(program, current, binary, capture, opts);
+				const { result, violations, missing } = await runChecked(program, current, binary, capture, opts, driver);
 				report.programs++;
 				report.operations += program.ops.length;
 				addCounts(report.counts, result.counts);
+				if (missing !== undefined) report.programFreePages?.missing.push(missing);
 				if (violations.length) {
 					report.violations.push(...violations);
 					firstViolation = violations[0];
@@ -199,8 +309,9 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 		} else {
 			const deadline = performance.now() + opts.seconds * 1000;
 			for (let round = 0; performance.now() < deadline; round++) {
-				const program = generateProgram({ seed: opts.seed, round, procs: opts.procs, threads: opts.threads, opsPerWorker: opts.opsPerWorker });
-				const { result, violations } = await runChecked(program, current, binary, capture, opts);
+				const program = generateProgram({ seed: opts.seed, round, procs: opts.procs, threads: opts.threads, opsPerWorker: opts.opsPerWorker, ...(driver ? { generic: true } : {}) });
+				const { result, violations, missing } = await runChecked(program, current, binary, capture, opts, driver);
+				if (missing !== undefined) report.programFreePages?.missing.push(missing);
 				report.programs++;
 				report.operations += program.ops.length;
 				addCounts(report.counts, result.counts);
@@ -220,7 +331,7 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 			const saved: ShrinkFile = { program: { procs: failing.procs, threads: failing.threads, comment: failing.comment ?? [] }, violation: firstViolation, originalOps: failing.ops.length, state: initialShrinkState(failing.ops) };
 			writeFileSync(shrinkFile(opts.outDir), JSON.stringify(saved));
 			// The whole program is the reproducer until a shorter one is found.
-			report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), failing, firstViolation, failing.ops.length, { kernel: os.release(), ...(opts.module ? { module: opts.module } : {}) });
+			report.reproducer = writeReproducer(path.join(opts.outDir, 'reproducer.txt'), failing, firstViolation, failing.ops.length, reproducerHow(opts, driver));
 			save();
 			if (report.violations.some(damaging)) {
 				// A kernel report means damage (an oops killed a task holding locks,
@@ -230,7 +341,7 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 				report.shrinkPending = true;
 			} else {
 				opts.onProgress?.(`round ${report.failedRound} failed (${firstViolation.invariant}: ${firstViolation.summary}); shrinking its ${failing.ops.length} operations`);
-				await shrinkHere(saved, report, binary, capture, opts);
+				await shrinkHere(saved, report, binary, capture, opts, driver);
 			}
 			save();
 		} else if (opts.resume) {
@@ -239,19 +350,26 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 			if (saved.inFlight) recordOutcome(saved.state, saved.inFlight, true);
 			delete saved.inFlight;
 			report.failedRound = undefined;
-			await shrinkHere(saved, report, binary, capture, opts);
+			await shrinkHere(saved, report, binary, capture, opts, driver);
 			save();
 		}
 	} finally {
 		await capture.stop();
-		for (const n of ['live_pages', 'live_mappings', 'maps', 'map_failures', 'zaps', 'faults', 'remaps', 'frees']) report.counters[n] = readCounter(SYSFS_COUNTERS, n);
-		const live = await livePagesViolation(SYSFS_COUNTERS);
-		report.livePages = live.live;
-		if (live.violation && !report.violations.some((v) => v.invariant === 'live-pages')) report.violations.push(live.violation);
-		const rm = report.violations.some((v) => v.fatal)
-			? { invariant: 'rmmod' as const, summary: 'rmmod not tried: the kernel oopsed', evidence: [] }
-			: await rmmodViolation(MODULE_NAME);
-		report.rmmod = !rm;
+		if (!driver) {
+			for (const n of ['live_pages', 'live_mappings', 'maps', 'map_failures', 'zaps', 'faults', 'remaps', 'frees']) report.counters[n] = readCounter(SYSFS_COUNTERS, n);
+			const live = await livePagesViolation(SYSFS_COUNTERS);
+			report.livePages = live.live;
+			if (live.violation && !report.violations.some((v) => v.invariant === 'live-pages')) report.violations.push(live.violation);
+		}
+		const unload = driver ? driver.moduleName : MODULE_NAME;
+		const rm = !unload
+			? undefined
+			: report.violations.some((v) => v.fatal)
+				? { invariant: 'rmmod' as const, summary: 'rmmod not tried: the kernel oopsed', evidence: [] }
+				: await rmmodViolation(unload);
+		report.rmmod = unload ? !rm : null;
+		// The node resolving made, and the module if rmmod failed (tried again: it stays if it cannot go).
+		if (driver && !report.violations.some((v) => v.fatal)) await driver.cleanup();
 		if (rm) report.violations.push(rm);
 		else {
 			await dropCaches();
@@ -266,12 +384,12 @@ export async function runStressHere(opts: StressOptions): Promise<StressReport> 
 	return report;
 }
 
-/** The CLI arguments that give `o` to the inner run. */
-function innerArgs(o: StressOptions, module: string): string[] {
+/** The CLI arguments that give `o` to the inner run (`target`: the driver, its kbuild directory already built). */
+function innerArgs(o: StressOptions, module: string, target?: TargetSpec): string[] {
 	return [
 		'--seconds', String(o.seconds), '--procs', String(o.procs), '--threads', String(o.threads), '--seed', String(o.seed),
 		'--ops', String(o.opsPerWorker), '--repeat', String(o.repeat), '--shrink-seconds', String(Math.round(o.shrinkMs / 1000)),
-		'--module', module, ...(o.replay ? ['--replay', path.resolve(o.replay)] : []), ...(o.resume ? ['--resume'] : []),
+		...(target ? specArgs(target) : ['--module', module]), ...(o.replay ? ['--replay', path.resolve(o.replay)] : []), ...(o.resume ? ['--resume'] : []),
 	];
 }
 
@@ -285,7 +403,16 @@ const END_OF_PANIC = /---\[ end Kernel panic/;
 export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?: string; reproducerDir?: string; signal?: AbortSignal; shrinkBoots?: number }): Promise<StressReport> {
 	const kernel = chooseKernel(o.kernel).version;
 	await buildExecutor();
-	const module = o.module ? path.resolve(o.module) : (await buildModule(kernel, { onProgress: o.onProgress })).file;
+	if (o.replay) checkReplayFor(parseProgram(readFileSync(o.replay, 'utf8')), o.target);
+	const target = o.target ? { ...o.target } : undefined;
+	if (target && o.kmodDir) {
+		o.onProgress?.(`building ${o.kmodDir} for ${kernel}`);
+		target.module = await buildKmodDir(o.kmodDir, kernel, o.target?.module);
+	}
+	const module = target ? (target.module ?? '') : o.module ? path.resolve(o.module) : (await buildModule(kernel, { onProgress: o.onProgress })).file;
+	const how = reproducerHow(o, undefined, kernel);
+	// The inner run resolved the target: its label and operation words are in its report.
+	const withOps = (r: StressReport): Partial<ReproducerHow> => (how.target ? { target: { ...how.target, label: r.target ?? how.target.label, ops: r.targetOps ?? how.target.ops } } : {});
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-stress-'));
 	const outDir = o.reproducerDir ?? process.cwd();
 	let controller = new AbortController();
@@ -304,7 +431,7 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 		try {
 			const vm = await runInVm({
 				kernel,
-				command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'stress', '--native', '--results', dir, ...innerArgs(inner, module)],
+				command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'stress', '--native', '--results', dir, ...innerArgs(inner, module, target)],
 				cwd: process.cwd(),
 				rw: [dir],
 				cpus: 2,
@@ -387,16 +514,17 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 			const saved = JSON.parse(readFileSync(shrinkFile(dir), 'utf8')) as ShrinkFile;
 			if (saved.inFlight) recordOutcome(saved.state, saved.inFlight, true);
 			const unfinished = last.shrinkPending || nextCandidate({ ...saved.state, current: [...saved.state.current] }) !== undefined;
-			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { kernel, ...(o.module ? { module: o.module } : {}) });
+			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { ...how, ...withOps(report) });
 			report.shrink = { tests: saved.state.tests, exhausted: unfinished, ms: report.shrink?.ms ?? 0 };
 		} else if (first.crash && existsSync(shrinkFile(dir))) {
 			const saved = JSON.parse(readFileSync(shrinkFile(dir), 'utf8')) as ShrinkFile;
-			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { kernel, ...(o.module ? { module: o.module } : {}) });
+			report.reproducer = writeReproducer(path.join(dir, 'reproducer.txt'), { ...saved.program, ops: saved.state.current }, saved.violation, saved.originalOps, { ...how, ...withOps(report) });
 		}
 		if (report.reproducer && existsSync(report.reproducer.file)) {
 			const to = path.join(outDir, `hybridmem-stress-repro-${kernel}-seed${o.seed}.txt`);
 			writeFileSync(to, readFileSync(report.reproducer.file));
-			report.reproducer = { ...report.reproducer, file: to, command: report.reproducer.command.replace(report.reproducer.file, to) };
+			// The host's words for the target (a kbuild directory, not the .ko built from it).
+			report.reproducer = { ...report.reproducer, file: to, command: reproducerCommand(to, how) };
 		}
 		delete report.shrinkPending;
 		return report;

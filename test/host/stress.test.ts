@@ -4,7 +4,8 @@
 // itself runs against the real module in test/vm/stress.test.ts.
 import { describe, expect, test } from 'vitest';
 import { generateProgram } from '../../src/stress/generate.js';
-import { formatProgram, parseProgram, type Op } from '../../src/stress/program.js';
+import { formatProgram, MODULE_OPS, parseProgram, type Op } from '../../src/stress/program.js';
+import { checkReplayFor } from '../../src/stress/run.js';
 import { initialShrinkState, shrink, type ShrinkState } from '../../src/stress/shrink.js';
 
 const opts = { seed: 7, round: 3, procs: 2, threads: 3, opsPerWorker: 40 };
@@ -30,6 +31,26 @@ describe('stress program generator', () => {
 		const p = generateProgram(opts);
 		for (const explain of [false, true]) expect(parseProgram(formatProgram(p, { explain })).ops).toEqual(p.ops);
 		expect(formatProgram(p, { explain: true })).toMatch(/\t# p0t0: fd0 = open\(\/dev\/devKex\)/);
+	});
+
+	test('for another driver (generic): no hybridmem_test ioctl, every generic kind, reproducible; its words name the target', () => {
+		const g = { ...opts, opsPerWorker: 400, generic: true };
+		const p = generateProgram(g);
+		expect(formatProgram(generateProgram(g))).toBe(formatProgram(p));
+		const kinds = new Set(p.ops.map((o) => o.op));
+		for (const op of MODULE_OPS) expect(kinds.has(op)).toBe(false);
+		expect([...kinds].sort()).toEqual(['close', 'fork', 'madvise', 'mmap', 'mprotect', 'mremap-grow', 'mremap-move', 'munmap', 'open', 'sleep', 'touch']);
+		const text = formatProgram(p, { explain: true, target: { open: 'dup(fd %d made by recipe perf)', maxPages: 9, offset: '0x0', readOnly: true } });
+		expect(text).toMatch(/\t# p0t0: fd0 = dup\(fd 0 made by recipe perf\)/);
+		// mmap keeps to the target's length and protections; touches of a read-only target only read.
+		expect(text).toMatch(/\t# p0t0: map0 = mmap\([1-9] pages, PROT_READ, MAP_SHARED, fd0, offset 0x0\)/);
+		expect(text).not.toMatch(/mmap\((1\d|[2-9]\d) pages/);
+		expect(text).not.toMatch(/write\+read/);
+		// A replay for another driver refuses hybridmem_test's ioctls; for the module it is fine.
+		const modular = generateProgram(opts);
+		expect(() => checkReplayFor(modular, { recipe: 'vgem' })).toThrow(/hybridmem_test's own ioctls, which are never sent to another driver/);
+		expect(() => checkReplayFor(modular, undefined)).not.toThrow();
+		expect(() => checkReplayFor(p, { device: '/dev/x' })).not.toThrow();
 	});
 
 	test('bad program text is refused with a message that says what is wrong', () => {
@@ -95,9 +116,23 @@ describe('hybridmem stress: bad arguments', () => {
 		[['--seconds', 'soon'], /--seconds expects an integer of at least 1, got 'soon'/],
 		[['--replay', '/nonexistent/program.txt'], /no program at \/nonexistent\/program.txt: --replay takes a file a failing run wrote/],
 		[['--module', '/nonexistent/x.ko'], /no module at \/nonexistent\/x.ko/],
+		[['--param', 'x=1'], /--param, --kmod-dir, --minor, --length and --offset describe another driver: add --device \/dev\/NODE, --chrdev NAME or --recipe/],
+		[['--recipe', 'vgem', '--device', '/dev/zero'], /stress: say what to stress with exactly one of --device \/dev\/NODE, --chrdev NAME or --recipe/],
+		[['--recipe', 'vgem', '--max-length', '4096'], /--max-length is hybridmem check's/],
+		[['--recipe', 'vgem', '--length', 'big'], /--length expects a non-negative integer, got 'big'/],
 	])('%j: exit 2 and a message that says what to do', async (args, message) => {
 		const r = await cli(args as string[]);
 		expect(r.exitCode).toBe(2);
 		expect(r.stderr).toMatch(message as RegExp);
+	});
+
+	test('--replay of a program with hybridmem_test ioctls against another driver: exit 2 before any VM boots', async () => {
+		const { mkdtempSync, writeFileSync } = await import('node:fs');
+		const os = await import('node:os');
+		const file = `${mkdtempSync(`${os.tmpdir()}/hm-stress-host-`)}/p.txt`;
+		writeFileSync(file, 'hybridmem-stress 1\nprocs 1 threads 1\n0 open 0 0 0\n0 zap 0 0 1\n');
+		const r = await cli(['--replay', file, '--recipe', 'vgem']);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toMatch(/stress: the program uses zap, hybridmem_test's own ioctls, which are never sent to another driver/);
 	});
 });

@@ -1,16 +1,15 @@
 // hybridmem check: conformance checks for any driver's mmap
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CATEGORIES, type Category, type CheckReport } from '../../check/types.js';
 import { formatCheck, formatReport, junit, ktap } from '../../check/report.js';
 import { RECIPES } from '../../check/recipes/index.js';
 import { buildKmodDir, runChecksHere, runChecksInVm } from '../../check/run.js';
-import type { TargetSpec } from '../../check/target.js';
 import { canRunNatively } from '../../scenarios/run.js';
 import { chooseKernel } from '../../vm/kernels.js';
 import { CliError } from '../errors.js';
-import { abortOnSignals, keyValues, parse } from '../options.js';
+import { abortOnSignals, parse } from '../options.js';
+import { TARGET_OPTIONS, targetSpec } from '../target-options.js';
 
 export const summary = "check what any driver's mmap does, in a throwaway VM, with kernel evidence";
 
@@ -68,13 +67,6 @@ function categories(value: string | undefined): Category[] | undefined {
 	return list as Category[];
 }
 
-function integer(value: string | undefined, what: string): number | undefined {
-	if (value === undefined) return undefined;
-	const n = Number(value);
-	if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`check: ${what} expects a non-negative integer, got '${value}'`, 2);
-	return n;
-}
-
 export async function main(argv: string[]): Promise<number> {
 	const { values } = parse('check', () =>
 		parseArgs({
@@ -82,16 +74,7 @@ export async function main(argv: string[]): Promise<number> {
 			strict: true,
 			allowPositionals: false,
 			options: {
-				module: { type: 'string' },
-				param: { type: 'string', multiple: true },
-				'kmod-dir': { type: 'string' },
-				device: { type: 'string' },
-				chrdev: { type: 'string' },
-				minor: { type: 'string' },
-				recipe: { type: 'string' },
-				length: { type: 'string' },
-				'max-length': { type: 'string' },
-				offset: { type: 'string' },
+				...TARGET_OPTIONS,
 				kernel: { type: 'string', multiple: true },
 				vm: { type: 'boolean' },
 				native: { type: 'boolean' },
@@ -105,26 +88,7 @@ export async function main(argv: string[]): Promise<number> {
 		}),
 	);
 	if (values.vm && values.native) throw new CliError('check: --vm and --native exclude each other', 2);
-	const targets = [values.device, values.chrdev, values.recipe].filter((x) => x !== undefined);
-	if (targets.length !== 1) throw new CliError('check: say what to check with exactly one of --device /dev/NODE, --chrdev NAME or --recipe NAME|FILE.mjs; see \'hybridmem check --help\'', 2);
-	if (values.param && !values.module && !values['kmod-dir']) throw new CliError('check: --param goes with --module or --kmod-dir', 2);
-	if (values['kmod-dir'] && values.native && values.module && values.module.includes('/')) throw new CliError('check: with --kmod-dir, --module names the .ko the directory builds (NAME.ko)', 2);
-	const offset = integer(values.offset, '--offset');
-	const length = integer(values.length, '--length');
-	const maxLength = integer(values['max-length'], '--max-length');
-	const minor = integer(values.minor, '--minor');
-	const spec: TargetSpec = {
-		...(values.module && !values['kmod-dir'] ? { module: path.resolve(values.module) } : {}),
-		...(values.module && values['kmod-dir'] ? { module: values.module } : {}),
-		...(values.param ? { params: keyValues(values.param, '--param') } : {}),
-		...(values.device ? { device: values.device } : {}),
-		...(values.chrdev ? { chrdev: values.chrdev } : {}),
-		...(minor !== undefined ? { minor } : {}),
-		...(values.recipe ? { recipe: values.recipe } : {}),
-		...(length !== undefined ? { length } : {}),
-		...(maxLength !== undefined ? { maxLength } : {}),
-		...(offset !== undefined ? { offset: BigInt(offset) } : {}),
-	};
+	const spec = targetSpec('check', values, values.native);
 	const only = categories(values.only);
 	const quiet = !!values.json || !!values.tap;
 	const progress = (m: string) => {

@@ -1,20 +1,28 @@
 // hybridmem stress: random sequences of mapping operations against the
-// reference module, in a VM with page_poison=1, with invariants, a shrinker
-// and a reproducer.
+// reference module or any driver (hybridmem check's target options), in a
+// VM with page_poison=1, with invariants, a shrinker and a reproducer.
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { runStressHere, runStressInVm, STRESS_DEFAULTS, type StressOptions, type StressReport } from '../../stress/run.js';
+import { checkReplayFor, runStressHere, runStressInVm, STRESS_DEFAULTS, type StressOptions, type StressReport } from '../../stress/run.js';
 import { formatReproducer } from '../../stress/reproducer.js';
+import { parseProgram } from '../../stress/program.js';
+import { buildKmodDir } from '../../check/run.js';
 import { chooseKernel } from '../../vm/kernels.js';
 import { CliError } from '../errors.js';
 import { abortOnSignals, parse } from '../options.js';
+import { hasTarget, TARGET_OPTIONS, targetSpec } from '../target-options.js';
 
-export const summary = 'random map/unmap/fork/ioctl sequences against the module, with invariants and a shrunk reproducer';
+export const summary = 'random map/unmap/fork/ioctl sequences against the module or any driver, with invariants and a shrunk reproducer';
 
 const D = STRESS_DEFAULTS;
 export const help = `Usage: hybridmem stress [--seconds N] [--procs P] [--threads T] [--seed S] [--kernel K ...]
        hybridmem stress --replay FILE [--repeat N] [--kernel K ...]
+       hybridmem stress TARGET [--seconds N ...]    any driver, TARGET as hybridmem check takes it:
+         --module FILE.ko [--param K=V ...] (--device /dev/NODE | --chrdev NAME [--minor N])
+         --kmod-dir DIR [--module NAME.ko] (--device ... | --chrdev ...)
+         --recipe NAME|FILE.mjs [--module FILE.ko]
+         [--length BYTES] [--offset BYTES]
    options: [--module FILE.ko] [--ops N] [--shrink-seconds N] [--json] [--native]
 
 Runs programs of random operations on /dev/devKex (hybridmem_test.ko, every
@@ -33,6 +41,19 @@ ${D.dStateBoundMs / 1000} s; the executor ran to its end; the module's live_page
 At the end: rmmod works, and free pages are back to the baseline measured
 before insmod within ${D.freePagesThreshold} pages.
 
+Another driver (--device, --chrdev or --recipe; loaded and found as
+hybridmem check does it): the same programs without hybridmem_test's
+ioctls (SET_MODE, ZAP, REMAP, GET_STATS): mmap at the target's offset of
+at most its length (--length, default 16 pages, or the recipe's), with its
+protections (a read-only recipe: PROT_READ, reads only).  A node is opened
+by the executor, a fresh file per open; a recipe's fds are made here before
+each program (three, one per fd slot), inherited by the executor, dup'ed by
+open, and closed by every process before it exits with its mappings.
+Invariants: the kernel log, D state and the executor as above; after every
+program at most ${D.programFreePagesThreshold} free pages missing (fds closed, processes
+gone); at the end free pages within ${D.freePagesThreshold} of the baseline (before insmod
+of --module; for a recipe after its modprobe) and rmmod of --module works.
+
 On a failure the program is shrunk (delta debugging: one thread's or one
 process's operations alone first, then ddmin) and written as a reproducer, hybridmem-stress-repro-KERNEL-seedS.txt in the
 current directory, with each operation explained; run it again with
@@ -44,7 +65,8 @@ current directory, with each operation explained; run it again with
   --ops N            operations per thread per program (default ${D.opsPerWorker})
   --seed S           the PRNG seed (default ${D.seed})
   --kernel K         guest kernel, repeatable (default: the newest usable)
-  --module FILE.ko   another build of hybridmem_test (default: \`hybridmem build\`'s)
+  --module FILE.ko   another build of hybridmem_test (default: \`hybridmem build\`'s);
+                     with --device, --chrdev or --recipe: the driver to insmod
   --replay FILE      run this program instead of generated ones
   --repeat N         times --replay runs it (default ${D.repeat})
   --shrink-seconds N time the shrinker may take per boot (default ${D.shrinkMs / 1000})
@@ -71,10 +93,13 @@ function countsLine(r: StressReport): string {
 export function formatStress(r: StressReport): string {
 	const lines = [
 		`hybridmem stress on ${r.kernel}: ${r.passed ? 'no finding' : `${r.violations.length} violation(s)`} (${r.programs} programs, ${r.operations} operations, ${r.procs} procs x ${r.threads} threads, seed ${r.seed}, ${(r.durationMs / 1000).toFixed(1)} s)`,
+		...(r.target ? [`  target: ${r.target}`] : []),
 		`  outcomes: ${countsLine(r)}`,
-		`  module counters at the end: ${Object.entries(r.counters).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-		`  live_pages at the end ${r.livePages ?? '?'}; rmmod ${r.rmmod ? 'ok' : 'failed'}${r.freePages ? `; free pages ${r.freePages.baseline} before, ${r.freePages.after} after (${r.freePages.missing} missing, threshold ${r.freePages.threshold})` : ''}`,
+		...(Object.keys(r.counters).length ? [`  module counters at the end: ${Object.entries(r.counters).map(([k, v]) => `${k} ${v}`).join(', ')}`] : []),
+		`  ${r.livePages !== undefined ? `live_pages at the end ${r.livePages}; ` : ''}rmmod ${r.rmmod === null ? 'not ours to do (nothing loaded)' : r.rmmod ? 'ok' : 'failed'}${r.freePages ? `; free pages ${r.freePages.baseline} before, ${r.freePages.after} after (${r.freePages.missing} missing, threshold ${r.freePages.threshold})` : ''}`,
 	];
+	const per = r.programFreePages;
+	if (per?.missing.length) lines.push(`  free pages each program left missing: ${per.missing.join(', ')} (max ${Math.max(...per.missing)}, threshold ${per.threshold})`);
 	for (const v of r.violations) lines.push(`  VIOLATION ${v.invariant}: ${v.summary}`, ...v.evidence.slice(0, 8).map((e) => `      ${e}`));
 	if (r.failedRound !== undefined) lines.push(`  first failing program: seed ${r.seed} round ${r.failedRound}`);
 	if (r.shrink) lines.push(`  shrinking: ${r.shrink.tests} tests in ${(r.shrink.ms / 1000).toFixed(1)} s${r.shrink.exhausted ? ' (budget exhausted: not minimal)' : ''}`);
@@ -96,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
 				ops: { type: 'string' },
 				seed: { type: 'string' },
 				kernel: { type: 'string', multiple: true },
-				module: { type: 'string' },
+				...TARGET_OPTIONS,
 				replay: { type: 'string' },
 				repeat: { type: 'string' },
 				'shrink-seconds': { type: 'string' },
@@ -112,7 +137,19 @@ export async function main(argv: string[]): Promise<number> {
 	const threads = int(values.threads, '--threads', D.threads);
 	if (procs * threads > 64) throw new CliError(`stress: --procs x --threads is at most 64, got ${procs * threads}`, 2);
 	if (values.replay && !existsSync(values.replay)) throw new CliError(`stress: no program at ${values.replay}: --replay takes a file a failing run wrote (hybridmem-stress-repro-*.txt)`, 2);
-	if (values.module && !existsSync(values.module)) throw new CliError(`stress: no module at ${values.module}`, 2);
+	if (values.module && !values['kmod-dir'] && !existsSync(values.module)) throw new CliError(`stress: no module at ${values.module}`, 2);
+	if (values['max-length'] !== undefined) throw new CliError('stress: --max-length is hybridmem check\'s (its bounds checks); stress maps at most --length', 2);
+	const driver = hasTarget(values);
+	if (!driver && (values.param || values['kmod-dir'] || values.minor || values.length || values.offset))
+		throw new CliError('stress: --param, --kmod-dir, --minor, --length and --offset describe another driver: add --device /dev/NODE, --chrdev NAME or --recipe NAME|FILE.mjs', 2);
+	const target = driver ? targetSpec('stress', values, !!values.native || !!values.results) : undefined;
+	if (target && values.replay) {
+		try {
+			checkReplayFor(parseProgram(readFileSync(values.replay, 'utf8')), target);
+		} catch (err) {
+			throw new CliError(`stress: ${(err as Error).message}`, 2);
+		}
+	}
 	const opts: Omit<StressOptions, 'outDir'> = {
 		seconds: int(values.seconds, '--seconds', D.seconds),
 		procs,
@@ -123,7 +160,9 @@ export async function main(argv: string[]): Promise<number> {
 		shrinkMs: int(values['shrink-seconds'], '--shrink-seconds', D.shrinkMs / 1000, 0) * 1000,
 		dStateBoundMs: D.dStateBoundMs,
 		freePagesThreshold: D.freePagesThreshold,
-		...(values.module ? { module: path.resolve(values.module) } : {}),
+		programFreePagesThreshold: D.programFreePagesThreshold,
+		...(target ? { target } : values.module ? { module: path.resolve(values.module) } : {}),
+		...(values['kmod-dir'] ? { kmodDir: path.resolve(values['kmod-dir']) } : {}),
 		...(values.replay ? { replay: path.resolve(values.replay) } : {}),
 		onProgress: (m) => (values.results ? console.log(`hybridmem stress: ${m}`) : !values.json && process.stderr.write(`${m}\n`)),
 	};
@@ -136,6 +175,10 @@ export async function main(argv: string[]): Promise<number> {
 	if (values.native) {
 		const { mkdtempSync } = await import('node:fs');
 		const os = await import('node:os');
+		if (opts.target && opts.kmodDir) {
+			opts.target = { ...opts.target, module: await buildKmodDir(opts.kmodDir, os.release(), opts.target.module) };
+			delete opts.kmodDir;
+		}
 		const r = await runStressHere({ ...opts, outDir: mkdtempSync(path.join(os.tmpdir(), 'hybridmem-stress-')) });
 		console.log(values.json ? JSON.stringify(r, null, 2) : formatStress(r));
 		return r.passed ? 0 : 1;

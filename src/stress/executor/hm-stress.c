@@ -17,6 +17,13 @@
  *
  * Prints "count OP ok N" / "count OP ERRNO N" / "count OP SIGBUS N"
  * lines, then "result: done".  Exit 0 when the program ran to its end.
+ *
+ * Any other driver (HM_STRESS_GENERIC=rw or r, its declared protections):
+ * only generic operations run (SET_MODE, ZAP, REMAP and GET_STATS are
+ * hybridmem_test's and are skipped), mmap uses HM_STRESS_MAP's
+ * OFFSET:LENGTH and maps at most LENGTH.  With HM_STRESS_FDS=3,4,5 the fds
+ * come from the caller (a recipe made them with ioctls): open dups one,
+ * and each process closes them all before it exits with its mappings.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -77,6 +84,11 @@ static int procs = 1, threads = 1;
 static size_t page;
 static const char *node = HYBRIDMEM_NODE_PATH;
 
+/* A driver other than hybridmem_test: where to map, how much, and how. */
+static int generic, readonly_target;
+static int nsources, sources[FD_SLOTS];
+static long src_off[FD_SLOTS], src_pages[FD_SLOTS];
+
 /* Counts from every process, in a shared anonymous mapping. */
 #define ERRNOS 140
 #define OUT_OK 0
@@ -89,6 +101,7 @@ static _Atomic long (*counts)[OUTCOMES];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int fds[FD_SLOTS];
 static int fd_mode[FD_SLOTS];	/* the map mode SET_MODE last gave it */
+static int fd_src[FD_SLOTS];	/* generic: the source (offset, length) it came from */
 static struct {
 	int used;
 	int fd;		/* the fd it was mapped through (ZAP/REMAP use it) */
@@ -140,8 +153,11 @@ static int device_vma(const void *p)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (unsigned long)p >= lo && (unsigned long)p < hi) {
-			found = strstr(line, node) != NULL;
+		unsigned long ino = 0;
+
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) >= 2 && (unsigned long)p >= lo && (unsigned long)p < hi) {
+			/* Another driver's vma may name anything: it is the one with an inode (the arena's are anonymous). */
+			found = generic ? ino != 0 : strstr(line, node) != NULL;
 			break;
 		}
 	}
@@ -210,7 +226,9 @@ static void run_insn(const struct insn *in, unsigned long seed)
 	case OP_OPEN:
 		pthread_mutex_lock(&lock);
 		if (fds[a % FD_SLOTS] < 0) {
-			fds[a % FD_SLOTS] = open(node, O_RDWR | O_CLOEXEC);
+			fd_src[a % FD_SLOTS] = nsources ? (int)(a % nsources) : 0;
+			/* An inherited fd is dup'ed: the same file, so the same buffer the recipe made. */
+			fds[a % FD_SLOTS] = nsources ? fcntl(sources[a % nsources], F_DUPFD_CLOEXEC, 0) : open(node, O_RDWR | O_CLOEXEC);
 			fd_mode[a % FD_SLOTS] = 0;	/* the module's default map_mode: remap_pfn */
 			count_ret(in->op, fds[a % FD_SLOTS]);
 		}
@@ -228,6 +246,8 @@ static void run_insn(const struct insn *in, unsigned long seed)
 	case OP_SETMODE: {
 		struct hybridmem_mode m = { .map_mode = (__u32)b, .zap_after_map = (__u32)(c & 1), .fail_at = (c >> 1) ? (__s32)((c >> 1) - 1) : -1 };
 
+		if (generic)
+			return;	/* hybridmem_test's ioctl: never sent to another driver */
 		fd = fds[a % FD_SLOTS];
 		if (fd >= 0) {
 			r = ioctl(fd, HYBRIDMEM_IOC_SET_MODE, &m);
@@ -242,6 +262,7 @@ static void run_insn(const struct insn *in, unsigned long seed)
 		pthread_mutex_lock(&lock);
 		fd = fds[b % FD_SLOTS];
 		int mode = fd_mode[b % FD_SLOTS];
+		int src = fd_src[b % FD_SLOTS];
 
 		if (maps[slot].used || fd < 0) {
 			pthread_mutex_unlock(&lock);
@@ -250,7 +271,11 @@ static void run_insn(const struct insn *in, unsigned long seed)
 		maps[slot].used = 1;
 		pthread_mutex_unlock(&lock);
 		pages = (size_t)c;
-		r = (long)mmap(window(slot), pages * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+		/* Another driver: at its offset, at most its length, with its protections. */
+		if (generic && pages > (size_t)src_pages[src])
+			pages = (size_t)src_pages[src];
+		r = (long)mmap(window(slot), pages * page, readonly_target ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+			       generic ? (off_t)src_off[src] : 0);
 		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
 		pthread_mutex_lock(&lock);
 		if (r == (long)MAP_FAILED) {
@@ -260,7 +285,7 @@ static void run_insn(const struct insn *in, unsigned long seed)
 		} else {
 			maps[slot].fd = fd;
 			maps[slot].pages = pages;
-			if (mode >= 0 && mode < 8)
+			if (mode >= 0 && mode < 8 && !generic)
 				count(ROW_MAPPED, mode);
 		}
 		pthread_mutex_unlock(&lock);
@@ -277,6 +302,8 @@ static void run_insn(const struct insn *in, unsigned long seed)
 	pthread_mutex_unlock(&lock);
 	if (in->op == OP_FORK || in->op == OP_STATS || in->op == OP_SLEEP)
 		used = 1;
+	if (generic && (in->op == OP_ZAP || in->op == OP_REMAP || in->op == OP_STATS))
+		return;	/* hybridmem_test's ioctls: never sent to another driver */
 	if (!used)
 		return;
 
@@ -290,7 +317,7 @@ static void run_insn(const struct insn *in, unsigned long seed)
 
 	switch (in->op) {
 	case OP_TOUCH:
-		touch_counted(in->op, window(slot), pages, (int)(b & 1), seed);
+		touch_counted(in->op, window(slot), pages, (int)(b & 1) && !readonly_target, seed);
 		return;
 	case OP_MUNMAP:
 		r = munmap(at, n * page);
@@ -352,6 +379,20 @@ static void run_insn(const struct insn *in, unsigned long seed)
 			return;
 		}
 		count_ret(in->op, r == (long)MAP_FAILED ? -1 : 0);
+		if (generic && r != (long)MAP_FAILED) {
+			/* Another driver may allow it (a file does): undo it, the slot keeps its size. */
+			if ((char *)r == window(slot)) {
+				mremap(window(slot), grown, pages * page, 0);
+			} else {
+				munmap((void *)r, grown);
+				reserve(window(slot), pages * page);
+				pthread_mutex_lock(&lock);
+				maps[slot].used = 0;
+				maps[slot].pages = 0;
+				pthread_mutex_unlock(&lock);
+			}
+			return;
+		}
 		if (r != (long)MAP_FAILED && (char *)r != window(slot)) {
 			/* Grown and moved out of the arena: should not happen; end it here. */
 			munmap((void *)r, grown);
@@ -361,8 +402,9 @@ static void run_insn(const struct insn *in, unsigned long seed)
 	}
 	case OP_MPROTECT: {
 		static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE };
+		int prot = prots[(c >> 6) % 3];
 
-		count_ret(in->op, mprotect(at, n * page, prots[(c >> 6) % 3]));
+		count_ret(in->op, mprotect(at, n * page, readonly_target ? prot & ~PROT_WRITE : prot));
 		return;
 	}
 	case OP_MADVISE: {
@@ -387,7 +429,7 @@ static void run_insn(const struct insn *in, unsigned long seed)
 			size_t p = maps[s].used ? maps[s].pages : 0;
 
 			if (p)
-				touch(window(s), p, 1, seed + 1);
+				touch(window(s), p, !readonly_target, seed + 1);
 			if (b)
 				usleep((useconds_t)(b * 1000));
 			if (p && (c & 1))
@@ -459,6 +501,16 @@ static void process_main(int p)
 	for (int t = 0; t < threads; t++)
 		pthread_join(tids[t], NULL);
 	reap(1);
+	/*
+	 * Inherited fds: close every one first, so the last close of the
+	 * recipe's file happens while mapped (exit unmaps before it closes).
+	 */
+	for (int i = 0; nsources && i < FD_SLOTS; i++) {
+		if (i < nsources)
+			close(sources[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
 	/* Exit with whatever is still open and mapped: exit is an operation too. */
 	_exit(0);
 }
@@ -494,6 +546,51 @@ static int parse(FILE *f)
 				return -1;
 		}
 		wk->insns[wk->n++] = in;
+	}
+	return 0;
+}
+
+/*
+ * HM_STRESS_GENERIC=rw|r, HM_STRESS_MAP=OFF:LEN[,OFF:LEN...] (bytes, one
+ * per source), HM_STRESS_FDS=FD[,FD...] (inherited; else the node is opened).
+ */
+static int target_from_env(void)
+{
+	const char *g = getenv("HM_STRESS_GENERIC"), *m = getenv("HM_STRESS_MAP"), *f = getenv("HM_STRESS_FDS");
+	int nmaps = 0, n;
+
+	if (!g)
+		return 0;
+	generic = 1;
+	if (strcmp(g, "r") && strcmp(g, "rw"))
+		return -1;
+	readonly_target = !strcmp(g, "r");
+	for (; m && *m && nmaps < FD_SLOTS; nmaps++) {
+		unsigned long long off, len;
+
+		if (sscanf(m, "%llu:%llu%n", &off, &len, &n) != 2 || !len || len % page || off % page)
+			return -1;
+		src_off[nmaps] = (long)off;
+		src_pages[nmaps] = (long)(len / page);
+		m += n;
+		if (*m == ',')
+			m++;
+	}
+	if (!nmaps)
+		return -1;
+	for (; f && *f && nsources < FD_SLOTS; nsources++) {
+		if (sscanf(f, "%d%n", &sources[nsources], &n) != 1 || sources[nsources] < 0 || fcntl(sources[nsources], F_GETFD) < 0)
+			return -1;
+		f += n;
+		if (*f == ',')
+			f++;
+	}
+	if (nsources && nsources != nmaps)
+		return -1;
+	/* One map for the node: every fd slot maps the same. */
+	for (int i = nmaps; i < FD_SLOTS; i++) {
+		src_off[i] = src_off[0];
+		src_pages[i] = src_pages[0];
 	}
 	return 0;
 }
@@ -535,6 +632,10 @@ int main(int argc, char **argv)
 	if (getenv("HM_STRESS_NODE"))
 		node = getenv("HM_STRESS_NODE");
 	page = (size_t)sysconf(_SC_PAGESIZE);
+	if (target_from_env()) {
+		fprintf(stderr, "hm-stress: HM_STRESS_GENERIC, HM_STRESS_MAP or HM_STRESS_FDS is malformed\n");
+		return 2;
+	}
 	f = fopen(argv[1], "r");
 	if (!f || parse(f)) {
 		fprintf(stderr, "hm-stress: %s is not a hybridmem-stress program\n", argv[1]);
@@ -557,6 +658,9 @@ int main(int argc, char **argv)
 			return 3;
 		}
 	}
+	/* The workers hold the inherited fds now: theirs are the last references. */
+	for (int i = 0; i < nsources; i++)
+		close(sources[i]);
 	for (int p = 0; p < procs; p++) {
 		int status;
 
