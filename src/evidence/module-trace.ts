@@ -312,7 +312,7 @@ export class ModuleTrace {
 				const { records, lost } = parseSubbuffer(buf, n);
 				if (lost) this.#lost = lost < 0 || this.#lost < 0 ? -1 : this.#lost + lost;
 				for (const r of records) {
-					const e = this.#decode(r, cpuNo);
+					const e = decodeModuleRecord(r, this.#formats, cpuNo);
 					if (e) out.push(e);
 				}
 			}
@@ -321,32 +321,32 @@ export class ModuleTrace {
 		}
 		return out;
 	}
+}
 
-	#decode(r: RawRecord, cpu: number): ModuleTraceEvent | undefined {
-		const type = r.data.readUInt16LE(r.at);
-		const format = this.#formats.get(type);
-		if (!format) return undefined;
-		const v: Record<string, bigint | number> = {};
-		for (const f of format.fields) if (f.offset + f.size <= r.length) v[f.name] = readField(r.data, r.at, f);
-		const who: Who = { ts: Number(r.ns) / 1e9, pid: Number(v.common_pid), cpu };
-		const big = (name: string) => BigInt(v[name] ?? 0);
-		const num = (name: string) => Number(v[name] ?? 0);
-		switch (format.name as ModuleTracepoint) {
-			case 'hybridmem_map':
-				return { ...who, type: 'map', start: big('start'), length: num('len'), mode: modeOf(num('mode')) };
-			case 'hybridmem_map_end':
-				return { ...who, type: 'mapEnd', start: big('start'), pages: num('pages'), error: num('err') };
-			case 'hybridmem_page':
-			case 'hybridmem_fault':
-			case 'hybridmem_remap':
-				return { ...who, type: format.name === 'hybridmem_page' ? 'page' : format.name === 'hybridmem_fault' ? 'fault' : 'remap', address: big('addr'), pfn: num('pfn'), index: num('index') };
-			case 'hybridmem_zap':
-				return { ...who, type: 'zap', address: big('addr'), pages: num('pages'), noop: num('noop') !== 0 };
-			case 'hybridmem_free':
-				return { ...who, type: 'free', pages: num('pages') };
-		}
-		return undefined;
+/** The module event a record is, by its common_type; undefined for another event. */
+export function decodeModuleRecord(r: RawRecord, formats: ReadonlyMap<number, EventFormat>, cpu: number): ModuleTraceEvent | undefined {
+	const format = formats.get(r.data.readUInt16LE(r.at));
+	if (!format) return undefined;
+	const v: Record<string, bigint | number> = {};
+	for (const f of format.fields) if (f.offset + f.size <= r.length) v[f.name] = readField(r.data, r.at, f);
+	const who: Who = { ts: Number(r.ns) / 1e9, pid: Number(v.common_pid), cpu };
+	const big = (name: string) => BigInt(v[name] ?? 0);
+	const num = (name: string) => Number(v[name] ?? 0);
+	switch (format.name as ModuleTracepoint) {
+		case 'hybridmem_map':
+			return { ...who, type: 'map', start: big('start'), length: num('len'), mode: modeOf(num('mode')) };
+		case 'hybridmem_map_end':
+			return { ...who, type: 'mapEnd', start: big('start'), pages: num('pages'), error: num('err') };
+		case 'hybridmem_page':
+		case 'hybridmem_fault':
+		case 'hybridmem_remap':
+			return { ...who, type: format.name === 'hybridmem_page' ? 'page' : format.name === 'hybridmem_fault' ? 'fault' : 'remap', address: big('addr'), pfn: num('pfn'), index: num('index') };
+		case 'hybridmem_zap':
+			return { ...who, type: 'zap', address: big('addr'), pages: num('pages'), noop: num('noop') !== 0 };
+		case 'hybridmem_free':
+			return { ...who, type: 'free', pages: num('pages') };
 	}
+	return undefined;
 }
 
 /** The events of one type. */
