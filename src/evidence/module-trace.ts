@@ -187,6 +187,20 @@ function tasksOf(pid: number): Set<number> {
 	}
 }
 
+/** The kernel's pid to tgid map (tracefs saved_tgids, kept with the record-tgid option), when it has one. */
+function savedTgids(root: string): Map<number, number> {
+	const map = new Map<number, number>();
+	try {
+		for (const line of readFileSync(path.join(root, 'saved_tgids'), 'utf8').split('\n')) {
+			const [tid, tgid] = line.split(' ').map(Number);
+			if (tid && tgid) map.set(tid, tgid);
+		}
+	} catch {
+		/* a kernel without it */
+	}
+	return map;
+}
+
 function modeOf(n: number): MapMode | number {
 	return MAP_MODES[n] ?? n;
 }
@@ -260,8 +274,11 @@ export class ModuleTrace {
 		if (this.#stopped) throw codedError('ERR_TRACE_STOPPED', 'this trace was stopped already');
 		const out: ModuleTraceEvent[] = [];
 		for (const cpu of this.instance.cpus()) out.push(...this.#readCpu(cpu));
-		// Children the kernel followed (event-fork) are other processes: only this one's threads count.
+		// Children the kernel followed (event-fork) are other processes: only this one's threads count,
+		// those alive at the start or now, and one that came and went if the kernel recorded its tgid.
 		for (const t of tasksOf(this.pid)) this.#tasks.add(t);
+		const unknown = out.filter((e) => !this.#tasks.has(e.pid));
+		if (unknown.length) for (const [tid, tgid] of savedTgids(this.instance.root)) if (tgid === this.pid) this.#tasks.add(tid);
 		return out.filter((e) => this.#tasks.has(e.pid)).sort((a, b) => a.ts - b.ts);
 	}
 
@@ -277,8 +294,9 @@ export class ModuleTrace {
 		const events = this.take();
 		this.#stopped = true;
 		try {
+			// Both count the same overwritten events: the per-CPU stats, and the sub-buffers' own flags.
 			const over = this.instance.overruns();
-			return { events, pid: this.pid, lost: this.#lost < 0 ? -1 : this.#lost + over };
+			return { events, pid: this.pid, lost: this.#lost < 0 && over === 0 ? -1 : Math.max(over, this.#lost) };
 		} finally {
 			this.instance.close();
 		}
