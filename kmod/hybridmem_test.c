@@ -939,6 +939,7 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 	m = hm_mapping_alloc(hf, npages, mode, fail);
 	if (!m) {
 		atomic_long_sub(npages, &hm_stats.live_pages);
+		trace_hybridmem_map_end(vma->vm_start, 0, -ENOMEM);
 		return -ENOMEM;
 	}
 	c.m = m;
@@ -998,6 +999,8 @@ static int hm_mmap(struct file *filp, struct vm_area_struct *vma)
 		goto fail;
 	hm_info(hf, "completed inserting %lu pages\n",
 		mode == HYBRIDMEM_MODE_FAULT ? 0 : npages);
+	trace_hybridmem_map_end(vma->vm_start,
+				mode == HYBRIDMEM_MODE_FAULT ? 0 : npages, 0);
 
 	if (zap)
 		hm_zap(hf, vma, m, vma->vm_start, npages);
@@ -1015,6 +1018,7 @@ fail:
 	 * until the kernel unmaps the failed vma.
 	 */
 	hm_info(hf, "map failed at page %d: error %d\n", (int)c.failed, err);
+	trace_hybridmem_map_end(vma->vm_start, c.failed, err);
 	if (c.zap)
 		hm_zap(hf, vma, m, vma->vm_start, c.zap);
 	if (mode == HYBRIDMEM_MODE_LEAK_ON_ERROR) {
@@ -1175,6 +1179,7 @@ static int hm_remap_range(struct hm_file *hf, struct vm_area_struct *vma,
 				hm_info(hf, "remap failed at page %lu: error %d\n",
 					first + i, err);
 				hm_zap_vma_ptes(vma, addr, (i + 1) * PAGE_SIZE);
+				trace_hybridmem_zap(addr, i + 1, false);
 				atomic_long_add(i + 1, &hm_stats.zaps);
 				return err;
 			}

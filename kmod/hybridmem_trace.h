@@ -31,6 +31,27 @@ TRACE_EVENT(hybridmem_map,
 		  __entry->start, __entry->len, __entry->mode)
 );
 
+/*
+ * The mmap that started with hybridmem_map returns err.  pages: the pages
+ * it mapped (0 in fault mode); on error, the index of the page that failed.
+ */
+TRACE_EVENT(hybridmem_map_end,
+	TP_PROTO(unsigned long start, unsigned long pages, int err),
+	TP_ARGS(start, pages, err),
+	TP_STRUCT__entry(
+		__field(unsigned long, start)
+		__field(unsigned long, pages)
+		__field(int, err)
+	),
+	TP_fast_assign(
+		__entry->start = start;
+		__entry->pages = pages;
+		__entry->err = err;
+	),
+	TP_printk("start=0x%lx pages=%lu err=%d",
+		  __entry->start, __entry->pages, __entry->err)
+);
+
 DECLARE_EVENT_CLASS(hybridmem_pte,
 	TP_PROTO(unsigned long addr, unsigned long pfn, unsigned long index),
 	TP_ARGS(addr, pfn, index),
@@ -48,7 +69,7 @@ DECLARE_EVENT_CLASS(hybridmem_pte,
 		  __entry->addr, __entry->pfn, __entry->index)
 );
 
-/* mmap mapped page index at user address addr. */
+/* mmap mapped page index at user address addr (pfn: the page's). */
 DEFINE_EVENT(hybridmem_pte, hybridmem_page,
 	TP_PROTO(unsigned long addr, unsigned long pfn, unsigned long index),
 	TP_ARGS(addr, pfn, index)

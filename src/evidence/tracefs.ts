@@ -114,12 +114,16 @@ export class TraceInstance {
 		return readFileSync(path.join(this.dir, 'trace'), 'utf8');
 	}
 
+	/** The instance's per-CPU directories under per_cpu/ ("cpu0", ...). */
+	cpus(): string[] {
+		return readdirSafe(path.join(this.dir, 'per_cpu'));
+	}
+
 	/** Events the kernel dropped because the buffer was full (per-cpu "overrun" counts). */
 	overruns(): number {
 		let total = 0;
 		const perCpu = path.join(this.dir, 'per_cpu');
-		if (!existsSync(perCpu)) return 0;
-		for (const cpu of readdirSafe(perCpu)) {
+		for (const cpu of this.cpus()) {
 			try {
 				const m = /^overrun: (\d+)$/m.exec(readFileSync(path.join(perCpu, cpu, 'stats'), 'utf8'));
 				total += m ? Number(m[1]) : 0;

@@ -1,7 +1,8 @@
 // Every input the module must refuse, each with its errno and nothing else:
 // no oops, no leaked page, the module still usable afterwards.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadBinding } from '../device/index.js';
+import { loadBinding, type MapMode } from '../device/index.js';
+import { eventsOf } from '../evidence/module-trace.js';
 import { loadedParams } from '../setup/kernel-state.js';
 import type { ScenarioContext } from './context.js';
 import { Evidence } from './evidence.js';
@@ -33,7 +34,9 @@ export const badInput: Scenario = {
 		const ps = dev.pageSize;
 		const before = dev.stats();
 		const zap = await zapSemantics();
-		const log = await ctx.kernelLog(() => {
+		const valid: [bigint, MapMode][] = [];
+		// The kernel log for crash reports (an oops or a WARN is only printed), the trace for what the module did.
+		const log = await ctx.kernelLog(() => ctx.traced(() => {
 			ev.throws('MAP_PRIVATE → EINVAL', () => dev.map(ps, { shared: false }), 'EINVAL');
 			ev.throws('offset ≠ 0 → EINVAL', () => dev.map(ps, { offset: ps }), 'EINVAL');
 			ev.throws(`max_map_bytes + 1 page (${info.maxMapBytes + ps} bytes) → EINVAL`, () => dev.map(info.maxMapBytes + ps), 'EINVAL');
@@ -58,12 +61,14 @@ export const badInput: Scenario = {
 			ev.throws('unknown ioctl → ENOTTY', () => binding.ioctlRaw(dev.fd, unknownCmd, 0n), 'ENOTTY');
 			ev.throws('GET_INFO into an unmapped user address → EFAULT', () => binding.ioctlRaw(dev.fd, binding.constants.IOC_GET_INFO, 1n), 'EFAULT');
 			const m = dev.map(4 * ps);
+			valid.push([m.address, 'remap_pfn']);
 			ev.throws('mremap growing the mapping → EFAULT (VM_DONTEXPAND)', () => binding.mremapGrow(m.address, 4 * ps, 8 * ps), 'EFAULT');
 			ev.throws('ZAP of an unaligned length → EINVAL', () => binding.zap(dev.fd, m.address, 100), 'EINVAL');
 			ev.throws('ZAP running past the mapping → EINVAL', () => binding.zap(dev.fd, m.address, 8 * ps), 'EINVAL');
 			m.unmap();
 			dev.setMode({ mode: 'insert_page' });
 			const ins = dev.map(4 * ps);
+			valid.push([ins.address, 'insert_page']);
 			ev.eq(
 				zap.zapsMixedmap ? `ZAP of a vm_insert_page mapping answers 0 without NOOP (${zap.fn} zaps VM_MIXEDMAP)` : 'ZAP of a vm_insert_page mapping answers 0 with NOOP',
 				dev.zap(ins).noop,
@@ -72,7 +77,11 @@ export const badInput: Scenario = {
 			ev.eq('REMAP of a vm_insert_page mapping answers 0 with NOOP (zeroed in place)', dev.remap(ins).noop, true);
 			ins.unmap();
 			dev.setMode({ mode: 'remap_pfn' });
-		});
+		}));
+		const events = log.value.events;
+		ev.eq('only the valid mmaps reached the mapping code (hybridmem_map: [start, mode])', eventsOf(events, 'map').map((e) => [e.start, e.mode]), valid);
+		ev.eq('…and each returned 0 (hybridmem_map_end err)', eventsOf(events, 'mapEnd').map((e) => e.error), valid.map(() => 0));
+		ev.eq('refused ZAPs zapped nothing: one hybridmem_zap, of the vm_insert_page mapping', eventsOf(events, 'zap').map((z) => [z.address, z.pages]), [[valid[1]?.[0], 4]]);
 		ev.eq('no crash report in the kernel log', log.reports.length, 0);
 		const ok = dev.map(4 * ps);
 		await ok.fill({ pattern: 'counter' });

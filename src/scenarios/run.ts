@@ -115,11 +115,15 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 		if (opts.quickLoad) await loadQuick(opts.moduleFile ?? moduleFile(os.release()), devicePath);
 		else await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
 	}
-	for (const s of safe) {
-		opts.onProgress?.(`running ${s.name}`);
-		const r = await runOne(s, ctx, 'native');
-		results.push(r);
-		opts.onResult?.(r);
+	try {
+		for (const s of safe) {
+			opts.onProgress?.(`running ${s.name}`);
+			const r = await runOne(s, ctx, 'native');
+			results.push(r);
+			opts.onResult?.(r);
+		}
+	} finally {
+		ctx.close();
 	}
 	for (const s of crash) await s.run(ctx); // does not return on a kernel that BUGs
 	return results;

@@ -1,13 +1,15 @@
 // The notes' test2 and its siblings: map pages with one map_mode, let user
-// space write and read them back, and hold the kernel's log to what user space
-// saw.  One scenario per mode, all shaped alike.
+// space write and read them back, and hold the module's trace events to what
+// user space saw and to the PFNs the kernel's own evidence names.  One
+// scenario per mode, all shaped alike.
 import type { DeviceStats, KexDevice, MapMode, Mapping } from '../device/index.js';
-import type { Logged, ScenarioContext } from './context.js';
+import { describeModuleEvents, eventsOf, type ModuleTraceEvent } from '../evidence/module-trace.js';
+import type { Logged, ScenarioContext, Traced } from './context.js';
 import { Evidence } from './evidence.js';
 import { expectCleanLifecycle } from './kernel-evidence.js';
 import { traceMapping } from '../evidence/trace-mapping.js';
 import type { PfnTrace } from '../evidence/pfn-trace.js';
-import { expectMapLogged, expectNoLeak, hex, marksFromProbe, markMismatches, ofType, pageAddresses, pageMap } from './mapping-checks.js';
+import { expectMapTraced, expectNoLeak, hex, indices, marksFromProbe, markMismatches, notesLines, pageAddresses, pageMap } from './mapping-checks.js';
 import type { PageMark, Scenario, ScenarioOutcome } from './types.js';
 
 export const WRITE_READ_PAGES = 64;
@@ -15,48 +17,68 @@ export const WRITE_READ_PAGES = 64;
 async function writeRead(ctx: ScenarioContext, mode: MapMode, pages = WRITE_READ_PAGES): Promise<ScenarioOutcome> {
 	const ev = new Evidence();
 	using dev = ctx.open({ mode, zapAfterMap: false, failAt: null });
-	const info = dev.info();
 	const before = dev.stats();
 	const length = pages * dev.pageSize;
 	let rest: Awaited<ReturnType<typeof afterMap>> | undefined;
+	let mapped: Logged<Traced<Mapping>> | undefined;
 	const { log, lifecycle } = await traceMapping(dev.pageSize, async (trace, onMapped) => {
 		trace.mark('map');
-		const mapped = await ctx.kernelLog(() => dev.map(length));
-		onMapped(mapped.value);
-		rest = await afterMap(ctx, ev, { dev, mode, pages, logPages: info.logPages, before, mapped, trace });
+		// The notes' lines are captured only to show them; the checks read the trace events.
+		mapped = await ctx.kernelLog(() => ctx.traced(() => dev.map(length)));
+		onMapped(mapped.value.value);
+		rest = await afterMap(ctx, ev, { dev, mode, pages, before, mapped: mapped.value, trace });
 	});
-	const traced = { ...rest!, lifecycle };
 	const evidence = expectCleanLifecycle(ev, lifecycle, log, pages);
+	// Two witnesses of one fact: the module's events and the mapping APIs' kprobes (or pagemap).
+	const modulePfns = rest!.pfns;
+	ev.eq(
+		"the module's events name the PFN the kernel mapped at each user page (kprobes on the mapping APIs, else pagemap)",
+		lifecycle.pages.map((p) => [p.index, p.pfn]),
+		[...modulePfns].sort((a, b) => a[0] - b[0]).filter(([i]) => lifecycle.pages.some((p) => p.index === i)),
+	);
+	ev.eq("…for every user page", lifecycle.pages.length, modulePfns.length);
 	const after = dev.stats();
 	ev.eq('counted one more map', after.maps - before.maps, 1n);
 	if (mode === 'fault') ev.eq('counted one fault per page', after.faults - before.faults, BigInt(pages));
 	expectNoLeak(ev, before, after);
+	const runs = pfnRuns(modulePfns.map(([, pfn]) => pfn));
 	return {
 		checks: ev.checks,
-		summary: `${pages} pages at ${hex(traced.address)}, ${traced.verifiedBytes} bytes verified, ${traced.kernelLines} kernel lines matched, ${traced.lifecycle?.distinctPfns ?? 0} PFNs traced`,
-		pageMap: pageMap(traced.marks),
-		evidence,
+		summary: `${pages} pages at ${hex(rest!.address)}, ${rest!.verifiedBytes} bytes verified, ${rest!.eventCount} module trace events matched, ${lifecycle.distinctPfns} PFNs traced`,
+		pageMap: pageMap(rest!.marks),
+		evidence: [
+			...rest!.described,
+			`${pages} PFNs in ${runs} contiguous run${runs === 1 ? '' : 's'}`,
+			...evidence,
+			...(mode === 'remap_pfn' ? notesLines(mapped!.lines) : []),
+		],
 	};
 }
 
-/** From the mmap to the munmap: the kernel's lines against user space's view. */
+/** How many runs of consecutive PFNs, in mapping order. */
+function pfnRuns(pfns: number[]): number {
+	return pfns.filter((p, i) => i === 0 || p !== pfns[i - 1]! + 1).length;
+}
+
+/** From the mmap to the munmap: the module's trace events against user space's view. */
 async function afterMap(
 	ctx: ScenarioContext,
 	ev: Evidence,
-	s: { dev: KexDevice; mode: MapMode; pages: number; logPages: number; before: DeviceStats; mapped: Logged<Mapping>; trace: PfnTrace },
-): Promise<{ address: bigint; verifiedBytes: number; kernelLines: number; marks: PageMark[] }> {
+	s: { dev: KexDevice; mode: MapMode; pages: number; before: DeviceStats; mapped: Traced<Mapping>; trace: PfnTrace },
+): Promise<{ address: bigint; verifiedBytes: number; eventCount: number; marks: PageMark[]; pfns: [number, number][]; described: string[] }> {
 	const { dev, mode, pages, before, mapped, trace } = s;
-	const info = { logPages: s.logPages };
 	const m = mapped.value;
-	expectMapLogged(ev, mapped.events, m, pages, { eager: mode !== 'fault', logPages: info.logPages });
+	expectMapTraced(ev, mapped.events, m, pages, { eager: mode !== 'fault', mode });
 
 	if (mode === 'fault') ev.eq('mmap faulted nothing in (the first touch does)', dev.stats().faults - before.faults, 0n);
-	const filled = await ctx.kernelLog(() => m.fill({ pattern: 'address-tag', seed: 0x5eedn }));
+	const filled = await ctx.traced(() => m.fill({ pattern: 'address-tag', seed: 0x5eedn }));
 	ev.eq('fill reached every page', filled.value.faultingPages, []);
+	const faults = eventsOf(filled.events, 'fault');
 	if (mode === 'fault') {
-		const faults = ofType(filled.events, 'faultIn');
-		const logged = Math.min(pages, info.logPages);
-		ev.eq('one fault-in line per page, at the user address', faults.map((f) => f.address).sort(), pageAddresses(m, logged).sort());
+		ev.eq('one hybridmem_fault event per page, at its user address', faults.map((f) => f.address).sort(), pageAddresses(m, pages).sort());
+		ev.eq('hybridmem_fault indices', faults.map((f) => f.index).sort((a, b) => a - b), indices(pages));
+	} else {
+		ev.eq('no hybridmem_fault event (mmap mapped every page)', faults.length, 0);
 	}
 	const verify = await m.verify({ pattern: 'address-tag', seed: 0x5eedn });
 	ev.ok('write/read: verify passes', verify.ok, `${verify.mismatchCount} mismatches, ${verify.faultingPages.length} faulting pages`);
@@ -68,10 +90,18 @@ async function afterMap(
 	const marks = markMismatches(marksFromProbe(probe.pages), verify.mismatches.map((x) => x.offset), dev.pageSize);
 
 	trace.mark('unmap');
-	const unmapped = await ctx.kernelLog(() => m.unmap());
-	const [freed] = ofType(unmapped.events, 'freed');
-	ev.eq('the last unmap frees the pages', freed?.pages, pages);
-	return { address, verifiedBytes: verify.bytes, kernelLines: mapped.events.length + filled.events.length, marks };
+	const unmapped = await ctx.traced(() => m.unmap());
+	ev.eq('the last unmap frees the pages (hybridmem_free)', eventsOf(unmapped.events, 'free').map((f) => f.pages), [pages]);
+	const pageEvents = mode === 'fault' ? faults : eventsOf(mapped.events, 'page');
+	const all: ModuleTraceEvent[] = [...mapped.events, ...filled.events, ...unmapped.events];
+	return {
+		address,
+		verifiedBytes: verify.bytes,
+		eventCount: all.length,
+		marks,
+		pfns: pageEvents.map((e) => [e.index, e.pfn]),
+		described: describeModuleEvents(all),
+	};
 }
 
 function writeReadScenario(s: { name: string; mode: MapMode; title: string; expectation: string }): Scenario {
@@ -82,7 +112,7 @@ export const test2 = writeReadScenario({
 	name: 'test2',
 	mode: 'remap_pfn',
 	title: 'remap_pfn_range, then user write/read (notes: test2)',
-	expectation: `mmap of ${WRITE_READ_PAGES} pages maps each with remap_pfn_range; the kernel logs one "inserted page" line per user page; what user space writes it reads back; munmap frees every page (no __free_page while mapped)`,
+	expectation: `mmap of ${WRITE_READ_PAGES} pages maps each with remap_pfn_range; the module traces one hybridmem_page event per user page, at its address, with the PFN the kprobe on remap_pfn_range saw; what user space writes it reads back; munmap frees every page (no __free_page while mapped)`,
 });
 
 export const insertPage = writeReadScenario({
@@ -110,5 +140,5 @@ export const faultMode = writeReadScenario({
 	name: 'fault',
 	mode: 'fault',
 	title: 'lazy mapping from vm_ops->fault',
-	expectation: 'mmap maps nothing; each first touch faults one page in with vmf_insert_pfn (one fault-in line per page at its user address); write/read passes; nothing leaks',
+	expectation: 'mmap maps nothing; each first touch faults one page in with vmf_insert_pfn (one hybridmem_fault event per page at its user address); write/read passes; nothing leaks',
 });

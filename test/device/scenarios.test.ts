@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { SCENARIOS } from '../../src/scenarios/catalog.js';
 import { ScenarioContext } from '../../src/scenarios/context.js';
 import { requireDevice } from './device-env.js';
@@ -15,6 +15,7 @@ const device = requireDevice();
 
 describe.runIf(device.ok)(`scenarios on ${os.release()}`, () => {
 	const ctx = new ScenarioContext(device.path);
+	afterAll(() => ctx.close());
 	// The crash and the as-written bugs damage the kernel: each has a VM of its own (test/vm).
 	for (const s of SCENARIOS.filter((x) => !x.crashes && !x.ownVm)) {
 		test(`${s.name}: ${s.expectation}`, async () => {
@@ -27,7 +28,7 @@ describe.runIf(device.ok)(`scenarios on ${os.release()}`, () => {
 	test('hybridmem run --native: one line per scenario, the page map, the totals and a JUnit file', async () => {
 		const junit = path.join(mkdtempSync(path.join(os.tmpdir(), 'hm-run-')), 'junit.xml');
 		const r = await execa('node', ['dist/cli/main.js', 'run', '--native', '--junit', junit, 'test1', 'test2'], { reject: false });
-		expect(r.exitCode).toBe(0);
+		expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
 		expect(r.stdout).toMatch(/^PASS test1 +4 pages at 0x[0-9a-f]+: 4 inserted, 4 zapped, 4 SIGBUS on touch/m);
 		expect(r.stdout).toMatch(/^ {5}pages ZZZZ$/m);
 		expect(r.stdout).toMatch(/^PASS test2 +64 pages at 0x[0-9a-f]+, 262144 bytes verified/m);
