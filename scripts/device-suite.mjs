@@ -5,9 +5,11 @@
 // vitest's device project with a JSON report, then unloads the module.
 // Usage: node scripts/device-suite.mjs --report FILE [vitest filters...]
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { guestModulesDir } from './guest-modules.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -15,8 +17,14 @@ const args = process.argv.slice(2);
 const reportAt = args.indexOf('--report');
 const report = reportAt >= 0 ? args.splice(reportAt, 2)[1] : path.join(root, 'reports', `device-${os.release()}.json`);
 
+// In a guest of another architecture than the host that ran npm (arm64
+// under the x86 checkout), vitest's native bindings come from
+// build/guest-modules (scripts/guest-modules.mjs fetches them).
+const guestModules = path.join(root, guestModulesDir(process.arch));
+const env = existsSync(guestModules) ? { ...process.env, NODE_PATH: [guestModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) } : process.env;
+
 function run(cmd, argv) {
-	const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root });
+	const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root, env });
 	return r.status ?? 1;
 }
 

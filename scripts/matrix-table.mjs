@@ -6,7 +6,7 @@
 // test/host/matrix-table.test.ts checks).
 
 /**
- * @typedef {{ version: string, origin?: string, suite?: string, flavour?: string }} MatrixKernel
+ * @typedef {{ version: string, origin?: string, suite?: string, flavour?: string, arch?: string, pageSize?: string }} MatrixKernel
  * @typedef {{ name: string, passed: boolean, finding?: string, crash?: { file?: string, line?: number }, summary?: string, error?: string }} MatrixScenario
  * @typedef {{ passed: number, failed: number, skipped: number }} Counts
  * @typedef {{
@@ -19,10 +19,11 @@
  * }} MatrixRun
  */
 
-/** Where a kernel came from, for the column header. */
+/** Where a kernel came from, and its architecture and page size when known (x86 and arm64 share a table), for the column header. */
 export function kernelLabel(k) {
-	if (k.origin === 'fetched') return `${k.version} (${k.suite ?? 'fetched'}${k.flavour && k.flavour !== 'amd64' ? `:${k.flavour}` : ''})`;
-	return `${k.version} (installed)`;
+	const from = k.origin === 'fetched' ? `${k.suite ?? 'fetched'}${k.flavour && k.flavour !== 'amd64' && k.flavour !== k.arch ? `:${k.flavour}` : ''}` : 'installed';
+	const machine = [k.arch, k.pageSize].filter(Boolean).join(' ');
+	return `${k.version} (${from}${machine ? `, ${machine}` : ''})`;
 }
 
 /** The per-kernel fact a result carries: its own finding, else a crash's location. */

@@ -5,11 +5,15 @@
 // markdown and JSON.  scripts/test.mjs runs it under CI for the fetched
 // kernels (bullseye's 5.10, sid's 7.2), fetching them first.
 //
-// Usage: node scripts/matrix.mjs [--fetch SPEC ...] [--kernels V,V] [--prepare-only]
+// Usage: node scripts/matrix.mjs [--fetch SPEC ...] [--kernels V,V] [--arch A,A] [--prepare-only]
 //                                [--no-device] [--jobs N] [--markdown FILE] [--json FILE]
 //   --fetch SPEC     hybridmem kernels --fetch SPEC first (repeatable); with
 //                    --fetch and no --kernels the matrix is the fetched kernels
-//   --kernels V,V    these kernels (default: every usable one)
+//   --kernels V,V    these kernels (default: every usable one the VM runner
+//                    boots: this machine's architecture's, and on amd64 the
+//                    fetched arm64 ones, under qemu-system-aarch64)
+//   --arch A,A       only kernels of these Debian architectures (amd64, arm64);
+//                    a kernel's comes from its metadata (hybridmem kernels --json)
 //   --prepare-only   fetch and build (module, hm_warn.ko), run nothing; with
 //                    --json, writes the kernels it prepared
 //   --no-device      scenarios only
@@ -21,6 +25,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, s
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildClients } from './fixtures.mjs';
+import { ensureGuestModules } from './guest-modules.mjs';
 import { matrixMarkdown, matrixTable, matrixText } from './matrix-table.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +33,7 @@ const cli = path.join(root, 'dist', 'cli', 'main.js');
 const reports = path.join(root, 'reports');
 
 const argv = process.argv.slice(2);
-const opt = { fetch: [], kernels: undefined, prepareOnly: false, device: true, jobs: 1, markdown: path.join(reports, 'matrix.md'), json: path.join(reports, 'matrix.json') };
+const opt = { fetch: [], kernels: undefined, arch: undefined, prepareOnly: false, device: true, jobs: 1, markdown: path.join(reports, 'matrix.md'), json: path.join(reports, 'matrix.json') };
 for (let i = 0; i < argv.length; i++) {
 	const a = argv[i];
 	const value = () => {
@@ -37,6 +42,7 @@ for (let i = 0; i < argv.length; i++) {
 	};
 	if (a === '--fetch') opt.fetch.push(value());
 	else if (a === '--kernels') opt.kernels = value().split(',').filter(Boolean);
+	else if (a === '--arch') opt.arch = value().split(',').filter(Boolean);
 	else if (a === '--prepare-only') opt.prepareOnly = true;
 	else if (a === '--no-device') opt.device = false;
 	else if (a === '--jobs') opt.jobs = Number(value());
@@ -48,7 +54,7 @@ for (let i = 0; i < argv.length; i++) {
 if (!Number.isInteger(opt.jobs) || opt.jobs < 1) usage('--jobs takes a whole number of at least 1');
 
 function usage(why) {
-	console.error(`matrix: ${why}\nusage: node scripts/matrix.mjs [--fetch SPEC ...] [--kernels V,V] [--prepare-only] [--no-device] [--jobs N] [--markdown FILE] [--json FILE]`);
+	console.error(`matrix: ${why}\nusage: node scripts/matrix.mjs [--fetch SPEC ...] [--kernels V,V] [--arch A,A] [--prepare-only] [--no-device] [--jobs N] [--markdown FILE] [--json FILE]`);
 	process.exit(2);
 }
 
@@ -99,10 +105,14 @@ for (const spec of opt.fetch) {
 
 // 2. Which kernels.
 const all = JSON.parse(runSync('node', [cli, 'kernels', '--json']).stdout);
-// Kernels of another architecture (arm64 ones fetched beside these) are for their own runner, not this table.
+// A kernel's architecture from its metadata (fetched ones carry it; installed ones are this machine's).
 const debianArch = { x64: 'amd64', arm64: 'arm64' }[process.arch] ?? process.arch;
-const thisArch = (k) => (k.arch ? k.arch === debianArch : new RegExp(`-${debianArch}$`).test(k.version));
-const wanted = opt.kernels ?? (opt.fetch.length ? fetched : all.filter((k) => k.usable && thisArch(k)).map((k) => k.version));
+const archOf = (k) => k.arch ?? debianArch;
+// What the VM runner boots here: this machine's kernels, and arm64 ones from amd64 (src/vm/arm64.ts).
+const bootable = new Set([debianArch, ...(debianArch === 'amd64' ? ['arm64'] : [])]);
+for (const a of opt.arch ?? []) if (!bootable.has(a)) usage(`--arch ${a}: the VM runner boots ${[...bootable].join(' and ')} kernels here`);
+const archWanted = (k) => (opt.arch ? opt.arch.includes(archOf(k)) : bootable.has(archOf(k)));
+const wanted = opt.kernels ?? (opt.fetch.length ? fetched : all.filter((k) => k.usable && archWanted(k)).map((k) => k.version));
 const kernels = wanted.map((v) => {
 	const k = all.find((x) => x.version === v);
 	if (!k) usage(`no kernel ${v} (hybridmem kernels lists them)`);
@@ -110,9 +120,12 @@ const kernels = wanted.map((v) => {
 	return k;
 });
 if (!kernels.length) usage('no usable kernel');
-// Oldest first, the order of the table's columns.
-if (!opt.kernels) kernels.sort((a, b) => a.version.localeCompare(b.version, 'en', { numeric: true }));
-log(`kernels: ${kernels.map((k) => k.version).join(', ')}`);
+// This machine's architecture first, then by version, oldest first: the order of the table's columns.
+const archRank = (k) => (archOf(k) === debianArch ? 0 : 1);
+if (!opt.kernels) kernels.sort((a, b) => archRank(a) - archRank(b) || a.version.localeCompare(b.version, 'en', { numeric: true }));
+/** Node's name for a kernel's architecture: the C clients' directory (scripts/fixtures.mjs). */
+const nodeArch = (k) => ({ amd64: 'x64', arm64: 'arm64' })[archOf(k)] ?? archOf(k);
+log(`kernels: ${kernels.map((k) => `${k.version} (${archOf(k)}${k.features?.pageSize ? ` ${k.features.pageSize}` : ''})`).join(', ')}`);
 
 // 3. Builds, one at a time (the chroot of a suite is made once): the module with W=1, and hm_warn.ko for the device suite.
 const builds = new Map();
@@ -123,10 +136,13 @@ async function buildWarn(k) {
 	for (const f of ['hm_warn.c', 'Kbuild']) if (!existsSync(path.join(dir, f))) symlinkSync(path.join(root, 'test', 'fixtures', 'warn-module', f), path.join(dir, f));
 	if (existsSync(path.join(dir, 'hm_warn.ko'))) return true;
 	const headers = k.origin === 'fetched' ? realpathSync(k.headersDir) : `/lib/modules/${k.version}/build`;
-	const host = runSync('make', ['-s', '-C', headers, `M=${dir}`, ...(k.origin === 'fetched' ? ['CC=gcc'] : []), 'modules']);
-	if (host.status === 0) return true;
+	// A cross-built kernel (arm64) goes straight to the chroot, as the module does (src/setup/build.ts): the host's gcc makes amd64 code.
+	if (archOf(k) === debianArch) {
+		const host = runSync('make', ['-s', '-C', headers, `M=${dir}`, ...(k.origin === 'fetched' ? ['CC=gcc'] : []), 'modules']);
+		if (host.status === 0) return true;
+	}
 	if (k.origin !== 'fetched') return false;
-	// A kernel whose kbuild this machine cannot run (sid's 7.2): its suite's chroot, as for the module.
+	// A kernel whose kbuild this machine cannot run (sid's 7.2, trixie's arm64): its suite's chroot, as for the module.
 	const { buildInChroot } = await import(path.join(root, 'dist', 'setup', 'chroot.js'));
 	const { kernelCompiler } = await import(path.join(root, 'dist', 'setup', 'build.js'));
 	const { findKernel } = await import(path.join(root, 'dist', 'vm', 'kernels.js'));
@@ -156,10 +172,18 @@ if (opt.prepareOnly) {
 
 // 4. Runs: per kernel the scenarios, then the device suite; up to --jobs kernels at once.
 // Not while preparing: scripts/test.mjs builds the clients then, meanwhile.
-const clients = opt.device ? buildClients(root) : [];
+const clients = opt.device ? buildClients(root, [...new Set(kernels.map(nodeArch))]) : [];
 for (const c of clients) if (!c.ok) log(`${c.name} FAILED: the device suites will miss it`);
+// vitest's native bindings for a guest of another architecture (npm installed this machine's only).
+if (opt.device)
+	for (const arch of new Set(kernels.map(nodeArch).filter((a) => a !== process.arch))) {
+		const g = ensureGuestModules(root, arch);
+		for (const line of g.lines) log(line);
+		if (!g.ok) log(`vitest's ${arch} bindings missing: the ${arch} device suites will fail`);
+	}
 async function runKernel(k) {
-	const run = { kernel: { version: k.version, origin: k.origin, ...(k.suite ? { suite: k.suite } : {}), ...(k.flavour ? { flavour: k.flavour } : {}) }, build: builds.get(k.version) };
+	const kernel = { version: k.version, origin: k.origin, ...(k.suite ? { suite: k.suite } : {}), ...(k.flavour ? { flavour: k.flavour } : {}), arch: archOf(k), ...(k.features?.pageSize ? { pageSize: k.features.pageSize } : {}) };
+	const run = { kernel, build: builds.get(k.version) };
 	const logFile = path.join(reports, `matrix-${k.version}.log`);
 	writeFileSync(logFile, '');
 	let t = Date.now();
@@ -175,8 +199,9 @@ async function runKernel(k) {
 	if (opt.device) {
 		t = Date.now();
 		const file = path.join(reports, `device-${k.version}.json`);
-		// As scripts/test.mjs: one vCPU and page poisoning, like the scenario VMs.
-		const d = await runAsync('node', [cli, 'vm', '--kernel', k.version, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', '900', '--', 'node', 'scripts/device-suite.mjs', '--report', file], logFile);
+		// As scripts/test.mjs: one vCPU and page poisoning, like the scenario VMs; arm64 under TCG is slower.
+		const timeout = archOf(k) === debianArch ? '900' : '2400';
+		const d = await runAsync('node', [cli, 'vm', '--kernel', k.version, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', timeout, '--', 'node', 'scripts/device-suite.mjs', '--report', file], logFile);
 		timings[`device ${k.version}`] = Date.now() - t;
 		if (existsSync(file)) {
 			const r = JSON.parse(readFileSync(file, 'utf8'));
@@ -203,7 +228,7 @@ await Promise.all(
 if (opt.keep) {
 	const earlier = JSON.parse(readFileSync(opt.keep, 'utf8')).runs.filter((r) => !runs.some((n) => n.kernel.version === r.kernel.version));
 	runs.push(...earlier);
-	runs.sort((a, b) => a.kernel.version.localeCompare(b.kernel.version, 'en', { numeric: true }));
+	runs.sort((a, b) => archRank(a.kernel) - archRank(b.kernel) || a.kernel.version.localeCompare(b.kernel.version, 'en', { numeric: true }));
 }
 const table = matrixTable(runs);
 const date = new Date().toISOString().slice(0, 10);

@@ -2,7 +2,9 @@
 // none: under CI a missing device is a failure (the suite was meant to run
 // here), elsewhere the suite is skipped with the reason.
 import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'vitest';
+import { PACKAGE_ROOT } from '../../src/setup/paths.js';
 import { isCi } from '../env.js';
 
 export interface DeviceEnv {
@@ -21,4 +23,22 @@ export function requireDevice(): DeviceEnv {
 		else test.skip(`device tests skipped: ${why}`, () => {});
 	}
 	return { ok, path };
+}
+
+/**
+ * A C client of the device suite (scripts/fixtures.mjs) built for this
+ * process's architecture: the checkout is shared by x86 and arm64 guests.
+ */
+export function clientPath(name: string): string {
+	return path.join(PACKAGE_ROOT, 'build', 'fixtures', process.arch, name);
+}
+
+/**
+ * The timeout of a test that starts node `starts` times (the CLI's tests):
+ * in an arm64 guest under TCG one node start takes 24 to 40 s (the device
+ * suite on 6.12.118+deb13-arm64, load average about 10), so there such a
+ * test gets 60 s per start; elsewhere the device project's 120 s.
+ */
+export function nodeStartsTimeout(starts: number): number {
+	return process.arch === 'arm64' ? Math.max(120_000, starts * 60_000) : 120_000;
 }

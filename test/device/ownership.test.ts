@@ -4,23 +4,21 @@
 // live_pages is back where it was and the module unloads.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { MAP_MODES } from '../../src/device/index.js';
-import { PACKAGE_ROOT } from '../../src/setup/paths.js';
 import { setup } from '../../src/setup/setup.js';
 import { status } from '../../src/setup/status.js';
 import { teardown } from '../../src/setup/teardown.js';
-import { requireDevice } from './device-env.js';
+import { clientPath, requireDevice } from './device-env.js';
 
 const device = requireDevice();
-const client = path.join(PACKAGE_ROOT, 'build', 'fixtures', 'fork_munmap');
+const client = clientPath('fork_munmap');
 const livePages = () => status(device.path).counters.live_pages;
 
 describe.runIf(device.ok)('fork and partial munmap', () => {
 	for (const mode of MAP_MODES.filter((m) => !['mixed', 'free_after_map', 'leak_on_error'].includes(m))) {
 		test(`${mode}: parent and child share the pages, partial unmaps keep the rest, the last unmap frees all`, async () => {
-			expect(existsSync(client), `${client} (scripts/test.mjs builds it)`).toBe(true);
+			expect(existsSync(client), `${client} (scripts/fixtures.mjs builds it: npm test, npm run test:matrix)`).toBe(true);
 			const before = livePages();
 			const r = await execa(client, [device.path, String(MAP_MODES.indexOf(mode)), '16'], { reject: false });
 			expect(r.stderr).toBe('');

@@ -3,7 +3,7 @@
 // ends the allocation, the log bounded (a budget per open file and a
 // module-wide rate), MADV_DONTNEED keeps a shared mapping's data, parameters
 // clamped without a WARN, caps in bytes, the free loop yields the CPU.  The
-// C client (build/fixtures/hm_review, built by scripts/test.mjs) does the
+// C client (build/fixtures/ARCH/hm_review, built by scripts/fixtures.mjs) does the
 // threads, forks, madvise and signals; each test judges its numbers.
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -14,11 +14,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadBinding, MAP_MODES, openDevice, type KexDevice, type MapMode } from '../../src/device/index.js';
 import { parseRecords } from '../../src/kmsg/parse.js';
 import { startCapture } from '../../src/kmsg/reader.js';
-import { PACKAGE_ROOT } from '../../src/setup/paths.js';
-import { requireDevice } from './device-env.js';
+import { clientPath, requireDevice } from './device-env.js';
 
 const device = requireDevice();
-const client = path.join(PACKAGE_ROOT, 'build', 'fixtures', 'hm_review');
+const client = clientPath('hm_review');
 const PARAMS = '/sys/module/hybridmem_test/parameters';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 /** The module's log rate limit: 2048 lines every 5 s, module wide. */
@@ -37,7 +36,7 @@ const chargedPagesAreTyped = (() => {
 
 /** Runs the client; its one line of key=value pairs as an object. */
 async function review(...args: string[]): Promise<Record<string, string>> {
-	expect(existsSync(client), `${client} (scripts/test.mjs builds it)`).toBe(true);
+	expect(existsSync(client), `${client} (scripts/fixtures.mjs builds it: npm test, npm run test:matrix)`).toBe(true);
 	const r = await execa(client, args, { reject: false });
 	expect(r.stderr).toBe('');
 	expect(r.exitCode).toBe(0);

@@ -16,7 +16,7 @@ import { status } from '../../src/setup/status.js';
 import { teardown } from '../../src/setup/teardown.js';
 import { GUEST_HOSTNAME } from '../../src/vm/guest-init.js';
 import { listKernels } from '../../src/vm/kernels.js';
-import { requireDevice } from './device-env.js';
+import { nodeStartsTimeout, requireDevice } from './device-env.js';
 
 const device = requireDevice();
 const NODE = device.path;
@@ -135,7 +135,7 @@ describe.runIf(device.ok)('setup, teardown, status', () => {
 		const up = await hm('setup');
 		expect(up.exitCode).toBe(0);
 		expect(up.stdout).toMatch(/^hybridmem_test loaded; kex major \d+; \/dev\/devKex created \(c \d+ 0, mode 0660\)$/m);
-	});
+	}, nodeStartsTimeout(4));
 
 	test('not root: setup says so and what to do', async () => {
 		// A checkout under a directory only root may enter (CI's may be one) is unreachable for

@@ -4,16 +4,14 @@
 // address and pfn it concerns, and only the traced process's events.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, test } from 'vitest';
 import { openDevice } from '../../src/device/index.js';
 import { eventsOf, MODULE_TRACE_EVENTS, ModuleTrace, type ModuleTraceEvent } from '../../src/evidence/module-trace.js';
-import { PACKAGE_ROOT } from '../../src/setup/paths.js';
-import { requireDevice } from './device-env.js';
+import { clientPath, requireDevice } from './device-env.js';
 
 const device = requireDevice();
-const MAPPER = path.join(PACKAGE_ROOT, 'build', 'fixtures', 'hm_mapper');
+const MAPPER = clientPath('hm_mapper');
 
 /** What each event carries, without the who and when. */
 function body(e: ModuleTraceEvent): Record<string, unknown> {
@@ -21,7 +19,7 @@ function body(e: ModuleTraceEvent): Record<string, unknown> {
 	return rest;
 }
 
-/** Another process (build/fixtures/hm_mapper) that maps `pages` pages of the device when told to and prints the address. */
+/** Another process (build/fixtures/ARCH/hm_mapper) that maps `pages` pages of the device when told to and prints the address. */
 function mapper(pages: number): { child: ChildProcessWithoutNullStreams; ready: Promise<void>; go(): Promise<bigint> } {
 	const child = spawn(MAPPER, [device.path, String(pages)], { stdio: ['pipe', 'pipe', 'pipe'] });
 	const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -8,6 +8,11 @@ const k510 = { version: '5.10.0-46-amd64', origin: 'fetched', suite: 'bullseye',
 const k61 = { version: '6.1.0-57-amd64', origin: 'boot' };
 const k72 = { version: '7.2.13+deb14-amd64', origin: 'fetched', suite: 'sid', flavour: 'amd64' };
 const kRt = { version: '6.12.118+deb13-rt-amd64', origin: 'fetched', suite: 'trixie', flavour: 'rt' };
+// As scripts/matrix.mjs records them now: the architecture and page size from the kernel's metadata.
+const k612 = { version: '6.12.118+deb13-amd64', origin: 'fetched', suite: 'trixie', flavour: 'amd64', arch: 'amd64', pageSize: '4K' };
+const kArm = { version: '6.12.118+deb13-arm64', origin: 'fetched', suite: 'trixie', flavour: 'arm64', arch: 'arm64', pageSize: '4K' };
+const kArm16 = { version: '6.12.118+deb13-arm64-16k', origin: 'fetched', suite: 'trixie', flavour: 'arm64-16k', arch: 'arm64', pageSize: '16K' };
+const kBoot = { version: '6.1.0-57-amd64', origin: 'boot', arch: 'amd64', pageSize: '4K' };
 
 function run(kernel: MatrixRun['kernel'], over: Partial<MatrixRun> = {}): MatrixRun {
 	return {
@@ -85,6 +90,27 @@ describe('matrixTable', () => {
 		const dead = matrixTable([run(k61), run(k72, { scenarios: undefined, scenariosError: 'hybridmem run gave no JSON (exit 1)' })]);
 		expect(dead.rows.find((r) => r.name === 'test1')!.cells[1]).toEqual({ text: 'FAIL: hybridmem run gave no JSON (exit 1)', ok: false });
 		expect(dead.passed).toBe(false);
+	});
+
+	test('x86 and arm64 kernels in one table: each column says its architecture and page size, and a difference in device counts fails only its column', () => {
+		const t = matrixTable([run(kBoot), run(k612), run(kArm), run(kArm16, { device: { passed: 99, failed: 1, skipped: 2 } })]);
+		expect(t.header).toEqual([
+			'6.1.0-57-amd64 (installed, amd64 4K)',
+			'6.12.118+deb13-amd64 (trixie, amd64 4K)',
+			'6.12.118+deb13-arm64 (trixie, arm64 4K)',
+			'6.12.118+deb13-arm64-16k (trixie:arm64-16k, arm64 16K)',
+		]);
+		expect(t.rows.at(-1)!.cells).toEqual([
+			{ text: '100/0/2', ok: true },
+			{ text: '100/0/2', ok: true },
+			{ text: '100/0/2', ok: true },
+			{ text: '99/1/2', ok: false },
+		]);
+		expect(t.passed).toBe(false);
+		// The same facts on x86 and arm64 are no finding.
+		const same = matrixTable([run(k612), run(kArm16)]);
+		expect(same.findings).toEqual([]);
+		expect(matrixMarkdown(same)).toContain('| scenario | 6.12.118+deb13-amd64 (trixie, amd64 4K) | 6.12.118+deb13-arm64-16k (trixie:arm64-16k, arm64 16K) |');
 	});
 
 	test('pipes in cell text do not break the markdown table', () => {

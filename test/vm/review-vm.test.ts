@@ -17,7 +17,7 @@ describe('fault counts under concurrent faults (2 vCPUs)', () => {
 	test.each(kernels.map((k) => [k]))('on %s: 4 threads touching the same 64 pages, 50 times: one count per pte filled', async (kernel) => {
 		const r = await execa(
 			'node',
-			[CLI, 'vm', '--kernel', kernel, '--cpus', '2', '--timeout', '240', '--', 'sh', '-c', `node ${CLI} setup >/dev/null && build/fixtures/hm_review faults /dev/devKex 50 64 4`],
+			[CLI, 'vm', '--kernel', kernel, '--cpus', '2', '--timeout', '240', '--', 'sh', '-c', `node ${CLI} setup >/dev/null && build/fixtures/${process.arch}/hm_review faults /dev/devKex 50 64 4`],
 			{ reject: false, timeout: 280_000 },
 		);
 		expect(r.stderr).toBe('');
