@@ -83,8 +83,11 @@ describe.runIf(device.ok)('issue 14: the linux-mm review findings', () => {
 				// Up to 5.10 a charged page has the Kmemcg page type, which vm_insert_page() refuses
 				// (the mmap was EINVAL in any memory cgroup): the module leaves the insert modes uncharged there.
 				if (mode === 'insert_pages' && chargedPagesAreTyped) return;
-				// The pages and the page array; the client itself is charged before and after alike.
-				expect(Number(out.after) - Number(out.before)).toBeGreaterThanOrEqual(4 << 20);
+				// The pages and the page array; the client itself is charged before and after alike,
+				// but the cgroup may uncharge a page of its own between the two readings (seen on
+				// arm64: one page short in 2 of 5 runs). An uncharged mapping shows about 0, so
+				// 64 KiB of slack (1/64 of the mapping) still tells the two apart.
+				expect(Number(out.after) - Number(out.before)).toBeGreaterThanOrEqual((4 << 20) - (64 << 10));
 			});
 		}
 
