@@ -33,6 +33,8 @@ const WEIGHTS: Record<OpName, number> = {
 	fork: 7,
 	stats: 1,
 	sleep: 2,
+	// Two operations pinned to one moment on one mapping (hm-stress.c collide()): 8 races each.
+	collide: 3,
 };
 
 export function generateProgram(o: GenerateOptions): Program {
@@ -46,7 +48,7 @@ export function generateProgram(o: GenerateOptions): Program {
 		ops.push({ worker: w, op: 'mmap', a: w % 6, b: w % 3, c: 1 + r.int(32) });
 		for (let i = 2; i < o.opsPerWorker; i++) {
 			const op = r.weighted(WEIGHTS);
-			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' ? 3 : 6);
+			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' || op === 'collide' ? 3 : 6);
 			switch (op) {
 				case 'setmode': {
 					// The five correct modes mostly; the refused ones (mixed without allow_bug, the as-written two) and an unknown one sometimes.
@@ -82,6 +84,10 @@ export function generateProgram(o: GenerateOptions): Program {
 					break;
 				case 'fork':
 					ops.push({ worker: w, op, a, b: r.chance(0.5) ? r.int(20) : 0, c: r.int(2) });
+					break;
+				case 'collide':
+					// a: fd slot; b: this thread's op x 4 + the partner's; c: pages - 1 | jitter << 6.
+					ops.push({ worker: w, op, a, b: r.int(16), c: r.int(32) | (r.int(8) << 6) });
 					break;
 				case 'sleep':
 					ops.push({ worker: w, op, a: r.int(10), b: 0, c: 0 });
