@@ -86,8 +86,8 @@ export function generateProgram(o: GenerateOptions): Program {
 					ops.push({ worker: w, op, a, b: r.chance(0.5) ? r.int(20) : 0, c: r.int(2) });
 					break;
 				case 'collide':
-					// a: fd slot; b: this thread's op x 4 + the partner's; c: pages - 1 | jitter << 6.
-					ops.push({ worker: w, op, a, b: r.int(16), c: r.int(32) | (r.int(8) << 6) });
+					// a: fd slot; b: this thread's op x 4 + the partner's; c: pages - 1 | first jitter << 6.
+					ops.push({ worker: w, op, a, b: r.int(16), c: r.int(64) | (r.int(8) << 6) });
 					break;
 				case 'sleep':
 					ops.push({ worker: w, op, a: r.int(10), b: 0, c: 0 });

@@ -61,7 +61,7 @@ export function describeOp(o: Op): string {
 		case 'sleep':
 			return `sleep ${o.a % 50} ms`;
 		case 'collide':
-			return `collide, 8 rounds: map ${1 + (o.c & 31)} pages of fd${o.a} alone in a 2 MiB hole, write them, then at once ${COLLIDE_MINE[Math.floor(o.b / 4) % 4]} here and ${COLLIDE_PARTNER[o.b % 4]} in a partner thread ${((o.c >> 6) & 7) * 20} us later`;
+			return `collide, 8 rounds: map ${1 + (o.c & 63)} pages of fd${o.a % 3} alone in a 2 MiB hole, write them, then at once ${COLLIDE_MINE[Math.floor(o.b / 4) % 4]} here and ${COLLIDE_PARTNER[o.b % 4]} in a partner thread, ${(((o.c >> 6) & 7) + 1) % 8 * 20} us later in the first round, 20 us more each round (mod 160)`;
 	}
 }
 

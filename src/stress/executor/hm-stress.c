@@ -210,8 +210,9 @@ static void reap(int block)
  * table: an munmap frees that too), writes them, then at a barrier does
  * one of ZAP, REMAP, touch, MADV_DONTNEED over them while a partner thread
  * does one of munmap (all), munmap (upper half: a split), mprotect (upper
- * half), fork (the child exits at once), after a jitter of 0..7 x 20 us.
- * COLLIDE_ROUNDS rounds, each on a fresh mapping.
+ * half), fork (the child exits at once), after a jitter.  COLLIDE_ROUNDS
+ * rounds, each on a fresh mapping, the jitter swept over 0..7 x 20 us from
+ * a start the program gives: which one lines up differs by kernel and load.
  */
 #define COLLIDE_ROUNDS	8
 
@@ -219,7 +220,7 @@ struct pair {
 	_Atomic int ready, go, done;
 	int kind;
 	size_t pages;
-	long jitter_us;
+	long jitter;	/* the first round's, in 20 us steps */
 };
 
 static void spin_until(_Atomic int *v, int want)
@@ -249,7 +250,7 @@ static void *partner_main(void *arg)
 		spin_until(&p->go, r);
 		if (atomic_load(&p->go) > COLLIDE_ROUNDS)
 			break;
-		busy_us(p->jitter_us);
+		busy_us((p->jitter + r) % 8 * 20);
 		switch (p->kind) {
 		case 0:
 			munmap(hole, p->pages * page);
@@ -276,7 +277,7 @@ static void *partner_main(void *arg)
 
 static void collide(int fd, long kind, long c, unsigned long seed)
 {
-	struct pair p = { .kind = (int)(kind % 4), .pages = 1 + (size_t)(c & 31), .jitter_us = ((c >> 6) & 7) * 20 };
+	struct pair p = { .kind = (int)(kind % 4), .pages = 1 + (size_t)(c & 63), .jitter = (c >> 6) & 7 };
 	int mine = (int)(kind / 4 % 4);
 	pthread_t tid;
 	int r;
