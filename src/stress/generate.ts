@@ -43,10 +43,13 @@ export function generateProgram(o: GenerateOptions): Program {
 	const workers = o.procs * o.threads;
 	const range = () => ({ b: r.int(32), c: 1 + r.int(32) });
 	for (let w = 0; w < workers; w++) {
-		// Each worker starts with an open and a mapping, so no program is all no-ops.
+		// Each worker starts with an open, a correct map mode and a mapping: no
+		// program is all no-ops, and the six workers map in every mode (most
+		// later mmaps go through fds in the default mode, remap_pfn).
 		ops.push({ worker: w, op: 'open', a: w % 3, b: 0, c: 0 });
+		ops.push({ worker: w, op: 'setmode', a: w % 3, b: (w + o.round) % 5, c: 0 });
 		ops.push({ worker: w, op: 'mmap', a: w % 6, b: w % 3, c: 1 + r.int(32) });
-		for (let i = 2; i < o.opsPerWorker; i++) {
+		for (let i = 3; i < o.opsPerWorker; i++) {
 			const op = r.weighted(WEIGHTS);
 			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' || op === 'collide' ? 3 : 6);
 			switch (op) {

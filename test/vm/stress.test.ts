@@ -81,7 +81,7 @@ describe('hybridmem stress', () => {
 	}, 900_000);
 
 	test.concurrent.each([
-		['OPEN_NO_REF', 'open-no-ref.repro.txt', /refcount_t: underflow|general protection fault|unable to handle page fault|pagealloc: memory corruption|Bad page/],
+		['OPEN_NO_REF', 'open-no-ref.repro.txt', /refcount_t: underflow|general protection fault|unable to handle page fault|pagealloc: memory corruption|Bad page|slab \S+: /],
 		['ZAP_NO_LOCK', 'zap-no-lock.repro.txt', /in hm_zap \[hybridmem_test\]/],
 	] as const)(`HM_PLANT_%s on ${kernel}: the committed reproducer (%s) breaks the planted kernel in a fresh VM`, async (name, file, report) => {
 		const repro = path.resolve('test/fixtures/stress-plants', file);
