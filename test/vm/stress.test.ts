@@ -3,10 +3,11 @@
 // module with HM_PLANT_CLOSE_LEAK, test/fixtures/stress-plants) is found
 // within the default time, shrunk to a short reproducer, and that reproducer
 // fails on the planted build and passes on the correct one, each in a
-// fresh VM.  The two plants that oops the kernel (OPEN_NO_REF, ZAP_NO_LOCK:
-// every failing shrink test costs a boot, minutes in all) replay the
-// reproducers their measured runs shrank to (committed in the fixture
-// directory; README): each oopses its planted build.
+// fresh VM.  ZAP_NO_LOCK oopses the kernel (every failing shrink test costs
+// a boot, 14 min in all): the reproducer its measured run shrank to
+// (committed in the fixture directory; README) is replayed and must oops
+// its planted build.  OPEN_NO_REF's, the same way, stays out for CI time
+// (README).
 import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -41,7 +42,7 @@ describe('hybridmem stress', () => {
 	const out = mkdtempSync(path.join(os.tmpdir(), 'hm-stress-test-'));
 	beforeAll(async () => {
 		// The planted builds: the shipped module's sources with one define (see the fixture's README).
-		for (const name of [plant, 'OPEN_NO_REF', 'ZAP_NO_LOCK']) {
+		for (const name of [plant, 'ZAP_NO_LOCK']) {
 			const r = await execa('make', ['-s', '-C', 'kmod', `KVER=${kernel}`, `OUT=${path.dirname(planted(name))}`, `KCFLAGS=-DHM_PLANT_${name}`], { reject: false, all: true });
 			if (r.exitCode !== 0 || !existsSync(planted(name))) throw new Error(`building the ${name} plant failed:\n${r.all ?? ''}`);
 		}
@@ -80,10 +81,7 @@ describe('hybridmem stress', () => {
 		expect(correct.report.livePages).toBe(0);
 	}, 900_000);
 
-	test.concurrent.each([
-		['OPEN_NO_REF', 'open-no-ref.repro.txt', /refcount_t: underflow|general protection fault|unable to handle page fault|pagealloc: memory corruption|Bad page|slab \S+: /],
-		['ZAP_NO_LOCK', 'zap-no-lock.repro.txt', /in hm_zap \[hybridmem_test\]/],
-	] as const)(`HM_PLANT_%s on ${kernel}: the committed reproducer (%s) breaks the planted kernel in a fresh VM`, async (name, file, report) => {
+	test.concurrent.each([['ZAP_NO_LOCK', 'zap-no-lock.repro.txt', /in hm_zap \[hybridmem_test\]/]] as const)(`HM_PLANT_%s on ${kernel}: the committed reproducer (%s) breaks the planted kernel in a fresh VM`, async (name, file, report) => {
 		const repro = path.resolve('test/fixtures/stress-plants', file);
 		const { report: r, exitCode } = await stress(['--replay', repro, '--kernel', kernel, '--module', planted(name), '--repeat', '3'], out);
 		console.log(`stress plant ${name} replay: ${r.programs} run(s): ${summary(r).join(' | ')}`);
