@@ -35,6 +35,8 @@ const WEIGHTS: Record<OpName, number> = {
 	fork: 7,
 	stats: 1,
 	sleep: 2,
+	// Two operations pinned to one moment on one mapping (hm-stress.c collide()): 8 races each.
+	collide: 3,
 };
 
 /** What any driver gets: the same weights without hybridmem_test's ioctls. */
@@ -46,12 +48,15 @@ export function generateProgram(o: GenerateOptions): Program {
 	const workers = o.procs * o.threads;
 	const range = () => ({ b: r.int(32), c: 1 + r.int(32) });
 	for (let w = 0; w < workers; w++) {
-		// Each worker starts with an open and a mapping, so no program is all no-ops.
+		// Each worker starts with an open, a correct map mode and a mapping: no
+		// program is all no-ops, and the six workers map in every mode (most
+		// later mmaps go through fds in the default mode, remap_pfn).
 		ops.push({ worker: w, op: 'open', a: w % 3, b: 0, c: 0 });
+		if (!o.generic) ops.push({ worker: w, op: 'setmode', a: w % 3, b: (w + o.round) % 5, c: 0 });
 		ops.push({ worker: w, op: 'mmap', a: w % 6, b: w % 3, c: 1 + r.int(32) });
-		for (let i = 2; i < o.opsPerWorker; i++) {
+		for (let i = o.generic ? 2 : 3; i < o.opsPerWorker; i++) {
 			const op = r.weighted(o.generic ? GENERIC_WEIGHTS : WEIGHTS);
-			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' ? 3 : 6);
+			const a = r.int(op === 'open' || op === 'close' || op === 'setmode' || op === 'collide' ? 3 : 6);
 			switch (op) {
 				case 'setmode': {
 					// The five correct modes mostly; the refused ones (mixed without allow_bug, the as-written two) and an unknown one sometimes.
@@ -87,6 +92,10 @@ export function generateProgram(o: GenerateOptions): Program {
 					break;
 				case 'fork':
 					ops.push({ worker: w, op, a, b: r.chance(0.5) ? r.int(20) : 0, c: r.int(2) });
+					break;
+				case 'collide':
+					// a: fd slot; b: this thread's op x 4 + the partner's; c: pages - 1 | first jitter << 6.
+					ops.push({ worker: w, op, a, b: r.int(16), c: r.int(64) | (r.int(8) << 6) });
 					break;
 				case 'sleep':
 					ops.push({ worker: w, op, a: r.int(10), b: 0, c: 0 });

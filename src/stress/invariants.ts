@@ -20,6 +20,7 @@ export interface Violation {
 	fatal?: boolean;
 }
 
+const SLUB_REPORT = /^BUG (\S+) \((?:Not tainted|Tainted:[^)]*)\): (.+)$/;
 const FATAL_KINDS = new Set(['BUG', 'page-fault', 'null-deref', 'gpf', 'panic', 'lockup']);
 
 /** WARN, BUG, Oops, Bad page, rss-counter, lockdep, hung task and page-poison reports among the records. */
@@ -28,7 +29,12 @@ export function kernelLogViolations(records: readonly KmsgRecord[]): Violation[]
 	const poison = findPoisonReports(lines).map((p) => `${p.headline} (pfn ${p.pfn !== undefined ? `0x${p.pfn.toString(16)}` : '?'}, ${p.bytes.length} bytes)`);
 	// Poison reports come whole from findPoisonReports; the parser's pagealloc lines are the same reports.
 	const reports = parseRecords(records).reports.filter((r) => r.kind !== 'trace' && !/^pagealloc:/.test(r.headline));
-	const evidence = [...reports.map((r) => `${r.headline}${r.function ? ` in ${r.function}` : ''}${r.module ? ` [${r.module}]` : ''}`), ...poison];
+	// SLUB debug's own reports ("BUG kmalloc-64 (Tainted: ...): Poison overwritten"), which the report parser does not open.
+	const slab = lines.flatMap((l) => {
+		const m = SLUB_REPORT.exec(l);
+		return m ? [`slab ${m[1]}: ${m[2]}`] : [];
+	});
+	const evidence = [...reports.map((r) => `${r.headline}${r.function ? ` in ${r.function}` : ''}${r.module ? ` [${r.module}]` : ''}`), ...poison, ...slab];
 	if (!evidence.length) return [];
 	// The first lines of the first report, as logged.
 	const first = reports[0];

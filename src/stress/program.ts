@@ -1,10 +1,13 @@
 // A stress program: the operations hm-stress runs, one per line, each
 // bound to a worker (process W / threads, thread W % threads).  The text
 // form is the reproducer: `hybridmem stress --replay FILE` runs it again.
-export const OPS = ['open', 'close', 'setmode', 'mmap', 'touch', 'munmap', 'mremap-move', 'mremap-grow', 'mprotect', 'madvise', 'zap', 'remap', 'fork', 'stats', 'sleep'] as const;
+export const OPS = ['open', 'close', 'setmode', 'mmap', 'touch', 'munmap', 'mremap-move', 'mremap-grow', 'mprotect', 'madvise', 'zap', 'remap', 'fork', 'stats', 'sleep', 'collide'] as const;
 export type OpName = (typeof OPS)[number];
-/** hybridmem_test's own ioctls: never sent to another driver. */
-export const MODULE_OPS: readonly OpName[] = ['setmode', 'zap', 'remap', 'stats'];
+/**
+ * hybridmem_test's own ioctls, never sent to another driver; collide with
+ * them (its ZAP and REMAP races), so it too is for hybridmem_test only.
+ */
+export const MODULE_OPS: readonly OpName[] = ['setmode', 'zap', 'remap', 'stats', 'collide'];
 
 /** How the reproducer's comments name another driver than hybridmem_test. */
 export interface OpContext {
@@ -35,6 +38,9 @@ export interface Program {
 const MODES = ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault', 'mixed', 'free_after_map', 'leak_on_error'];
 const PROTS = ['PROT_READ', 'PROT_READ|PROT_WRITE', 'PROT_NONE'];
 const ADVICE = ['MADV_DONTNEED', 'MADV_WILLNEED', 'MADV_DONTFORK', 'MADV_DOFORK', 'MADV_NORMAL', 'MADV_RANDOM', 'MADV_COLD', 'MADV_PAGEOUT'];
+
+const COLLIDE_MINE = ['ZAP ioctl of them all', 'REMAP ioctl of them all', 'write+read them', 'MADV_DONTNEED them'];
+const COLLIDE_PARTNER = ['munmap of them all', 'munmap of the upper half', 'mprotect PROT_READ of the upper half', 'fork (the child exits at once)'];
 
 /** What an operation does, in words (the reproducer's comments). */
 export function describeOp(o: Op, t?: OpContext): string {
@@ -71,6 +77,8 @@ export function describeOp(o: Op, t?: OpContext): string {
 			return 'GET_STATS ioctl';
 		case 'sleep':
 			return `sleep ${o.a % 50} ms`;
+		case 'collide':
+			return `collide, 8 rounds: map ${1 + (o.c & 63)} pages of fd${o.a % 3} alone in a 2 MiB hole, write them, then at once ${COLLIDE_MINE[Math.floor(o.b / 4) % 4]} here and ${COLLIDE_PARTNER[o.b % 4]} in a partner thread, ${(((o.c >> 6) & 7) + 1) % 8 * 20} us later in the first round, 20 us more each round (mod 160)`;
 	}
 }
 

@@ -393,6 +393,15 @@ function innerArgs(o: StressOptions, module: string, target?: TargetSpec): strin
 	];
 }
 
+/*
+ * The guest's detectors (Debian's kernels have no KASAN, lockdep or
+ * DEBUG_VM; both have PAGE_POISONING and SLUB_DEBUG): freed pages poisoned
+ * and checked when allocated again; slab objects poisoned when freed (0x6b:
+ * a use after free dereferences a non-canonical pointer and oopses),
+ * redzoned and checked (F: consistency, Z: redzones, P: poison).
+ */
+export const STRESS_KERNEL_ARGS = ['page_poison=1', 'slub_debug=FZP', 'log_buf_len=4M', 'hung_task_timeout_secs=10'];
+
 const PANIC = /Kernel panic - not syncing/;
 const OOPS = /(Oops|kernel BUG at|BUG: unable to handle|general protection fault)/;
 /** How long a guest that oopsed may still take to write its report. */
@@ -435,7 +444,7 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 				cwd: process.cwd(),
 				rw: [dir],
 				cpus: 2,
-				extraKernelArgs: ['page_poison=1', 'log_buf_len=4M', 'hung_task_timeout_secs=10'],
+				extraKernelArgs: STRESS_KERNEL_ARGS,
 				stdout: 'pipe',
 				stderr: 'pipe',
 				timeoutMs: ((resume ? 0 : o.seconds) + o.shrinkMs / 1000 + 240) * 1000,
@@ -456,10 +465,12 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 			clearTimeout(watchdog);
 			const file = path.join(dir, 'report.json');
 			const report = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StressReport) : undefined;
-			if (crashing || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
+			// The inner run killed by a signal: the kernel handed it corrupt memory (a freed page still mapped elsewhere); like an oops, the boot is over.
+			const killed = vm.outcome === 'exited' && vm.exitCode >= 128;
+			if (crashing || killed || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
 				const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : vm.consoleTail.join('\n');
 				const bug = parseKernelLog(consoleText).reports.find((r) => r.kind !== 'trace');
-				return { report, crash: { headline: bug?.headline ?? `the VM ${vm.outcome}`, frames: (bug?.frames ?? []).slice(0, 8).map((f) => `${f.fn}+0x${f.offset.toString(16)}${f.module ? ` [${f.module}]` : ''}`) }, consoleLog: vm.consoleLog };
+				return { report, crash: { headline: bug?.headline ?? (killed ? `the stress run in the guest was killed by signal ${vm.exitCode - 128}` : `the VM ${vm.outcome}`), frames: (bug?.frames ?? []).slice(0, 8).map((f) => `${f.fn}+0x${f.offset.toString(16)}${f.module ? ` [${f.module}]` : ''}`) }, consoleLog: vm.consoleLog };
 			}
 			if (!report || vm.exitCode > 1) throw Object.assign(new Error(`the stress run in the VM failed (${vm.outcome}, exit ${vm.exitCode}): ${(vm.stderr ?? '').trim().split('\n').slice(-5).join(' | ')}`), { code: 'ERR_STRESS_RUN' });
 			rmSync(vm.consoleLog, { force: true });

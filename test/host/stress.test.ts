@@ -7,6 +7,8 @@ import { generateProgram } from '../../src/stress/generate.js';
 import { formatProgram, MODULE_OPS, parseProgram, type Op } from '../../src/stress/program.js';
 import { checkReplayFor } from '../../src/stress/run.js';
 import { initialShrinkState, shrink, type ShrinkState } from '../../src/stress/shrink.js';
+import { kernelLogViolations } from '../../src/stress/invariants.js';
+import type { KmsgRecord } from '../../src/kmsg/record.js';
 
 const opts = { seed: 7, round: 3, procs: 2, threads: 3, opsPerWorker: 40 };
 
@@ -22,7 +24,7 @@ describe('stress program generator', () => {
 		const p = generateProgram({ ...opts, opsPerWorker: 400 });
 		expect(p.ops.length).toBe(6 * 400);
 		expect(new Set(p.ops.map((o) => o.worker))).toEqual(new Set([0, 1, 2, 3, 4, 5]));
-		expect(new Set(p.ops.map((o) => o.op)).size).toBe(15);
+		expect(new Set(p.ops.map((o) => o.op)).size).toBe(16);
 		const modes = new Set(p.ops.filter((o) => o.op === 'setmode').map((o) => o.b));
 		for (const m of [0, 1, 2, 3, 4]) expect(modes.has(m)).toBe(true);
 	});
@@ -57,6 +59,26 @@ describe('stress program generator', () => {
 		expect(() => parseProgram('hello\n')).toThrow(/first line must be "hybridmem-stress 1"/);
 		expect(() => parseProgram('hybridmem-stress 1\nprocs 1 threads 1\n0 explode 1 2 3\n')).toThrow(/line 3 is not "WORKER OP A B C"/);
 		expect(() => parseProgram('hybridmem-stress 1\nprocs 1 threads 1\n1 open 0 0 0\n')).toThrow(/WORKER < 1/);
+	});
+});
+
+describe('stress invariants: the kernel log', () => {
+	const records = (lines: string[]): KmsgRecord[] => lines.map((text, i) => ({ seq: i, tsUsec: i, facility: 0, level: 3, flag: '-', text, dict: {} }));
+	test('a SLUB debug report (slub_debug=FZP) is a kernel-log violation naming the cache; ordinary lines are not', () => {
+		// The layout of mm/slub.c slab_bug() and check_bytes_and_report() (6.1 and 6.12).
+		const v = kernelLogViolations(
+			records([
+				'=============================================================================',
+				'BUG kmalloc-cg-192 (Tainted: G           OE     ): Poison overwritten',
+				'-----------------------------------------------------------------------------',
+				'0xffff888004a1c0c8-0xffff888004a1c0c8 @offset=200. First byte 0x6a instead of 0x6b',
+				'FIX kmalloc-cg-192: Restoring Poison 0xffff888004a1c0c8-0xffff888004a1c0c8=0x6b',
+			]),
+		);
+		expect(v).toHaveLength(1);
+		expect(v[0]).toMatchObject({ invariant: 'kernel-log', summary: expect.stringMatching(/slab kmalloc-cg-192: Poison overwritten/) });
+		expect(kernelLogViolations(records(['hybridmem_test: freed 6 pages', 'BUG: Bad rss-counter state mm:0 type:MM_ANONPAGES val:4']))).toHaveLength(1);
+		expect(kernelLogViolations(records(['hybridmem_test: freed 6 pages', 'SLUB: HWalign=64, Order=0-3, MinObjects=0, CPUs=2, Nodes=1']))).toEqual([]);
 	});
 });
 

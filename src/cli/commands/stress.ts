@@ -32,11 +32,13 @@ from P processes of T threads each: open, mmap, touch (write and read under
 a SIGBUS/SIGSEGV guard), partial munmap, mremap (move, and grow: refused),
 mprotect, madvise (DONTNEED, DONTFORK, PAGEOUT, ...), fork with the child
 touching and exiting, close while mapped, the ZAP, REMAP and GET_STATS
-ioctls.  Program N comes from --seed and N alone: the same seed gives the
-same programs.  In a throwaway VM (two vCPUs, page_poison=1) unless --native.
+ioctls, and collide (a ZAP/REMAP/touch/DONTNEED and an munmap/split/fork of
+one mapping pinned to one moment in two threads).  Program N comes from
+--seed and N alone: the same seed gives the same programs.  In a throwaway
+VM (two vCPUs, page_poison=1, slub_debug=FZP) unless --native.
 
-Invariants, after every program: no WARN/BUG/Oops/Bad page/poison/lockdep/
-hung-task report in the kernel log; no task in D state for more than
+Invariants, after every program: no WARN/BUG/Oops/Bad page/poison/SLUB/
+lockdep/hung-task report in the kernel log; no task in D state for more than
 ${D.dStateBoundMs / 1000} s; the executor ran to its end; the module's live_pages back to 0.
 At the end: rmmod works, and free pages are back to the baseline measured
 before insmod within ${D.freePagesThreshold} pages.

@@ -15,6 +15,9 @@
  * (another thread unmapped it) costs a guarded SIGSEGV, never memory of
  * the program's own.  Touches run under a SIGBUS/SIGSEGV guard.
  *
+ * collide pins two operations on one mapping to the same moment (see
+ * collide()): a race window the random schedule rarely lands in.
+ *
  * Prints "count OP ok N" / "count OP ERRNO N" / "count OP SIGBUS N"
  * lines, then "result: done".  Exit 0 when the program ran to its end.
  *
@@ -53,7 +56,7 @@
 enum op {
 	OP_OPEN, OP_CLOSE, OP_SETMODE, OP_MMAP, OP_TOUCH, OP_MUNMAP, OP_MREMAP_MOVE,
 	OP_MREMAP_GROW, OP_MPROTECT, OP_MADVISE, OP_ZAP, OP_REMAP, OP_FORK, OP_STATS,
-	OP_SLEEP, OP_COUNT,
+	OP_SLEEP, OP_COLLIDE, OP_COUNT,
 	ROW_MAPPED = OP_COUNT,	/* successful mmaps, by map mode */
 	ROWS
 };
@@ -61,7 +64,7 @@ enum op {
 static const char *const op_names[ROWS] = {
 	"open", "close", "setmode", "mmap", "touch", "munmap", "mremap-move",
 	"mremap-grow", "mprotect", "madvise", "zap", "remap", "fork", "stats",
-	"sleep", "mapped",
+	"sleep", "collide", "mapped",
 };
 
 static const char *const mode_names[] = {
@@ -108,6 +111,9 @@ static struct {
 	size_t pages;
 } maps[MAP_SLOTS];
 static char *arena;
+static char *hole;	/* collide's 2 MiB-aligned hole between two reservations */
+static pthread_mutex_t hole_lock = PTHREAD_MUTEX_INITIALIZER;
+#define HOLE_SIZE	(2UL << 20)
 static pid_t children[MAX_CHILDREN];
 static int nchildren;
 
@@ -215,6 +221,121 @@ static void reap(int block)
 	pthread_mutex_unlock(&lock);
 }
 
+/*
+ * collide: this thread maps pages of fd alone in the hole (its own page
+ * table: an munmap frees that too), writes them, then at a barrier does
+ * one of ZAP, REMAP, touch, MADV_DONTNEED over them while a partner thread
+ * does one of munmap (all), munmap (upper half: a split), mprotect (upper
+ * half), fork (the child exits at once), after a jitter.  COLLIDE_ROUNDS
+ * rounds, each on a fresh mapping, the jitter swept over 0..7 x 20 us from
+ * a start the program gives: which one lines up differs by kernel and load.
+ */
+#define COLLIDE_ROUNDS	8
+
+struct pair {
+	_Atomic int ready, go, done;
+	int kind;
+	size_t pages;
+	long jitter;	/* the first round's, in 20 us steps */
+};
+
+static void spin_until(_Atomic int *v, int want)
+{
+	for (long i = 0; atomic_load(v) < want; i++)
+		if (i > 200)
+			sched_yield();
+}
+
+static void busy_us(long us)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+}
+
+static void *partner_main(void *arg)
+{
+	struct pair *p = arg;
+	size_t half = p->pages / 2;
+
+	for (int r = 1; r <= COLLIDE_ROUNDS; r++) {
+		atomic_store(&p->ready, r);
+		spin_until(&p->go, r);
+		if (atomic_load(&p->go) > COLLIDE_ROUNDS)
+			break;
+		busy_us((p->jitter + r) % 8 * 20);
+		switch (p->kind) {
+		case 0:
+			munmap(hole, p->pages * page);
+			break;
+		case 1:
+			munmap(hole + half * page, (p->pages - half) * page);
+			break;
+		case 2:
+			mprotect(hole + half * page, (p->pages - half) * page, PROT_READ);
+			break;
+		default: {
+			pid_t pid = fork();
+
+			if (pid == 0)
+				_exit(0);
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+		}
+		}
+		atomic_store(&p->done, r);
+	}
+	return NULL;
+}
+
+static void collide(int fd, long kind, long c, unsigned long seed)
+{
+	struct pair p = { .kind = (int)(kind % 4), .pages = 1 + (size_t)(c & 63), .jitter = (c >> 6) & 7 };
+	int mine = (int)(kind / 4 % 4);
+	pthread_t tid;
+	int r;
+
+	if (pthread_mutex_trylock(&hole_lock))
+		return;	/* another thread of this process is colliding */
+	if (pthread_create(&tid, NULL, partner_main, &p)) {
+		pthread_mutex_unlock(&hole_lock);
+		return;
+	}
+	for (r = 1; r <= COLLIDE_ROUNDS; r++) {
+		struct hybridmem_range rg = { .addr = (uintptr_t)hole, .length = p.pages * page };
+		void *m = mmap(hole, p.pages * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+
+		if (m == MAP_FAILED || m != hole) {
+			count_ret(OP_COLLIDE, -1);
+			if (m != MAP_FAILED)
+				munmap(m, p.pages * page);	/* a kernel without MAP_FIXED_NOREPLACE put it elsewhere */
+			break;
+		}
+		touch(hole, p.pages, 1, seed);
+		spin_until(&p.ready, r);
+		atomic_store(&p.go, r);
+		switch (mine) {
+		case 0:
+		case 1:
+			count_ret(OP_COLLIDE, ioctl(fd, mine ? HYBRIDMEM_IOC_REMAP : HYBRIDMEM_IOC_ZAP, &rg));
+			break;
+		case 2:
+			touch_counted(OP_COLLIDE, hole, p.pages, 1, seed);
+			break;
+		default:
+			count_ret(OP_COLLIDE, madvise(hole, p.pages * page, MADV_DONTNEED));
+		}
+		spin_until(&p.done, r);
+		munmap(hole, HOLE_SIZE);	/* what the partner left: the hole is empty again */
+	}
+	atomic_store(&p.go, COLLIDE_ROUNDS + 1);
+	pthread_join(tid, NULL);
+	pthread_mutex_unlock(&hole_lock);
+}
+
 static void run_insn(const struct insn *in, unsigned long seed)
 {
 	long a = in->a, b = in->b, c = in->c;
@@ -257,6 +378,13 @@ static void run_insn(const struct insn *in, unsigned long seed)
 		}
 		return;
 	}
+	case OP_COLLIDE:
+		pthread_mutex_lock(&lock);
+		fd = fds[a % FD_SLOTS];
+		pthread_mutex_unlock(&lock);
+		if (fd >= 0 && hole)
+			collide(fd, b, c, seed);
+		return;
 	case OP_MMAP:
 		slot = a % MAP_SLOTS;
 		pthread_mutex_lock(&lock);
@@ -493,6 +621,13 @@ static void process_main(int p)
 		perror("hm-stress: arena");
 		_exit(3);
 	}
+	/* collide's hole: 2 MiB aligned, reserved on both sides, so only collide maps there. */
+	char *guard = mmap(NULL, 4 * HOLE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (guard != MAP_FAILED) {
+		hole = (char *)(((uintptr_t)guard + 2 * HOLE_SIZE - 1) & ~(HOLE_SIZE - 1));
+		munmap(hole, HOLE_SIZE);
+	}
 	for (int t = 0; t < threads; t++)
 		if (pthread_create(&tids[t], NULL, thread_main, &workers[p * threads + t])) {
 			fprintf(stderr, "hm-stress: pthread_create failed\n");
@@ -525,12 +660,17 @@ static int parse(FILE *f)
 	if (!fgets(line, sizeof(line), f) || sscanf(line, "procs %d threads %d", &procs, &threads) != 2 ||
 	    procs < 1 || threads < 1 || procs * threads > MAX_WORKERS)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
+	char *text = NULL;
+	size_t cap = 0;
+
+	/* getline: a reproducer's comment lines (the failure's summary) may be long. */
+	while (getline(&text, &cap, f) > 0) {
 		struct insn in = { 0 };
 		int w, op;
 
-		if (line[0] == '#' || line[0] == '\n')
+		if (text[0] == '#' || text[0] == '\n')
 			continue;
+		snprintf(line, sizeof(line), "%s", text);
 		if (sscanf(line, "%d %31s %ld %ld %ld", &w, name, &in.a, &in.b, &in.c) < 2 || w < 0 || w >= procs * threads)
 			return -1;
 		for (op = 0; op < OP_COUNT && strcmp(op_names[op], name); op++)
@@ -547,6 +687,7 @@ static int parse(FILE *f)
 		}
 		wk->insns[wk->n++] = in;
 	}
+	free(text);
 	return 0;
 }
 
