@@ -14,7 +14,8 @@
 #     qemu-system-arm boots arm64 guests (hybridmem vm --arch arm64); their
 #     root and the module's cross compiler come from Debian's archive on first
 #     use (mmdebstrap), not from this machine's packages.
-#   - npm ci, when node_modules is missing or older than package-lock.json.
+#   - npm ci, when node_modules is missing or older than package-lock.json
+#     (never through a node_modules symlink: it would empty the target).
 # Usage: scripts/bootstrap.sh [--no-npm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +60,11 @@ fi
 if [ "${1:-}" != "--no-npm" ]; then
 	stamp=node_modules/.hybridmem-lock
 	lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
-	if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+	if [ -L node_modules ]; then
+		# A worktree sharing another checkout's modules: npm ci would empty
+		# that checkout's node_modules, not make one of our own.
+		log "node_modules is a symlink (to $(readlink node_modules)): not running npm ci"
+	elif [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
 		log "npm ci"
 		npm ci --no-audit --no-fund --loglevel=error
 		echo "$lock_sum" > "$stamp"
