@@ -37,10 +37,16 @@ export function findBusybox(): string {
 	});
 }
 
+/** A tool the initramfs needs is not on PATH (a cold cache builds it; a warm one never runs these). */
+function noTool(bin: string, pkg: string): Error {
+	return Object.assign(new Error(`${bin} not found on PATH: run \`hybridmem bootstrap\` (it installs ${pkg})`), { code: 'ERR_NO_TOOL' });
+}
+
 async function modinfo(version: string, field: string, name: string, root?: string): Promise<string> {
 	const { execa } = await import('execa'); // only on a cache miss: it takes 70 ms to load
 	// A fetched kernel's modules live in its unpacked tree: -b makes that tree modinfo's root.
 	const r = await execa('modinfo', [...(root ? ['-b', root] : []), '-k', version, '-F', field, name], { reject: false });
+	if (r.code === 'ENOENT') throw noTool('modinfo', 'kmod');
 	if (r.exitCode !== 0) throw new Error(`modinfo cannot find module ${name} for kernel ${version}: ${r.stderr.trim()}`);
 	return r.stdout.trim();
 }
@@ -84,7 +90,9 @@ export async function readModule(file: string): Promise<Buffer> {
 	if (!cmd) return readFileSync(file);
 	const [bin, ...args] = cmd as [string, ...string[]];
 	const { execa } = await import('execa');
-	const r = await execa(bin, [...args, file], { encoding: 'buffer', maxBuffer: 1 << 28 });
+	const r = await execa(bin, [...args, file], { encoding: 'buffer', maxBuffer: 1 << 28, reject: false });
+	if (r.code === 'ENOENT') throw noTool(bin, bin === 'xz' ? 'xz-utils' : bin);
+	if (r.exitCode !== 0) throw new Error(`${bin} could not decompress ${file}: ${Buffer.from(r.stderr as Uint8Array).toString().trim()}`);
 	return Buffer.from(r.stdout as Uint8Array);
 }
 
