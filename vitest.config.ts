@@ -11,7 +11,8 @@ export default defineConfig({
 	test: {
 		pool: 'forks',
 		projects: [
-			{ extends: true, test: { name: 'host', include: ['test/host/**/*.test.ts'] } },
+			// 30 s: a hang guard, not a speed test; CLI spawns take seconds while VMs run beside them (npm test's queue).
+			{ extends: true, test: { name: 'host', include: ['test/host/**/*.test.ts'], testTimeout: 30_000 } },
 			{
 				extends: true,
 				// Files one at a time; tests a file marks concurrent run two at a time (a VM each, one vCPU: this is a 2-core machine).
