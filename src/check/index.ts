@@ -1,6 +1,6 @@
 // `hybridmem check` as an API: run the conformance checks on a target in a
 // throwaway VM (or in this kernel), and render the report as the CLI does.
-export { runChecksInVm, runChecksHere, type CheckOptions, type VmCheckOptions } from './run.js';
+export { runChecksInVm, runChecksHere, runTargetsInVm, type CheckOptions, type VmCheckOptions } from './run.js';
 export type { TargetSpec } from './target.js';
 export { formatReport, ktap, junit } from './report.js';
 export { RECIPES, loadRecipe, type Recipe, type RecipeContext } from './recipes/index.js';

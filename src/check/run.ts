@@ -16,6 +16,7 @@ import { chooseKernel } from '../vm/kernels.js';
 import { cachePath, hashKey } from '../vm/cache.js';
 import { runInVm } from '../vm/runner.js';
 import { EVIDENCE_BOOT } from '../scenarios/run.js';
+import { batchResultFile, writeTargets } from './batch.js';
 import { CHECKS } from './catalog.js';
 import { judgeKernelLog, readTaint } from './checks/kernel-log.js';
 import { resolveTarget, type TargetSpec } from './target.js';
@@ -200,32 +201,58 @@ export interface VmCheckOptions extends CheckOptions {
 
 /** Runs the checks in a throwaway VM on `kernel` (booted with page_poison=1, one vCPU). */
 export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {}): Promise<{ report: CheckReport; crashed: boolean }> {
+	return (await runTargetsInVm([spec], opts))[0]!;
+}
+
+/**
+ * Checks several targets on `kernel` with as few boots as the kernel allows:
+ * one VM takes them in order and goes on to the next target only after the
+ * clean proof of batch.ts; after a target that left the guest dirty or
+ * crashed it, the rest get a fresh VM.  With more than one target each
+ * report says which VM checked it and carries the proof made after it.
+ */
+export async function runTargetsInVm(specs: TargetSpec[], opts: VmCheckOptions = {}): Promise<{ report: CheckReport; crashed: boolean }[]> {
 	const kernel = chooseKernel(opts.kernel).version;
 	await buildHelper();
-	const target = { ...spec };
+	const targets = specs.map((s) => ({ ...s }));
 	if (opts.kmodDir) {
 		opts.onProgress?.(`building ${opts.kmodDir} for ${kernel}`);
-		target.module = await buildKmodDir(opts.kmodDir, kernel, spec.module);
+		const built = new Map<string | undefined, string>();
+		for (const t of targets) {
+			if (!built.has(t.module)) built.set(t.module, await buildKmodDir(opts.kmodDir, kernel, t.module));
+			t.module = built.get(t.module)!;
+		}
 	}
+	const out: { report: CheckReport; crashed: boolean }[] = [];
+	for (let vm = 1; out.length < targets.length; vm++) {
+		const rest = targets.slice(out.length);
+		const got = await oneVm(rest, specs.slice(out.length), kernel, opts);
+		for (const r of got) out.push(specs.length > 1 ? { ...r, report: { ...r.report, guest: { ...r.report.guest, vm } } } : r);
+	}
+	return out;
+}
+
+/** One VM: the targets it checked before it ended (at least one), in order. */
+async function oneVm(targets: TargetSpec[], specs: TargetSpec[], kernel: string, opts: VmCheckOptions): Promise<{ report: CheckReport; crashed: boolean }[]> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-check-'));
-	const file = path.join(dir, 'results.json');
+	const targetsFile = path.join(dir, 'targets.json');
+	writeTargets(targetsFile, targets);
 	const controller = new AbortController();
 	const abort = () => controller.abort();
 	opts.signal?.addEventListener('abort', abort);
 	let crashing = false;
 	let crashed = false;
-	let current: string | undefined;
 	try {
 		opts.onProgress?.(`booting ${kernel}`);
 		const vm = await runInVm({
 			kernel,
-			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'check', '--native', '--results', file, ...specArgs(target), ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
+			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'check', '--native', '--targets-file', targetsFile, ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
 			cwd: process.cwd(),
 			rw: [dir],
 			...CHECK_BOOT,
 			stdout: 'pipe',
 			stderr: 'pipe',
-			timeoutMs: 600_000,
+			timeoutMs: 600_000 * targets.length,
 			signal: controller.signal,
 			onConsoleLine: (line) => {
 				if (CRASH_START.test(line)) crashing = true;
@@ -236,16 +263,31 @@ export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {})
 				}
 			},
 		});
-		const partial: CheckReport | undefined = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CheckReport) : undefined;
+		// Which target, and which of its checks, was running last.
+		let index = 0;
+		let current: string | undefined;
 		for (const l of (vm.stdout ?? '').split('\n')) {
+			const t = /^hybridmem check: target (\d+)$/.exec(l);
+			if (t) {
+				index = Number(t[1]);
+				current = undefined;
+			}
 			const m = /^hybridmem check: running (\S+)/.exec(l);
 			if (m) current = m[1];
 		}
+		const read = (i: number): CheckReport | undefined => {
+			const f = batchResultFile(targetsFile, i);
+			return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as CheckReport) : undefined;
+		};
+		const done: { report: CheckReport; crashed: boolean }[] = [];
+		for (let i = 0; i < index; i++) done.push({ report: read(i)!, crashed: false });
+		const partial = read(index);
 		const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : '';
 		if (crashed || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
+			const spec = specs[index]!;
 			const bug = parseKernelLog(consoleText).reports.find((r) => r.kind !== 'WARNING' && r.kind !== 'trace' && r.kind !== 'page-poison');
 			const report: CheckReport = partial ?? { target: { label: spec.recipe ?? spec.device ?? spec.chrdev ?? '?', offset: '0x0', length: spec.length ?? 0 }, kernel, checks: [], passed: false };
-			const done = new Set(report.checks.map((c) => c.name));
+			const ran = new Set(report.checks.map((c) => c.name));
 			report.crash = {
 				headline: bug?.headline ?? `the VM ${vm.outcome}`,
 				...(bug?.function ? { function: bug.function } : {}),
@@ -260,19 +302,21 @@ export async function runChecksInVm(spec: TargetSpec, opts: VmCheckOptions = {})
 				summary: `the guest kernel crashed${current ? ` during ${current}` : ''}: ${report.crash.headline}`,
 				evidence: [report.crash.headline, ...report.crash.frames, `console log: ${vm.consoleLog}`],
 			});
-			for (const c of CHECKS) if (!done.has(c.name) && selected(opts.only, c.category)) report.checks.push({ name: c.name, category: c.category, status: 'skip', summary: `not run: the guest kernel crashed during ${current ?? 'the run'}`, evidence: [] });
+			for (const c of CHECKS) if (!ran.has(c.name) && selected(opts.only, c.category)) report.checks.push({ name: c.name, category: c.category, status: 'skip', summary: `not run: the guest kernel crashed during ${current ?? 'the run'}`, evidence: [] });
 			report.passed = false;
-			return { report, crashed: true };
+			done.push({ report, crashed: true });
+			return done;
 		}
-		if (!partial || vm.exitCode > 1) {
+		// The inner run exits 0 or 1 (a check failed) after its last target, or 3 after a proof found the guest dirty.
+		if (!partial || vm.exitCode > 3 || vm.exitCode === 2) {
 			const why = `the check run in the VM failed (${vm.outcome}, exit ${vm.exitCode}): ${(vm.stderr ?? '').trim().split('\n').slice(-5).join(' | ')}`;
 			throw Object.assign(new Error(why), { code: 'ERR_CHECK_RUN' });
 		}
+		done.push({ report: partial, crashed: false });
 		rmSync(vm.consoleLog, { force: true });
-		return { report: partial, crashed: false };
+		return done;
 	} finally {
 		opts.signal?.removeEventListener('abort', abort);
 		rmSync(dir, { recursive: true, force: true });
 	}
 }
-

@@ -38,6 +38,13 @@ export interface CheckReport {
 	passed: boolean;
 	/** Set when the guest kernel crashed before the checks finished. */
 	crash?: { headline: string; function?: string; module?: string; frames: string[]; afterCheck?: string };
+	/**
+	 * Only when several targets were checked in one run: which VM of the run
+	 * checked this one (1, 2, ...), and the proof made after it that the guest
+	 * was as clean as at boot (absent after the last target of a VM).  The
+	 * next target ran in the same VM only when that proof held.
+	 */
+	guest?: { vm: number; proofAfter?: { clean: boolean; checks: { name: string; ok: boolean; detail: string }[] } };
 }
 
 /** One mappable thing, opened fresh: the fd to map, where, and how much. */
