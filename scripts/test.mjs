@@ -1,18 +1,20 @@
 #!/usr/bin/env node
-// npm test, after bootstrap and build: type-check, lint, the module's W=1
-// build for each kernel, the host and VM test projects, then the device suite
-// inside the VM runner for each kernel (or natively with HYBRIDMEM_NATIVE=1),
-// two VMs at a time.
+// npm test, after bootstrap and build: type-check and lint, the module's W=1
+// build for each kernel, then two workers of one VM each (a 2-core machine)
+// on one queue: the host tests with the VM test files that boot one VM at a
+// time, and the device suite inside the VM runner for each kernel (or
+// natively with HYBRIDMEM_NATIVE=1); then the VM test files that run two
+// VMs at a time.
 // Ends with one line "N passed, N failed, N skipped" totalling everything;
 // each check (typecheck, lint, a module build) counts as one test.
 // Under CI (or with --fetched) also the kernel matrix's ends, fetched from
 // Debian's archive: bullseye's 5.10 and sid's 7.2, fetched and built (sid's
 // in a chroot) in the background while the checks above run, then every
-// scenario on both (scripts/matrix.mjs), in the same two-at-a-time queue as
-// the device suites; each build and scenario counts.
+// scenario on both (scripts/matrix.mjs), in the same queue; each build and
+// scenario counts.
 // Usage: node scripts/test.mjs [--all-kernels] [--fetched] [--native] [--only host|device]
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +69,15 @@ function addReport(name, file) {
 	console.log(`${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
 }
 
+/** Runs a command with its output in a log file; resolves when it ends. */
+function runLogged(cmd, args, logFile) {
+	const fd = openSync(logFile, 'w');
+	const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', fd, fd] });
+	closeSync(fd);
+	const t = Date.now();
+	return new Promise((resolve) => child.on('close', (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), ms: Date.now() - t })));
+}
+
 function usableKernels() {
 	const r = run('node', [cli, 'kernels', '--json'], { capture: true });
 	// Installed kernels only: fetched ones (hybridmem kernels --fetch) have their own test (test/vm/fetch.test.ts).
@@ -97,10 +108,17 @@ if (withFetched) {
 }
 
 if (only !== 'device') {
-	section('type-check (tsc --noEmit)');
-	check('typecheck', run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']).status === 0);
-	section('lint (eslint)');
-	check('lint', run(bin('eslint'), ['.']).status === 0);
+	// Both at once: two cores, and neither needs the other.
+	section('type-check (tsc --noEmit) and lint (eslint)');
+	const [tsc, lint] = await Promise.all([
+		runLogged(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json'], path.join(reports, 'tsc.log')),
+		runLogged(bin('eslint'), ['.'], path.join(reports, 'eslint.log')),
+	]);
+	for (const [name, r, log] of [['typecheck', tsc, 'tsc.log'], ['lint', lint, 'eslint.log']]) {
+		const out = readFileSync(path.join(reports, log), 'utf8').trimEnd();
+		if (out) console.log(out);
+		check(name, r.status === 0);
+	}
 }
 
 const kernels = native ? [os.release()] : allKernels ? usableKernels() : usableKernels().slice(0, 1);
@@ -125,27 +143,36 @@ for (const k of usableKernels()) {
 // The device suite's C clients (fork_munmap, hm_review: scripts/fixtures.mjs).
 for (const c of buildClients(root)) check(c.name, c.ok);
 
-if (only !== 'device') {
-	section('host and VM tests (vitest: host, vm)');
-	run(bin('vitest'), ['run', '--project', 'host', '--project', 'vm', '--reporter=default', '--reporter=json', `--outputFile.json=${path.join(reports, 'host.json')}`]);
-	addReport('host+vm tests', path.join(reports, 'host.json'));
-}
-
-/** Runs a command with its output in a log file; resolves when it ends. */
-function runLogged(cmd, args, logFile) {
-	const fd = openSync(logFile, 'w');
-	const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', fd, fd] });
-	closeSync(fd);
-	const t = Date.now();
-	return new Promise((resolve) => child.on('close', (code, signal) => resolve({ status: code ?? (signal ? 128 : 1), ms: Date.now() - t })));
-}
-
-/** The jobs after vitest, each a VM of one vCPU: run two at a time (one per core of a CI machine), each job's output printed whole when it ends. */
-async function runJobs(jobs, width) {
-	const queue = [...jobs];
+/**
+ * Jobs of one VM of one vCPU each, `width` at a time, each job's output
+ * printed whole when it ends.  A job runs a command into its log, or is a
+ * function (`run`), or adds more jobs to the queue when a worker reaches it
+ * (`more`: the fetched kernels, once their fetch is done).
+ */
+async function runJobs(queue, width) {
+	const adding = new Set(); // `more` jobs being resolved: a worker with nothing to do waits for them
+	const next = async () => {
+		while (!queue.length && adding.size) await Promise.race(adding);
+		return queue.shift();
+	};
 	await Promise.all(
-		Array.from({ length: Math.min(width, queue.length) }, async () => {
-			for (let job = queue.shift(); job; job = queue.shift()) {
+		Array.from({ length: width }, async () => {
+			for (let job = await next(); job; job = await next()) {
+				if (job.more) {
+					const p = job.more().then((more) => {
+						queue.push(...more);
+						adding.delete(p);
+					});
+					adding.add(p);
+					await p;
+					continue;
+				}
+				const t = Date.now();
+				if (job.run) {
+					await job.run();
+					section(`${job.title}: ended after ${((Date.now() - t) / 1000).toFixed(0)} s`);
+					continue;
+				}
 				const r = await runLogged(job.cmd, job.args, job.log);
 				section(`${job.title}: ended after ${(r.ms / 1000).toFixed(0)} s`);
 				console.log(readFileSync(job.log, 'utf8').trimEnd());
@@ -184,22 +211,23 @@ if (only !== 'host') {
 	}
 }
 
-if (prepared) {
-	// Their fetch and builds ran in the background since the start; they end long before vitest does.
-	section(`fetched kernels (${FETCHED.join(', ')}): waiting for their fetch and builds`);
+/** The fetched kernels' scenario jobs, once their fetch and builds (in the background since the start) are done. */
+async function fetchedJobs() {
+	if (!prepared) return [];
 	const p = await prepared;
+	section(`fetched kernels (${FETCHED.join(', ')}): their fetch and builds ended`);
 	console.log(readFileSync(path.join(reports, 'matrix-prepare.log'), 'utf8').trimEnd());
 	console.log(`fetch and builds took ${(p.ms / 1000).toFixed(0)} s in the background`);
 	const file = path.join(reports, 'matrix-prepare.json');
 	const prep = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
 	check(`fetch of ${FETCHED.join(', ')} and the module builds for them (kernels --fetch; sid's in a chroot)`, p.status === 0 && !!prep);
 	for (const [k, b] of Object.entries(prep?.builds ?? {})) check(`module build for ${k}`, b.ok && b.warnOk);
-	for (const v of prep?.prepared ?? []) {
+	return (prep?.prepared ?? []).map((v) => {
 		// Scenarios only: the device suite on these two would add about 4 more minutes
 		// of VM time, and on 5.10 it differs where the kernel does (README, Kernel
 		// matrix: memory.current of insert_pages); npm run test:matrix runs it on every kernel.
 		const json = path.join(reports, `matrix-fetched-${v}.json`);
-		jobs.push({
+		return {
 			title: `every scenario on ${v}`,
 			log: path.join(reports, `matrix-fetched-${v}.log`),
 			cmd: 'node',
@@ -212,13 +240,34 @@ if (prepared) {
 					for (const s of r.scenarios ?? []) check(`scenario ${s.name} on ${r.kernel.version}`, s.passed);
 				}
 			},
-		});
-	}
+		};
+	});
 }
 
-if (jobs.length) {
-	section(`${jobs.map((j) => j.title).join('; ')}: two one-vCPU VMs at a time`);
-	await runJobs(jobs, 2);
+/** One vitest run with a JSON report; resolves when it ends. */
+function vitest(name, args) {
+	const file = path.join(reports, `${name}.json`);
+	const child = spawn(bin('vitest'), ['run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${file}`], { cwd: root, stdio: 'inherit' });
+	return new Promise((resolve) => child.on('close', () => resolve(addReport(`${name} tests`, file))));
+}
+
+// One queue, two workers of one VM each (a 2-core machine): the host tests
+// with the VM test files that boot one VM at a time (one vitest run), the
+// device suites, then the fetched kernels' scenarios, each taken by the
+// worker that is free; then the VM test files that keep two VMs busy
+// themselves (vitest.config.ts maxConcurrency).
+const TWO_VM_FILES = ['test/vm/check.test.ts', 'test/vm/stress.test.ts', 'test/vm/stress-targets.test.ts', 'test/vm/arm64.test.ts'];
+const ONE_VM_FILES = readdirSync(path.join(root, 'test', 'vm'))
+	.filter((f) => f.endsWith('.test.ts'))
+	.map((f) => `test/vm/${f}`)
+	.filter((f) => !TWO_VM_FILES.includes(f));
+if (only !== 'device') jobs.unshift({ title: 'host tests, and the VM tests of one VM at a time (vitest)', run: () => vitest('host+vm-one', ['--project', 'host', '--project', 'vm', ...ONE_VM_FILES]) });
+const queue = [...jobs, { title: 'the fetched kernels', more: fetchedJobs }];
+section(`${jobs.map((j) => j.title).join('; ')}${prepared ? '; then every scenario on the fetched kernels' : ''}: two at a time`);
+await runJobs(queue, 2);
+if (only !== 'device') {
+	section('VM tests of two VMs at a time (vitest)');
+	await vitest('vm-two', ['--project', 'vm', ...TWO_VM_FILES]);
 }
 
 section('summary');
