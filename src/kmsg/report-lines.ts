@@ -63,6 +63,8 @@ export interface Headline {
 	cpu?: number;
 	pid?: number;
 	comm?: string;
+	/** The headline carries the taint (SLUB: "BUG kmalloc-64 (Tainted: G    B   ): ..."); '' for "Not tainted". */
+	tainted?: string;
 }
 
 // fn+0xoff/0xsize with an optional " [module]" or " [module buildid]".
@@ -375,6 +377,8 @@ const SOFT_LOCKUP = /CPU#(\d+) stuck for \d+s! \[(.+):(\d+)\]/;
 const HARD_LOCKUP = /hard LOCKUP on cpu (\d+)/;
 const HUNG_TASK = /^INFO: task (.+):(\d+) blocked for more than/;
 const UBSAN_LINE = /^UBSAN: .*? in ([^\s:]+):(\d+)(?::\d+)?/;
+// SLUB debug's slab_bug(): "BUG kmalloc-64 (Not tainted): Poison overwritten", 3.2 "BUG sas_task: Objects remaining ..."
+const SLUB_BUG = /^BUG [^\s():]+(?: \((Not tainted|Tainted: [A-Z ]*)\))?: [A-Z]/;
 
 function lockupHeadline(text: string): Headline {
 	const h: Headline = { kind: 'lockup' };
@@ -482,6 +486,11 @@ export function matchHeadline(text: string): Headline | undefined {
 		case 0x42 /* B */:
 			// before 2.6.17: "Bad page state at free_hot_cold_page (in process 'kswapd0', page c1152360)"
 			if (text.startsWith('Bad page state ')) return { kind: 'BUG' };
+			if (text.charCodeAt(3) === 0x20 && (m = SLUB_BUG.exec(text))) {
+				const h: Headline = { kind: 'BUG' };
+				if (m[1] !== undefined) h.tainted = m[1] === 'Not tainted' ? '' : m[1].slice(9).trimEnd();
+				return h;
+			}
 			if (!text.startsWith('BUG: ')) return undefined;
 			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
 			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;

@@ -154,7 +154,7 @@ const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) 
 const HEADLINE_PREFIXES = [
 	['k', ['kernel BUG at ']],
 	['K', ['Kernel ']],
-	['B', ['BUG: ', 'Bad page state ']],
+	['B', ['BUG: ', 'BUG ', 'Bad page state ']],
 	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
 	['w', ['watchdog: ']],
 	['N', ['NMI watchdog: ']],
@@ -297,6 +297,12 @@ export class ReportAssembler {
 				return;
 			}
 		}
+		// the kernel printed the fault address as a record of its own (sh, OpenRISC, 4.9+ continuations):
+		// "Unable to handle kernel paging request" / " at virtual address 0x7fc60f58"
+		if (this.open?.fresh && text !== bare && bare.startsWith('at ') && splitsFaultHeadline(this.open.report.headline, bare)) {
+			this.joinHeadline(this.open, bare, raw);
+			return;
+		}
 		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
@@ -402,6 +408,7 @@ export class ReportAssembler {
 		if (h.pid !== undefined) report.pid = h.pid;
 		if (h.comm !== undefined) report.comm = h.comm;
 		if (h.header) report.oops = text;
+		if (h.tainted) report.tainted = h.tainted;
 		const pending = this.pending;
 		this.pending = undefined;
 		const tsOfReport = ts ?? pending?.ts;
@@ -418,7 +425,7 @@ export class ReportAssembler {
 			context: undefined,
 			misses: 0,
 			lastTs: ts,
-			taintSeen: false,
+			taintSeen: h.tainted !== undefined,
 			loose: h.loose === true,
 			fresh: true,
 			headTs: ts,
@@ -714,9 +721,14 @@ export class ReportAssembler {
  * page_owner's, "Preemption disabled at:", another task's or CPU's dump.
  */
 function isSideHeader(bare: string): boolean {
-	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
+	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|\{[A-Z_-]+\} state was registered at:$|(?:INFO: )?(?:Allocated|Freed) in \S+(?: \[[\w-]+\])? age=|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
 		bare,
 	);
+}
+
+/** A fault headline without its address, and the record that gives it (" at virtual address ..."). */
+function splitsFaultHeadline(headline: string, bare: string): boolean {
+	return /^(?:BUG: )?[Uu]nable to handle kernel [^,]*$/.test(headline) && !headline.includes(' at ') && /^at (?:virtual )?address /.test(bare);
 }
 
 /** A line that starts with a symbol: "fn+0x1/0x2 ...", "fn file.c:12 [inline]". */

@@ -225,6 +225,14 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 
+	// a console's shell prompt the message came after: "/ # [  12.345678] ...", "root@host:~# [ ..."
+	if ((c === 0x2f /* / */ || c === 0x23 /* # */ || c === 0x7e /* ~ */ || (c === 0x72 /* r */ && s.startsWith('root@', i))) && end - i > 16) {
+		const limit = Math.min(end - 2, i + 48);
+		let j = i + 1;
+		while (j < limit && s.charCodeAt(j) !== LBRACKET) j++;
+		const p = s.charCodeAt(j - 2);
+		if (j < limit && s.charCodeAt(j - 1) === SPACE && (p === 0x23 /* # */ || p === 0x24) /* $ */ && isTimestampAt(s, j)) c = s.charCodeAt((i = j));
+	}
 	// a pasted log indented as a block (markdown), or numbered by a viewer ("11745 [ 1.0] ..."):
 	// the blanks and the number go when a kernel log prefix follows them
 	if (c === SPACE || c === 0x09 || isDigit(c)) {
