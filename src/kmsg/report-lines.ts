@@ -527,6 +527,8 @@ export function matchHeadline(text: string): Headline | undefined {
 				}
 				return h;
 			}
+			// arm64 do_mem_abort(), arm32 do_DataAbort(): "Unhandled fault at 0xffff800010003eb0", "Unhandled fault: page domain fault (0x01b) at 0x0"
+			if (text.startsWith('Unhandled fault')) return { kind: 'page-fault' };
 			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
 			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
 			return undefined;

@@ -160,7 +160,7 @@ const HEADLINE_PREFIXES = [
 	['N', ['NMI watchdog: ']],
 	['I', ['INFO: ', 'Internal error: ']],
 	['r', ['rcu: INFO: rcu']],
-	['U', ['UBSAN: ', 'Unable to handle kernel ']],
+	['U', ['UBSAN: ', 'Unable to handle kernel ', 'Unhandled fault']],
 	['g', ['general protection fault']],
 	['O', ['Oops']],
 	['i', ['invalid opcode: ', 'int3: ']],
@@ -339,8 +339,9 @@ export class ReportAssembler {
 		// short headlines are whole, but one that ends in "at" or "in" goes on ("WARNING: CPU: 0 PID: 1 at", "UBSAN: ... in")
 		const dangling = / (?:at|in)$/.test(headline);
 		if (headline.length < 40 && !dangling) return false;
-		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"): whole
-		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline)) return false;
+		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"), or in a source position
+		// ("UBSAN: ... in drivers/x.c:135:35"): whole
+		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline) || /[^\s:]\.[a-z]+:\d+(?::\d+)?$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
 		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
