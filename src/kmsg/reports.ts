@@ -44,7 +44,8 @@ export interface CrashReport {
 	/**
 	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
 	 * ("G        W", "G           OE"); absent (null in the corpus JSON) for
-	 * "Not tainted" and when no line says.
+	 * "Not tainted" and when no line says. A SLUB debug headline carries it
+	 * itself: "BUG kmalloc-64 (Tainted: G    B   ): Poison overwritten".
 	 */
 	tainted?: string;
 	cpu?: number;
