@@ -132,6 +132,8 @@ interface OpenReport {
 	skipWrap?: boolean;
 	/** Lines without a timestamp in a row, in a report whose lines have them: a mailer's or terminal's wraps. */
 	untimed: number;
+	/** A hung-task report reached the detector's all-CPU NMI backtraces: their RIPs are other CPUs'. */
+	otherCpus?: boolean;
 }
 
 interface Pending {
@@ -628,7 +630,9 @@ export class ReportAssembler {
 			return;
 		}
 		const side = isSideHeader(bare);
-		if (side || bare.startsWith('NMI backtrace for') || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
+		const nmi = bare.startsWith('NMI backtrace for');
+		if (nmi && report.kind === 'lockup' && report.headline.startsWith('INFO: task ')) open.otherCpus = true;
+		if (side || nmi || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
 			// "Allocated by task 1:", "Preemption disabled at:", lockdep's "-> #1 (lock){..}:",
 			// page_owner's stacks, another task's dump
 			open.trace = undefined;
@@ -636,7 +640,7 @@ export class ReportAssembler {
 			open.context = undefined;
 		}
 
-		if (report.function === undefined) {
+		if (report.function === undefined && !open.otherCpus) {
 			const sym = parseFunctionLine(bare);
 			if (sym) {
 				report.function = sym.fn;

@@ -238,6 +238,13 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 
+	// a console's getty prompt the message came after: "syzkaller login: Unable to handle kernel ..."
+	if (isLower(c) && end - i > 16) {
+		let j = i + 1;
+		const limit = Math.min(end, i + 64);
+		while (j < limit && s.charCodeAt(j) !== SPACE) j++;
+		if (j < limit && s.startsWith(' login: ', j) && j + 8 < end) c = s.charCodeAt((i = j + 8));
+	}
 	// a console's shell prompt the message came after: "/ # [  12.345678] ...", "root@host:~# [ ..."
 	if ((c === 0x2f /* / */ || c === 0x23 /* # */ || c === 0x7e /* ~ */ || (c === 0x72 /* r */ && s.startsWith('root@', i))) && end - i > 16) {
 		const limit = Math.min(end - 2, i + 48);

@@ -493,6 +493,10 @@ describe('field conventions (issue 13)', () => {
 		expect(split[0]?.headline).toBe('Unable to handle kernel access at virtual address 0x7fc60f58');
 		const ubsan = parseKernelLog(lines('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35', "index 16 is out of range for type 'int [16]'")).reports;
 		expect(ubsan[0]?.headline).toBe('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35');
+		const hung = parseKernelLog(
+			lines('INFO: task a:1 blocked for more than 143 seconds.', 'Call Trace:', ' __schedule+0x1/0x2', 'NMI backtrace for cpu 1', 'RIP: 0010:other_cpu_fn+0x1/0x2'),
+		).reports;
+		expect(hung[0]?.function).toBeUndefined();
 		expect(parseKernelLog(lines('Unhandled fault at 0xffff800010003eb0', 'Internal error: ttbr address size fault: 96000040 [#1] SMP')).reports[0]).toMatchObject({
 			kind: 'page-fault',
 			headline: 'Unhandled fault at 0xffff800010003eb0',

@@ -81,6 +81,7 @@ describe('normaliseLine', () => {
 		expect(normaliseLine('/ # [90216.140000] watchdog: BUG: soft lockup')).toMatchObject({ text: 'watchdog: BUG: soft lockup', ts: 90216.14 });
 		expect(normaliseLine('root@debian:~# [  212.473177] Unhandled fault at 0x0')).toMatchObject({ text: 'Unhandled fault at 0x0', ts: 212.473177 });
 		expect(normaliseLine('407819.286867] BUG: Bad page state')).toMatchObject({ text: 'BUG: Bad page state', ts: 407819.286867 });
+		expect(normaliseLine('syzkaller login: Unable to handle kernel paging request').text).toBe('Unable to handle kernel paging request');
 		expect(normaliseLine('12.5 percent done').text).toBe('12.5 percent done');
 		expect(normaliseLine('# echo c > /proc/sysrq-trigger').text).toBe('# echo c > /proc/sysrq-trigger');
 	});
