@@ -37,7 +37,7 @@ export interface CrashReport {
 	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
 	file?: string;
 	line?: number;
-	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored; for 'trace': the top reliable frame). */
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored, and for a hung task the other CPUs' NMI backtraces; for 'trace': the top reliable frame). */
 	function?: string;
 	/** [module] on the line that named the function, else on the first frame below it (arm64's trace starts with the function itself); build ids stripped. */
 	module?: string;
