@@ -498,6 +498,8 @@ export function matchHeadline(text: string): Headline | undefined {
 		case 0x57 /* W */:
 			if (text.startsWith('WARNING: ')) return warningHeadline(text);
 			if (text.startsWith('Watchdog detected hard LOCKUP')) return lockupHeadline(text);
+			// powerpc's own watchdog: "Watchdog CPU:59 Hard LOCKUP", "Watchdog CPU:2 detected Hard LOCKUP other CPUS:0-1"
+			if (text.startsWith('Watchdog CPU:') && (m = /^Watchdog CPU:(\d+) (?:detected )?Hard LOCKUP/.exec(text))) return { kind: 'lockup', cpu: Number(m[1]) };
 			return undefined;
 		case 0x77 /* w */:
 			if (text.startsWith('watchdog: ')) {

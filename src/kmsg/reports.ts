@@ -158,7 +158,7 @@ const HEADLINE_PREFIXES = [
 	['k', ['kernel BUG at ']],
 	['K', ['Kernel ']],
 	['B', ['BUG: ', 'BUG ', 'Bad page state ']],
-	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
+	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP', 'Watchdog CPU:']],
 	['w', ['watchdog: ']],
 	['N', ['NMI watchdog: ']],
 	['I', ['INFO: ', 'Internal error: ']],

@@ -493,6 +493,10 @@ describe('field conventions (issue 13)', () => {
 		expect(split[0]?.headline).toBe('Unable to handle kernel access at virtual address 0x7fc60f58');
 		const ubsan = parseKernelLog(lines('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35', "index 16 is out of range for type 'int [16]'")).reports;
 		expect(ubsan[0]?.headline).toBe('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35');
+		expect(parseKernelLog(lines('[  252.718655] Watchdog CPU:59 Hard LOCKUP', '[  252.718697] CPU: 59 PID: 363 Comm: watchdog/59 Tainted: G      D          4.15.0 #36')).reports[0]).toMatchObject({
+			kind: 'lockup',
+			tainted: 'G      D',
+		});
 		const hung = parseKernelLog(
 			lines('INFO: task a:1 blocked for more than 143 seconds.', 'Call Trace:', ' __schedule+0x1/0x2', 'NMI backtrace for cpu 1', 'RIP: 0010:other_cpu_fn+0x1/0x2'),
 		).reports;
