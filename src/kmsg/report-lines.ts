@@ -348,7 +348,7 @@ export function parseModulesLinkedIn(text: string): string[] | undefined {
 // Oops headers: x86 "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI" (6.12: "Oops: " in front),
 // old x86 "Oops: 0000 [#1] SMP", arm64 "Internal error: Oops - BUG: 0 [#1] SMP",
 // powerpc "Oops: Kernel access of bad area, sig: 11 [#1]", riscv "Kernel BUG [#1]" / "Oops [#1]".
-const OOPS_HEADER = /^(?:Oops(?: - |: |(?= \[#))|Internal error: |Kernel BUG(?= \[#)|invalid opcode: |double fault: |stack segment: |int3: |general protection fault)/;
+const OOPS_HEADER = /^(?:Oops(?: - |: |(?= ?\[#))|Internal error: |Kernel BUG(?= \[#)|invalid opcode: |double fault: |stack segment: |int3: |general protection fault)/;
 
 /** Kind an oops header implies when no headline named the problem. */
 function headerKind(text: string): ReportKind {
@@ -356,7 +356,8 @@ function headerKind(text: string): ReportKind {
 	if (t.startsWith('general protection fault') || t.startsWith('stack segment')) return 'gpf';
 	if (/^(?:Oops: )?[0-9a-f]{4} \[#/.test(t)) return 'page-fault';
 	if (/^Oops: [0-9a-f]+ \[#/.test(t) || t.startsWith('Oops: ') || t.startsWith('Kernel access of bad area')) return 'page-fault';
-	if (/^Oops \[#/.test(t)) return 'page-fault';
+	// riscv "Oops [#1]", MIPS and LoongArch die("Oops"): "Oops[#1]:"
+	if (/^Oops ?\[#/.test(t)) return 'page-fault';
 	return 'BUG';
 }
 
@@ -482,6 +483,8 @@ export function matchHeadline(text: string): Headline | undefined {
 				return h;
 			}
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
+			// MIPS die() after BUG(): "Kernel bug detected[#1]:"
+			if (text.startsWith('Kernel bug detected[#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
 			// before 2.6.17: "Bad page state at free_hot_cold_page (in process 'kswapd0', page c1152360)"
@@ -515,6 +518,9 @@ export function matchHeadline(text: string): Headline | undefined {
 			return undefined;
 		case 0x49 /* I */:
 			if (text.startsWith('INFO: task ') || text.startsWith('INFO: rcu')) return lockupHeadline(text);
+			// lockdep's reports that keep the INFO: prefix: "INFO: trying to register non-static key."
+			if (/^INFO: (?:trying to register non-static key|possible (?:circular|recursive) locking|inconsistent lock state|suspicious RCU usage|lock held when returning)/.test(text))
+				return { kind: 'WARNING', loose: true };
 			if (text.startsWith('Internal error: ') && isOopsHeader(text)) return { kind: headerKind(text), header: true };
 			return undefined;
 		case 0x72 /* r */:
@@ -531,6 +537,8 @@ export function matchHeadline(text: string): Headline | undefined {
 			}
 			// arm64 do_mem_abort(), arm32 do_DataAbort(): "Unhandled fault at 0xffff800010003eb0", "Unhandled fault: page domain fault (0x01b) at 0x0"
 			if (text.startsWith('Unhandled fault')) return { kind: 'page-fault' };
+			// MIPS die(): "Unhandled kernel unaligned access[#1]:"
+			if (text.startsWith('Unhandled kernel unaligned access')) return { kind: 'BUG', header: true };
 			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
 			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
 			return undefined;

@@ -163,7 +163,7 @@ const HEADLINE_PREFIXES = [
 	['N', ['NMI watchdog: ']],
 	['I', ['INFO: ', 'Internal error: ']],
 	['r', ['rcu: INFO: rcu']],
-	['U', ['UBSAN: ', 'Unable to handle kernel ', 'Unhandled fault']],
+	['U', ['UBSAN: ', 'Unable to handle kernel ', 'Unhandled fault', 'Unhandled kernel unaligned']],
 	['g', ['general protection fault']],
 	['O', ['Oops']],
 	['i', ['invalid opcode: ', 'int3: ']],

@@ -497,6 +497,12 @@ describe('field conventions (issue 13)', () => {
 			kind: 'lockup',
 			tainted: 'G      D',
 		});
+		expect(parseKernelLog(lines('[   16.305150] INFO: trying to register non-static key.', '[   16.306956] CPU: 0 PID: 2990 Comm: a Not tainted 4.14.0 #10', '[   16.308571] Call Trace:', '[   16.308831]  dump_stack+0x194/0x257')).reports[0]).toMatchObject({
+			kind: 'WARNING',
+			headline: 'INFO: trying to register non-static key.',
+		});
+		expect(parseKernelLog(lines('Kernel bug detected[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'BUG', headline: 'Kernel bug detected[#1]:' });
+		expect(parseKernelLog(lines('Oops[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'page-fault' });
 		const hung = parseKernelLog(
 			lines('INFO: task a:1 blocked for more than 143 seconds.', 'Call Trace:', ' __schedule+0x1/0x2', 'NMI backtrace for cpu 1', 'RIP: 0010:other_cpu_fn+0x1/0x2'),
 		).reports;
