@@ -134,6 +134,8 @@ interface OpenReport {
 	untimed: number;
 	/** A hung-task report reached the detector's all-CPU NMI backtraces: their RIPs are other CPUs'. */
 	otherCpus?: boolean;
+	/** arm/arm64 "CPU1: stopping" came: the dumps after it are other CPUs' (side traces, even under "Backtrace:"). */
+	stopping?: boolean;
 }
 
 interface Pending {
@@ -618,7 +620,7 @@ export class ReportAssembler {
 		const bare = bareOf(text);
 		if (isMainHeader(bare)) {
 			open.trace = undefined;
-			open.header = 'main';
+			open.header = open.stopping ? 'side' : 'main';
 			open.context = undefined;
 			// m68k and old i386 print the first frame on the header's line: "Call Trace: [<003c0caa>] dump_stack+0xc/0x10"
 			const first = bare.length > 12 && bare.charCodeAt(10) === 0x3a /* : */ ? parseFrame(bare.slice(11)) : undefined;
@@ -630,6 +632,8 @@ export class ReportAssembler {
 			return;
 		}
 		const side = isSideHeader(bare);
+		// panic()'s smp_send_stop() on arm/arm64: each other CPU prints "CPU1: stopping" and its dump
+		if (bare.charCodeAt(0) === 0x43 /* C */ && /^CPU\d+: stopping$/.test(bare)) open.stopping = true;
 		const nmi = bare.startsWith('NMI backtrace for');
 		if (nmi && report.kind === 'lockup' && report.headline.startsWith('INFO: task ')) open.otherCpus = true;
 		if (side || nmi || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {

@@ -503,6 +503,10 @@ describe('field conventions (issue 13)', () => {
 		});
 		expect(parseKernelLog(lines('Kernel bug detected[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'BUG', headline: 'Kernel bug detected[#1]:' });
 		expect(parseKernelLog(lines('Oops[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'page-fault' });
+		const stop = parseKernelLog(
+			lines('Kernel panic - not syncing: Fatal exception', 'CPU1: stopping', 'CPU: 1 PID: 5 Comm: a Tainted: G      D           5.10.0 #20', 'Backtrace: ', '[<825afeb4>] (dump_backtrace) from [<825b0128>] (show_stack+0x18/0x1c)'),
+		).reports;
+		expect(stop[0]).toMatchObject({ kind: 'panic', tainted: 'G      D', frames: [] });
 		const hung = parseKernelLog(
 			lines('INFO: task a:1 blocked for more than 143 seconds.', 'Call Trace:', ' __schedule+0x1/0x2', 'NMI backtrace for cpu 1', 'RIP: 0010:other_cpu_fn+0x1/0x2'),
 		).reports;
