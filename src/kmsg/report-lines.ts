@@ -63,6 +63,8 @@ export interface Headline {
 	cpu?: number;
 	pid?: number;
 	comm?: string;
+	/** The headline carries the taint (SLUB: "BUG kmalloc-64 (Tainted: G    B   ): ..."); '' for "Not tainted". */
+	tainted?: string;
 }
 
 // fn+0xoff/0xsize with an optional " [module]" or " [module buildid]".
@@ -346,7 +348,7 @@ export function parseModulesLinkedIn(text: string): string[] | undefined {
 // Oops headers: x86 "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI" (6.12: "Oops: " in front),
 // old x86 "Oops: 0000 [#1] SMP", arm64 "Internal error: Oops - BUG: 0 [#1] SMP",
 // powerpc "Oops: Kernel access of bad area, sig: 11 [#1]", riscv "Kernel BUG [#1]" / "Oops [#1]".
-const OOPS_HEADER = /^(?:Oops(?: - |: |(?= \[#))|Internal error: |Kernel BUG(?= \[#)|invalid opcode: |double fault: |stack segment: |int3: |general protection fault)/;
+const OOPS_HEADER = /^(?:Oops(?: - |: |(?= ?\[#))|Internal error: |Kernel BUG(?= \[#)|invalid opcode: |double fault: |stack segment: |int3: |general protection fault)/;
 
 /** Kind an oops header implies when no headline named the problem. */
 function headerKind(text: string): ReportKind {
@@ -354,7 +356,8 @@ function headerKind(text: string): ReportKind {
 	if (t.startsWith('general protection fault') || t.startsWith('stack segment')) return 'gpf';
 	if (/^(?:Oops: )?[0-9a-f]{4} \[#/.test(t)) return 'page-fault';
 	if (/^Oops: [0-9a-f]+ \[#/.test(t) || t.startsWith('Oops: ') || t.startsWith('Kernel access of bad area')) return 'page-fault';
-	if (/^Oops \[#/.test(t)) return 'page-fault';
+	// riscv "Oops [#1]", MIPS and LoongArch die("Oops"): "Oops[#1]:"
+	if (/^Oops ?\[#/.test(t)) return 'page-fault';
 	return 'BUG';
 }
 
@@ -375,6 +378,8 @@ const SOFT_LOCKUP = /CPU#(\d+) stuck for \d+s! \[(.+):(\d+)\]/;
 const HARD_LOCKUP = /hard LOCKUP on cpu (\d+)/;
 const HUNG_TASK = /^INFO: task (.+):(\d+) blocked for more than/;
 const UBSAN_LINE = /^UBSAN: .*? in ([^\s:]+):(\d+)(?::\d+)?/;
+// SLUB debug's slab_bug(): "BUG kmalloc-64 (Not tainted): Poison overwritten", 3.2 "BUG sas_task: Objects remaining ..."
+const SLUB_BUG = /^BUG [^\s():]+(?: \((Not tainted|Tainted: [A-Z ]*)\))?: [A-Z]/;
 
 function lockupHeadline(text: string): Headline {
 	const h: Headline = { kind: 'lockup' };
@@ -478,10 +483,17 @@ export function matchHeadline(text: string): Headline | undefined {
 				return h;
 			}
 			if (text.startsWith('Kernel BUG [#')) return { kind: 'BUG', header: true };
+			// MIPS die() after BUG(): "Kernel bug detected[#1]:"
+			if (text.startsWith('Kernel bug detected[#')) return { kind: 'BUG', header: true };
 			return undefined;
 		case 0x42 /* B */:
 			// before 2.6.17: "Bad page state at free_hot_cold_page (in process 'kswapd0', page c1152360)"
 			if (text.startsWith('Bad page state ')) return { kind: 'BUG' };
+			if (text.charCodeAt(3) === 0x20 && (m = SLUB_BUG.exec(text))) {
+				const h: Headline = { kind: 'BUG' };
+				if (m[1] !== undefined) h.tainted = m[1] === 'Not tainted' ? '' : m[1].slice(9).trimEnd();
+				return h;
+			}
 			if (!text.startsWith('BUG: ')) return undefined;
 			// printk_ratelimit's "BUG: Bad page map: 31 messages suppressed" is a note, not a report
 			if (text.endsWith(' messages suppressed') || text.endsWith(' messages suppressed.')) return undefined;
@@ -489,6 +501,8 @@ export function matchHeadline(text: string): Headline | undefined {
 		case 0x57 /* W */:
 			if (text.startsWith('WARNING: ')) return warningHeadline(text);
 			if (text.startsWith('Watchdog detected hard LOCKUP')) return lockupHeadline(text);
+			// powerpc's own watchdog: "Watchdog CPU:59 Hard LOCKUP", "Watchdog CPU:2 detected Hard LOCKUP other CPUS:0-1"
+			if (text.startsWith('Watchdog CPU:') && (m = /^Watchdog CPU:(\d+) (?:detected )?Hard LOCKUP/.exec(text))) return { kind: 'lockup', cpu: Number(m[1]) };
 			return undefined;
 		case 0x77 /* w */:
 			if (text.startsWith('watchdog: ')) {
@@ -504,6 +518,9 @@ export function matchHeadline(text: string): Headline | undefined {
 			return undefined;
 		case 0x49 /* I */:
 			if (text.startsWith('INFO: task ') || text.startsWith('INFO: rcu')) return lockupHeadline(text);
+			// lockdep's reports that keep the INFO: prefix: "INFO: trying to register non-static key."
+			if (/^INFO: (?:trying to register non-static key|possible (?:circular|recursive) locking|inconsistent lock state|suspicious RCU usage|lock held when returning)/.test(text))
+				return { kind: 'WARNING', loose: true };
 			if (text.startsWith('Internal error: ') && isOopsHeader(text)) return { kind: headerKind(text), header: true };
 			return undefined;
 		case 0x72 /* r */:
@@ -518,6 +535,10 @@ export function matchHeadline(text: string): Headline | undefined {
 				}
 				return h;
 			}
+			// arm64 do_mem_abort(), arm32 do_DataAbort(): "Unhandled fault at 0xffff800010003eb0", "Unhandled fault: page domain fault (0x01b) at 0x0"
+			if (text.startsWith('Unhandled fault')) return { kind: 'page-fault' };
+			// MIPS die(): "Unhandled kernel unaligned access[#1]:"
+			if (text.startsWith('Unhandled kernel unaligned access')) return { kind: 'BUG', header: true };
 			if (text.startsWith('Unable to handle kernel NULL pointer')) return { kind: 'null-deref' };
 			if (text.startsWith('Unable to handle kernel ')) return { kind: 'page-fault' };
 			return undefined;

@@ -37,14 +37,15 @@ export interface CrashReport {
 	/** Source file and line when the headline names them ("kernel BUG at mm/memory.c:2055!"). */
 	file?: string;
 	line?: number;
-	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored; for 'trace': the top reliable frame). */
+	/** Named in the headline, else the first kernel-mode RIP/PC/NIP/EIP/epc/PSW/ERA line (user-mode RIPs and bare addresses ignored, and for a hung task the other CPUs' NMI backtraces; for 'trace': the top reliable frame). */
 	function?: string;
 	/** [module] on the line that named the function, else on the first frame below it (arm64's trace starts with the function itself); build ids stripped. */
 	module?: string;
 	/**
 	 * The taint flags exactly as printed after "Tainted: ", inner spaces kept
 	 * ("G        W", "G           OE"); absent (null in the corpus JSON) for
-	 * "Not tainted" and when no line says.
+	 * "Not tainted" and when no line says. A SLUB debug headline carries it
+	 * itself: "BUG kmalloc-64 (Tainted: G    B   ): Poison overwritten".
 	 */
 	tainted?: string;
 	cpu?: number;
@@ -131,6 +132,10 @@ interface OpenReport {
 	skipWrap?: boolean;
 	/** Lines without a timestamp in a row, in a report whose lines have them: a mailer's or terminal's wraps. */
 	untimed: number;
+	/** A hung-task report reached the detector's all-CPU NMI backtraces: their RIPs are other CPUs'. */
+	otherCpus?: boolean;
+	/** arm/arm64 "CPU1: stopping" came: the dumps after it are other CPUs' (side traces, even under "Backtrace:"). */
+	stopping?: boolean;
 }
 
 interface Pending {
@@ -154,13 +159,13 @@ const START_CHARS = new Set<number>(Array.from('kKBWwNIrUgOidsp8-=C[ ?\t', (ch) 
 const HEADLINE_PREFIXES = [
 	['k', ['kernel BUG at ']],
 	['K', ['Kernel ']],
-	['B', ['BUG: ', 'Bad page state ']],
-	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP']],
+	['B', ['BUG: ', 'BUG ', 'Bad page state ']],
+	['W', ['WARNING: ', 'Watchdog detected hard LOCKUP', 'Watchdog CPU:']],
 	['w', ['watchdog: ']],
 	['N', ['NMI watchdog: ']],
 	['I', ['INFO: ', 'Internal error: ']],
 	['r', ['rcu: INFO: rcu']],
-	['U', ['UBSAN: ', 'Unable to handle kernel ']],
+	['U', ['UBSAN: ', 'Unable to handle kernel ', 'Unhandled fault', 'Unhandled kernel unaligned']],
 	['g', ['general protection fault']],
 	['O', ['Oops']],
 	['i', ['invalid opcode: ', 'int3: ']],
@@ -297,6 +302,12 @@ export class ReportAssembler {
 				return;
 			}
 		}
+		// the kernel printed the fault address as a record of its own (sh, OpenRISC, 4.9+ continuations):
+		// "Unable to handle kernel paging request" / " at virtual address 0x7fc60f58"
+		if (this.open?.fresh && text !== bare && bare.startsWith('at ') && splitsFaultHeadline(this.open.report.headline, bare)) {
+			this.joinHeadline(this.open, bare, raw);
+			return;
+		}
 		if (this.open && (this.open.fresh || this.open.awaitModule) && this.wrapsHeadline(this.open, text, bare, ts)) {
 			this.joinHeadline(this.open, bare, raw);
 			return;
@@ -333,8 +344,9 @@ export class ReportAssembler {
 		// short headlines are whole, but one that ends in "at" or "in" goes on ("WARNING: CPU: 0 PID: 1 at", "UBSAN: ... in")
 		const dangling = / (?:at|in)$/.test(headline);
 		if (headline.length < 40 && !dangling) return false;
-		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"): whole
-		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline)) return false;
+		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"), or in a source position
+		// ("UBSAN: ... in drivers/x.c:135:35"): whole
+		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline) || /[^\s:]\.[a-z]+:\d+(?::\d+)?$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
 		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
@@ -402,6 +414,7 @@ export class ReportAssembler {
 		if (h.pid !== undefined) report.pid = h.pid;
 		if (h.comm !== undefined) report.comm = h.comm;
 		if (h.header) report.oops = text;
+		if (h.tainted) report.tainted = h.tainted;
 		const pending = this.pending;
 		this.pending = undefined;
 		const tsOfReport = ts ?? pending?.ts;
@@ -418,7 +431,7 @@ export class ReportAssembler {
 			context: undefined,
 			misses: 0,
 			lastTs: ts,
-			taintSeen: false,
+			taintSeen: h.tainted !== undefined,
 			loose: h.loose === true,
 			fresh: true,
 			headTs: ts,
@@ -607,7 +620,7 @@ export class ReportAssembler {
 		const bare = bareOf(text);
 		if (isMainHeader(bare)) {
 			open.trace = undefined;
-			open.header = 'main';
+			open.header = open.stopping ? 'side' : 'main';
 			open.context = undefined;
 			// m68k and old i386 print the first frame on the header's line: "Call Trace: [<003c0caa>] dump_stack+0xc/0x10"
 			const first = bare.length > 12 && bare.charCodeAt(10) === 0x3a /* : */ ? parseFrame(bare.slice(11)) : undefined;
@@ -619,7 +632,11 @@ export class ReportAssembler {
 			return;
 		}
 		const side = isSideHeader(bare);
-		if (side || bare.startsWith('NMI backtrace for') || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
+		// panic()'s smp_send_stop() on arm/arm64: each other CPU prints "CPU1: stopping" and its dump
+		if (bare.charCodeAt(0) === 0x43 /* C */ && /^CPU\d+: stopping$/.test(bare)) open.stopping = true;
+		const nmi = bare.startsWith('NMI backtrace for');
+		if (nmi && report.kind === 'lockup' && report.headline.startsWith('INFO: task ')) open.otherCpus = true;
+		if (side || nmi || /^(?:CPU: \d+ (?:UID: \d+ )?PID: |Pid: \d+, comm: )/.test(bare)) {
 			// "Allocated by task 1:", "Preemption disabled at:", lockdep's "-> #1 (lock){..}:",
 			// page_owner's stacks, another task's dump
 			open.trace = undefined;
@@ -627,7 +644,7 @@ export class ReportAssembler {
 			open.context = undefined;
 		}
 
-		if (report.function === undefined) {
+		if (report.function === undefined && !open.otherCpus) {
 			const sym = parseFunctionLine(bare);
 			if (sym) {
 				report.function = sym.fn;
@@ -714,9 +731,14 @@ export class ReportAssembler {
  * page_owner's, "Preemption disabled at:", another task's or CPU's dump.
  */
 function isSideHeader(bare: string): boolean {
-	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
+	return /^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|Uninit was|Local variable .* created at:|kfence-#\d+ .*(?:allocated|freed) by task|freed by task|allocated by task|-> #\d+ .*:$|\{[A-Z_-]+\} state was registered at:$|(?:INFO: )?(?:Allocated|Freed) in \S+(?: \[[\w-]+\])? age=|Preemption disabled at|page_owner |page last |page allocated |Task dump for CPU|Sending NMI|Last Breaking-Event-Address|rcu: (?:RCU grace-period kthread stack dump|Stack dump where)|Showing busy workqueues)/.test(
 		bare,
 	);
+}
+
+/** A fault headline without its address, and the record that gives it (" at virtual address ..."). */
+function splitsFaultHeadline(headline: string, bare: string): boolean {
+	return /^(?:BUG: )?[Uu]nable to handle kernel [^,]*$/.test(headline) && !headline.includes(' at ') && /^at (?:virtual )?address /.test(bare);
 }
 
 /** A line that starts with a symbol: "fn+0x1/0x2 ...", "fn file.c:12 [inline]". */

@@ -195,6 +195,61 @@ function timestampValue(s: string, from: number, to: number, digits: number, fra
 	return Number(s.slice(from, to));
 }
 
+/** Index after a terminal program's "[HH:MM:SS:mmm] " / "[HH:MM:SS.mmm]" at `i`, else -1. */
+function terminalClockEnd(s: string, i: number, end: number): number {
+	if (end - i < 12 || s.charCodeAt(i + 6) !== 0x3a /* : */ || !isDigit(s.charCodeAt(i + 2)) || !isDigit(s.charCodeAt(i + 8))) return -1;
+	const sep = s.charCodeAt(i + 9);
+	if (sep !== 0x3a && sep !== 0x2e /* . */ && sep !== 0x2c /* , */) return -1;
+	let j = i + 10;
+	while (j < i + 16 && isDigit(s.charCodeAt(j))) j++;
+	if (j === i + 10 || s.charCodeAt(j) !== RBRACKET) return -1;
+	return s.charCodeAt(j + 1) === SPACE ? j + 2 : j + 1;
+}
+
+/**
+ * Index where the line goes on after what a console or a paste put before it, or `i`:
+ * a getty prompt ("syzkaller login: "), a shell prompt before a timestamp ("/ # [  12.3]"),
+ * a serial terminal's own clock ("[22:22:59:896] "), a timestamp that lost its "["
+ * ("407819.286867] ", whose time goes into `out`).
+ */
+function pastePrefixEnd(s: string, i: number, end: number, out: LineScan): number {
+	let c = s.charCodeAt(i);
+	// a console's getty prompt the message came after: "syzkaller login: Unable to handle kernel ..."
+	if (isLower(c) && end - i > 16) {
+		let j = i + 1;
+		const limit = Math.min(end, i + 64);
+		while (j < limit && s.charCodeAt(j) !== SPACE) j++;
+		if (j < limit && s.startsWith(' login: ', j) && j + 8 < end) c = s.charCodeAt((i = j + 8));
+	}
+	// a console's shell prompt the message came after: "/ # [  12.345678] ...", "root@host:~# [ ..."
+	if ((c === 0x2f /* / */ || c === 0x23 /* # */ || c === 0x7e /* ~ */ || (c === 0x72 /* r */ && s.startsWith('root@', i))) && end - i > 16) {
+		const limit = Math.min(end - 2, i + 48);
+		let j = i + 1;
+		while (j < limit && s.charCodeAt(j) !== LBRACKET) j++;
+		const p = s.charCodeAt(j - 2);
+		if (j < limit && s.charCodeAt(j - 1) === SPACE && (p === 0x23 /* # */ || p === 0x24) /* $ */ && isTimestampAt(s, j)) c = s.charCodeAt((i = j));
+	}
+	// a serial terminal's own clock before the kernel's line: "[22:22:59:896] [    0.632863] ..."
+	if (c === LBRACKET && isDigit(s.charCodeAt(i + 1)) && s.charCodeAt(i + 3) === 0x3a /* : */) {
+		const k = terminalClockEnd(s, i, end);
+		if (k > 0) c = s.charCodeAt((i = k));
+	}
+	// a dmesg line pasted without its first character: "407819.286867] BUG: ..."
+	if (isDigit(c)) {
+		let j = i + 1;
+		while (j < i + 9 && isDigit(s.charCodeAt(j))) j++;
+		if (s.charCodeAt(j) === 0x2e /* . */ && s.charCodeAt(j + 7) === RBRACKET && s.charCodeAt(j + 8) === SPACE) {
+			let k = j + 1;
+			while (k < j + 7 && isDigit(s.charCodeAt(k))) k++;
+			if (k === j + 7) {
+				out.ts = Number(s.slice(i, k));
+				i = k + 2;
+			}
+		}
+	}
+	return i;
+}
+
 /**
  * Find the message inside s[start, end). Writes into `out` (reused across lines
  * so that the parser allocates nothing for lines it does not keep).
@@ -203,6 +258,8 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 	while (end > start && (s.charCodeAt(end - 1) === CR || s.charCodeAt(end - 1) === 0x0a)) end--;
 	// a serial capture pasted as a pager showed it: the CR as the two characters "^M"
 	if (end - start > 1 && s.charCodeAt(end - 1) === 0x4d /* M */ && s.charCodeAt(end - 2) === 0x5e /* ^ */) end -= 2;
+	// a terminal that shows control characters as their Unicode pictures: CR LF as "␍␊"
+	else if (end > start && s.charCodeAt(end - 1) === 0x240a /* ␊ */) end -= end - start > 1 && s.charCodeAt(end - 2) === 0x240d /* ␍ */ ? 2 : 1;
 	while (start < end && s.charCodeAt(start) === CR) start++;
 	out.ts = NaN;
 	out.caller = undefined;
@@ -225,6 +282,12 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 		}
 	}
 
+	// what a console or a paste put before the line (prompts, a terminal's clock, a lost "["): rare,
+	// so one comparison for a dmesg line that starts with its timestamp
+	if (c !== LBRACKET || (isDigit(s.charCodeAt(i + 1)) && s.charCodeAt(i + 3) === 0x3a) /* : */) {
+		const k = pastePrefixEnd(s, i, end, out);
+		if (k !== i) c = s.charCodeAt((i = k));
+	}
 	// a pasted log indented as a block (markdown), or numbered by a viewer ("11745 [ 1.0] ..."):
 	// the blanks and the number go when a kernel log prefix follows them
 	if (c === SPACE || c === 0x09 || isDigit(c)) {

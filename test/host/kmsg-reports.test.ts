@@ -471,6 +471,52 @@ describe('field conventions (issue 13)', () => {
 		expect(reports[0]).toMatchObject({ tainted: 'G        W  OE', function: 'x_fn', module: 'ymod' });
 	});
 
+	it('SLUB debug reports, their side stacks, lockdep\'s "state was registered at" stack, split fault headlines', () => {
+		const slub = parseKernelLog(
+			lines(
+				'=============================================================================',
+				'BUG kmalloc-4096 (Tainted: G          I ): Poison overwritten',
+				'-----------------------------------------------------------------------------',
+				'INFO: Allocated in scsi_host_alloc+0x4a/0x490 [scsi_mod] age=1688 cpu=1 pid=2004',
+				'\t__slab_alloc+0x617/0x6c1',
+				'\t__kmalloc+0x28c/0x2e0',
+			),
+		).reports;
+		expect(slub).toHaveLength(1);
+		expect(slub[0]).toMatchObject({ kind: 'BUG', tainted: 'G          I', frames: [] });
+		expect(slub[0]?.moreTraces[0]?.map((f) => f.fn)).toEqual(['__slab_alloc', '__kmalloc']);
+		const lockdep = parseKernelLog(
+			lines('[ INFO: inconsistent lock state ]', '{SOFTIRQ-ON-W} state was registered at:', '  [<c047cdbf>] mark_held_locks+0x59/0x77'),
+		).reports;
+		expect(lockdep[0]?.frames).toEqual([]);
+		const split = parseKernelLog(lines('[    1.0] Unable to handle kernel access', '[    1.0]  at virtual address 0x7fc60f58', '[    1.0] Oops#: 0000')).reports;
+		expect(split[0]?.headline).toBe('Unable to handle kernel access at virtual address 0x7fc60f58');
+		const ubsan = parseKernelLog(lines('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35', "index 16 is out of range for type 'int [16]'")).reports;
+		expect(ubsan[0]?.headline).toBe('UBSAN: array-index-out-of-bounds in drivers/x.c:135:35');
+		expect(parseKernelLog(lines('[  252.718655] Watchdog CPU:59 Hard LOCKUP', '[  252.718697] CPU: 59 PID: 363 Comm: watchdog/59 Tainted: G      D          4.15.0 #36')).reports[0]).toMatchObject({
+			kind: 'lockup',
+			tainted: 'G      D',
+		});
+		expect(parseKernelLog(lines('[   16.305150] INFO: trying to register non-static key.', '[   16.306956] CPU: 0 PID: 2990 Comm: a Not tainted 4.14.0 #10', '[   16.308571] Call Trace:', '[   16.308831]  dump_stack+0x194/0x257')).reports[0]).toMatchObject({
+			kind: 'WARNING',
+			headline: 'INFO: trying to register non-static key.',
+		});
+		expect(parseKernelLog(lines('Kernel bug detected[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'BUG', headline: 'Kernel bug detected[#1]:' });
+		expect(parseKernelLog(lines('Oops[#1]:', 'CPU: 0 PID: 1 Comm: init Not tainted 3.18 #1')).reports[0]).toMatchObject({ kind: 'page-fault' });
+		const stop = parseKernelLog(
+			lines('Kernel panic - not syncing: Fatal exception', 'CPU1: stopping', 'CPU: 1 PID: 5 Comm: a Tainted: G      D           5.10.0 #20', 'Backtrace: ', '[<825afeb4>] (dump_backtrace) from [<825b0128>] (show_stack+0x18/0x1c)'),
+		).reports;
+		expect(stop[0]).toMatchObject({ kind: 'panic', tainted: 'G      D', frames: [] });
+		const hung = parseKernelLog(
+			lines('INFO: task a:1 blocked for more than 143 seconds.', 'Call Trace:', ' __schedule+0x1/0x2', 'NMI backtrace for cpu 1', 'RIP: 0010:other_cpu_fn+0x1/0x2'),
+		).reports;
+		expect(hung[0]?.function).toBeUndefined();
+		expect(parseKernelLog(lines('Unhandled fault at 0xffff800010003eb0', 'Internal error: ttbr address size fault: 96000040 [#1] SMP')).reports[0]).toMatchObject({
+			kind: 'page-fault',
+			headline: 'Unhandled fault at 0xffff800010003eb0',
+		});
+	});
+
 	it('arm32 callees, s390 parenthesised frames, decoded and inline frames', () => {
 		expect(parseFrame('[<c0014990>] (unwind_backtrace+0x0/0xf4) from [<c005ccb8>] (__lock_acquire+0x14f8/0x1b98)', true)).toMatchObject({ fn: 'unwind_backtrace', offset: 0 });
 		expect(parseFrame('[<7f4ba618>] (fuse_writepages [fuse]) from [<8022e284>] (do_writepages+0x30/0x8c)', true)).toMatchObject({ fn: 'fuse_writepages', module: 'fuse' });

@@ -76,6 +76,16 @@ describe('normaliseLine', () => {
 		expect(stripAnsi('\x1b[1;31mred\x1b[0m')).toBe('red');
 	});
 
+	it('drops what a terminal or a paste put around the line: a serial terminal\'s clock, "␍␊", a shell prompt, a lost "["', () => {
+		expect(normaliseLine('[22:22:59:905] [    0.645489] Oops[#1]:␍␊')).toMatchObject({ text: 'Oops[#1]:', ts: 0.645489 });
+		expect(normaliseLine('/ # [90216.140000] watchdog: BUG: soft lockup')).toMatchObject({ text: 'watchdog: BUG: soft lockup', ts: 90216.14 });
+		expect(normaliseLine('root@debian:~# [  212.473177] Unhandled fault at 0x0')).toMatchObject({ text: 'Unhandled fault at 0x0', ts: 212.473177 });
+		expect(normaliseLine('407819.286867] BUG: Bad page state')).toMatchObject({ text: 'BUG: Bad page state', ts: 407819.286867 });
+		expect(normaliseLine('syzkaller login: Unable to handle kernel paging request').text).toBe('Unable to handle kernel paging request');
+		expect(normaliseLine('12.5 percent done').text).toBe('12.5 percent done');
+		expect(normaliseLine('# echo c > /proc/sysrq-trigger').text).toBe('# echo c > /proc/sysrq-trigger');
+	});
+
 	it('leaves lines without any prefix alone', () => {
 		expect(normaliseLine('Modules linked in: hybridmem_test(O)')).toEqual({ text: 'Modules linked in: hybridmem_test(O)', kernel: true });
 		expect(normaliseLine('CPU: 1 PID: 431 Comm: node').text).toBe('CPU: 1 PID: 431 Comm: node');
