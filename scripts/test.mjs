@@ -257,11 +257,12 @@ function vitest(name, args) {
 // worker that is free; then the VM test files that keep two VMs busy
 // themselves (vitest.config.ts maxConcurrency).
 const TWO_VM_FILES = ['test/vm/check.test.ts', 'test/vm/stress.test.ts', 'test/vm/stress-targets.test.ts', 'test/vm/arm64.test.ts'];
+// Positional filters apply to every project: the host tests need theirs.
 const ONE_VM_FILES = readdirSync(path.join(root, 'test', 'vm'))
 	.filter((f) => f.endsWith('.test.ts'))
 	.map((f) => `test/vm/${f}`)
 	.filter((f) => !TWO_VM_FILES.includes(f));
-if (only !== 'device') jobs.unshift({ title: 'host tests, and the VM tests of one VM at a time (vitest)', run: () => vitest('host+vm-one', ['--project', 'host', '--project', 'vm', ...ONE_VM_FILES]) });
+if (only !== 'device') jobs.unshift({ title: 'host tests, and the VM tests of one VM at a time (vitest)', run: () => vitest('host+vm-one', ['--project', 'host', '--project', 'vm', 'test/host/', ...ONE_VM_FILES]) });
 const queue = [...jobs, { title: 'the fetched kernels', more: fetchedJobs }];
 section(`${jobs.map((j) => j.title).join('; ')}${prepared ? '; then every scenario on the fetched kernels' : ''}: two at a time`);
 await runJobs(queue, 2);
