@@ -33,6 +33,8 @@ const reports = path.join(root, 'reports');
 const bin = (name) => path.join(root, 'node_modules', '.bin', name);
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
+/** Every test file some vitest report names: the host and VM files must all be in one. */
+const filesRun = new Set();
 const failures = [];
 const started = Date.now();
 
@@ -61,6 +63,7 @@ function addReport(name, file) {
 		return;
 	}
 	const r = JSON.parse(readFileSync(file, 'utf8'));
+	for (const t of r.testResults ?? []) filesRun.add(path.relative(root, t.name));
 	totals.passed += r.numPassedTests;
 	totals.failed += r.numFailedTests;
 	totals.skipped += r.numPendingTests + r.numTodoTests;
@@ -269,6 +272,9 @@ await runJobs(queue, 2);
 if (only !== 'device') {
 	section('VM tests of two VMs at a time (vitest)');
 	await vitest('vm-two', ['--project', 'vm', ...TWO_VM_FILES]);
+	const all = ['host', 'vm'].flatMap((d) => readdirSync(path.join(root, 'test', d)).filter((f) => f.endsWith('.test.ts')).map((f) => `test/${d}/${f}`));
+	const missed = all.filter((f) => !filesRun.has(f));
+	check(`every host and VM test file ran (${all.length - missed.length} of ${all.length}${missed.length ? `; not run: ${missed.join(', ')}` : ''})`, missed.length === 0);
 }
 
 section('summary');
