@@ -8,7 +8,7 @@
 import { execa } from 'execa';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { proveClean, takeBaseline } from '../scenarios/clean-proof.js';
+import { loadedModules, proveClean, takeBaseline } from '../scenarios/clean-proof.js';
 import { runChecksHere, type CheckOptions } from './run.js';
 import type { TargetSpec } from './target.js';
 import type { CheckReport } from './types.js';
@@ -28,17 +28,10 @@ export function readTargets(file: string): TargetSpec[] {
 	return raw.map((s) => ({ ...s, ...(s.offset !== undefined ? { offset: BigInt(s.offset) } : {}) }) as TargetSpec);
 }
 
-function modules(): string[] {
-	return readFileSync('/proc/modules', 'utf8')
-		.split('\n')
-		.filter(Boolean)
-		.map((l) => l.split(' ')[0]!);
-}
-
 /** Unloads what is loaded now and was not in `before` (a recipe's modprobe and its dependencies): users first, so repeat while that frees more. */
 async function unloadAdded(before: string[]): Promise<void> {
 	for (let round = 0; round < 8; round++) {
-		const added = modules().filter((m) => !before.includes(m));
+		const added = loadedModules().filter((m) => !before.includes(m));
 		if (!added.length) return;
 		let removed = 0;
 		for (const m of added) if ((await execa('rmmod', [m], { reject: false })).exitCode === 0) removed++;
@@ -49,18 +42,21 @@ async function unloadAdded(before: string[]): Promise<void> {
 /**
  * Checks `specs` in order in this kernel.  Writes each report to its result
  * file as the checks finish (runChecksHere), then the proof made after it;
- * stops after a target whose proof fails.  Returns how many targets ran.
+ * stops after a target whose proof fails.  Returns the reports of the
+ * targets that ran, and whether that was all of them.
  */
-export async function runTargetsHere(targetsFile: string, opts: Omit<CheckOptions, 'resultsFile'> = {}): Promise<number> {
+export async function runTargetsHere(targetsFile: string, opts: Omit<CheckOptions, 'resultsFile'> = {}): Promise<{ reports: CheckReport[]; all: boolean }> {
 	const specs = readTargets(targetsFile);
+	const reports: CheckReport[] = [];
 	let base = await takeBaseline();
 	for (const [i, spec] of specs.entries()) {
 		// The host reads which target a crash interrupted from these lines.
 		process.stdout.write(`hybridmem check: target ${i}\n`);
-		const before = modules();
+		const before = loadedModules();
 		const file = batchResultFile(targetsFile, i);
 		const report = await runChecksHere(spec, { ...opts, resultsFile: file });
-		if (i === specs.length - 1) return specs.length;
+		reports.push(report);
+		if (i === specs.length - 1) break;
 		await unloadAdded(before);
 		const proof = await proveClean(base);
 		base = proof.next;
@@ -71,7 +67,7 @@ export async function runTargetsHere(targetsFile: string, opts: Omit<CheckOption
 		const withProof: CheckReport = { ...report, guest: { vm: 0, proofAfter: { clean, checks } } };
 		writeFileSync(`${file}.tmp`, JSON.stringify(withProof, null, 2));
 		renameSync(`${file}.tmp`, file);
-		if (!clean) return i + 1;
+		if (!clean) return { reports, all: false };
 	}
-	return specs.length;
+	return { reports, all: true };
 }

@@ -226,14 +226,14 @@ export async function runTargetsInVm(specs: TargetSpec[], opts: VmCheckOptions =
 	const out: { report: CheckReport; crashed: boolean }[] = [];
 	for (let vm = 1; out.length < targets.length; vm++) {
 		const rest = targets.slice(out.length);
-		const got = await oneVm(rest, specs.slice(out.length), kernel, opts);
+		const got = await oneVm(rest, kernel, opts);
 		for (const r of got) out.push(specs.length > 1 ? { ...r, report: { ...r.report, guest: { ...r.report.guest, vm } } } : r);
 	}
 	return out;
 }
 
 /** One VM: the targets it checked before it ended (at least one), in order. */
-async function oneVm(targets: TargetSpec[], specs: TargetSpec[], kernel: string, opts: VmCheckOptions): Promise<{ report: CheckReport; crashed: boolean }[]> {
+async function oneVm(targets: TargetSpec[], kernel: string, opts: VmCheckOptions): Promise<{ report: CheckReport; crashed: boolean }[]> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'hybridmem-check-'));
 	const targetsFile = path.join(dir, 'targets.json');
 	writeTargets(targetsFile, targets);
@@ -284,7 +284,7 @@ async function oneVm(targets: TargetSpec[], specs: TargetSpec[], kernel: string,
 		const partial = read(index);
 		const consoleText = existsSync(vm.consoleLog) ? readFileSync(vm.consoleLog, 'utf8') : '';
 		if (crashed || vm.outcome === 'crashed' || vm.outcome === 'timeout') {
-			const spec = specs[index]!;
+			const spec = targets[index]!;
 			const bug = parseKernelLog(consoleText).reports.find((r) => r.kind !== 'WARNING' && r.kind !== 'trace' && r.kind !== 'page-poison');
 			const report: CheckReport = partial ?? { target: { label: spec.recipe ?? spec.device ?? spec.chrdev ?? '?', offset: '0x0', length: spec.length ?? 0 }, kernel, checks: [], passed: false };
 			const ran = new Set(report.checks.map((c) => c.name));

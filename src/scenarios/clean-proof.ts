@@ -61,7 +61,8 @@ export interface CleanProof {
 	next: CleanBaseline;
 }
 
-function loadedModules(): string[] {
+/** The names in /proc/modules, sorted. */
+export function loadedModules(): string[] {
 	return readFileSync('/proc/modules', 'utf8')
 		.split('\n')
 		.filter(Boolean)

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { CATEGORIES, type Category, type CheckReport } from '../../check/types.js';
 import { formatCheck, formatReport, junit, ktap } from '../../check/report.js';
 import { RECIPES } from '../../check/recipes/index.js';
-import { batchResultFile, readTargets, runTargetsHere } from '../../check/batch.js';
+import { runTargetsHere } from '../../check/batch.js';
 import { buildKmodDir, runChecksHere, runTargetsInVm } from '../../check/run.js';
 import type { TargetSpec } from '../../check/target.js';
 import { canRunNatively } from '../../scenarios/run.js';
@@ -161,10 +161,9 @@ export async function main(argv: string[]): Promise<number> {
 
 	// The inner run of a VM: the result files are what the host reads; exit 3 when a clean proof stopped it early.
 	if (values['targets-file']) {
-		const file = values['targets-file'];
-		const ran = await runTargetsHere(file, { ...(only ? { only } : {}), onResult: (r) => console.log(formatCheck(r)) });
-		if (ran < readTargets(file).length) return 3;
-		return Array.from({ length: ran }, (_, i) => JSON.parse(readFileSync(batchResultFile(file, i), 'utf8')) as CheckReport).every((r) => r.passed) ? 0 : 1;
+		const { reports, all } = await runTargetsHere(values['targets-file'], { ...(only ? { only } : {}), onResult: (r) => console.log(formatCheck(r)) });
+		if (!all) return 3;
+		return reports.every((r) => r.passed) ? 0 : 1;
 	}
 	const specs = targetSpecs(values);
 
