@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { guestModulesDir } from './guest-modules.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'dist', 'cli', 'main.js');
+// The guest's one-file CLI (scripts/bundle.mjs), as the VM runner's own commands use it.
+const { guestProgram } = await import(path.join(root, 'dist', 'setup', 'paths.js'));
+const cli = guestProgram('cli');
 const args = process.argv.slice(2);
 const reportAt = args.indexOf('--report');
 const report = reportAt >= 0 ? args.splice(reportAt, 2)[1] : path.join(root, 'reports', `device-${os.release()}.json`);

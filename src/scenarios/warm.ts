@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
-import { moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
+import { guestProgram, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { connectWarm, discardWarmVm, newestMtime, warmVm, withWarmLock } from '../vm/warm-vm.js';
 import type { RunOptions } from './run.js';
 import type { Scenario, ScenarioResult } from './types.js';
@@ -49,7 +49,7 @@ export function runWarm(scenarios: Scenario[], opts: RunOptions, kernel: string)
 
 async function runWarmLocked(scenarios: Scenario[], opts: RunOptions, kernel: string): Promise<ScenarioResult[]> {
 	const t0 = performance.now();
-	const agent = path.join(PACKAGE_ROOT, 'dist', 'scenarios', 'warm-agent.js');
+	const agent = guestProgram('warm-agent');
 	const vm = await warmVm({
 		kernel,
 		command: [process.execPath, agent],

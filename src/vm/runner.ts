@@ -305,7 +305,7 @@ export async function runInVm(opts: VmOptions): Promise<VmResult> {
 	};
 	const args = arm64 ? arm64QemuArgs({ ...config, arm64Root: arm64 }) : qemuArgs(config);
 	const qmpSocket = path.join(specDir, 'qmp.sock');
-	const snapFile = useSnapshot ? snapshotPath(args, specDir) : '';
+	const snapFile = useSnapshot ? snapshotPath(args, specDir, shares.map((sh) => sh.dir)) : '';
 	const snap = useSnapshot ? openSnapshot(snapFile) : undefined;
 	if (snap) args.push('-qmp', `unix:${qmpSocket},server=on,wait=off`, ...(snap.restoring ? INCOMING_ARGS : []));
 	// The command's stdout and stderr reach us over Unix sockets that QEMU

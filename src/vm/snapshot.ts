@@ -16,11 +16,20 @@ export interface Qmp {
 	close(): void;
 }
 
-/** The snapshot file of a QEMU command line, `runDir` (this run's own paths) left out of the key. */
-export function snapshotPath(args: string[], runDir: string): string {
+/**
+ * The snapshot file of a QEMU command line, left out of the key: `runDir`
+ * (this run's own sockets and status file) and the host directories of the
+ * writable shares (`shareDirs`, a fresh temporary directory per run for
+ * check and run).  A share's host path is QEMU's side of the 9p device
+ * only: the guest has not mounted it when the snapshot is taken, so the
+ * migrated state holds its tag, never its path (test/vm/snapshot.test.ts
+ * restores one snapshot with other directories).
+ */
+export function snapshotPath(args: string[], runDir: string, shareDirs: readonly string[] = []): string {
 	const dir = path.join(cacheDir(), 'snapshots');
 	mkdirSync(dir, { recursive: true });
-	return path.join(dir, `${hashKey(...args.map((a) => a.replaceAll(runDir, '<run>')))}.migration`);
+	const general = (a: string) => shareDirs.reduce((s, d, i) => s.replaceAll(`path=${d},`, `path=<share ${i}>,`), a.replaceAll(runDir, '<run>'));
+	return path.join(dir, `${hashKey(...args.map(general))}.migration`);
 }
 
 /**

@@ -4,8 +4,15 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'vitest';
-import { PACKAGE_ROOT } from '../../src/setup/paths.js';
+import { guestProgram, PACKAGE_ROOT } from '../../src/setup/paths.js';
 import { isCi } from '../env.js';
+
+/**
+ * The CLI the device tests spawn: the file the VM runner gives every guest
+ * (the one-file bundle, test/host/guest-bundle.test.ts shows it behaves as
+ * dist/cli/main.js does), so what runs here is what users' guests run.
+ */
+export const GUEST_CLI = guestProgram('cli');
 
 export interface DeviceEnv {
 	ok: boolean;

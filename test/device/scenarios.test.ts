@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { kernelPageSize } from '../../src/evidence/page-size.js';
 import { SCENARIOS } from '../../src/scenarios/catalog.js';
 import { ScenarioContext } from '../../src/scenarios/context.js';
-import { requireDevice } from './device-env.js';
+import { GUEST_CLI, requireDevice } from './device-env.js';
 
 const device = requireDevice();
 
@@ -28,7 +28,7 @@ describe.runIf(device.ok)(`scenarios on ${os.release()}`, () => {
 
 	test('hybridmem run --native: one line per scenario, the page map, the totals and a JUnit file', async () => {
 		const junit = path.join(mkdtempSync(path.join(os.tmpdir(), 'hm-run-')), 'junit.xml');
-		const r = await execa('node', ['dist/cli/main.js', 'run', '--native', '--junit', junit, 'test1', 'test2'], { reject: false });
+		const r = await execa('node', [GUEST_CLI, 'run', '--native', '--junit', junit, 'test1', 'test2'], { reject: false });
 		expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
 		expect(r.stdout).toMatch(/^PASS test1 +4 pages at 0x[0-9a-f]+: 4 inserted, 4 zapped, 4 SIGBUS on touch/m);
 		expect(r.stdout).toMatch(/^ {5}pages ZZZZ$/m);
@@ -42,7 +42,7 @@ describe.runIf(device.ok)(`scenarios on ${os.release()}`, () => {
 	});
 
 	test('the crash scenario is refused natively without --allow-crash', async () => {
-		const r = await execa('node', ['dist/cli/main.js', 'run', '--native', 'bug-pfnmap'], { reject: false });
+		const r = await execa('node', [GUEST_CLI, 'run', '--native', 'bug-pfnmap'], { reject: false });
 		expect(r.exitCode).toBe(2);
 		expect(r.stderr).toContain('bug-pfnmap crashes the kernel: refused natively; run it with --vm, or pass --allow-crash');
 	});

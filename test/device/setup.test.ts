@@ -16,13 +16,13 @@ import { status } from '../../src/setup/status.js';
 import { teardown } from '../../src/setup/teardown.js';
 import { GUEST_HOSTNAME } from '../../src/vm/guest-init.js';
 import { listKernels } from '../../src/vm/kernels.js';
-import { nodeStartsTimeout, requireDevice } from './device-env.js';
+import { GUEST_CLI, nodeStartsTimeout, requireDevice } from './device-env.js';
 
 const device = requireDevice();
 const NODE = device.path;
 
 function hm(...args: string[]) {
-	return execa('node', ['dist/cli/main.js', ...args], { reject: false });
+	return execa('node', [GUEST_CLI, ...args], { reject: false });
 }
 
 /** The error a call throws, for asserting its code and message. */
@@ -146,7 +146,7 @@ describe.runIf(device.ok)('setup, teardown, status', () => {
 				const mode = statSync(d).mode & 0o7777;
 				if (!(mode & 0o001)) chmodSync(d, mode | 0o001);
 			}
-		const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', 'dist/cli/main.js', 'setup'], { reject: false });
+		const r = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', GUEST_CLI, 'setup'], { reject: false });
 		expect(r.exitCode).toBe(1);
 		expect(r.stderr).toContain("setup needs root: run it with sudo, or inside a VM with 'hybridmem vm -- hybridmem setup'");
 	});

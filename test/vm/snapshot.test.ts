@@ -5,7 +5,8 @@
 // exit status; a snapshot that will not load is removed and the run boots.
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
@@ -17,8 +18,8 @@ afterAll(() => {
 	if (snapshotFile) rmSync(snapshotFile, { force: true });
 });
 
-function vm(command: string[], input?: string) {
-	return execa('node', [CLI, 'vm', '--snapshot', '--verbose', '--append', tag, '--', ...command], {
+function vm(command: string[], input?: string, options: string[] = []) {
+	return execa('node', [CLI, 'vm', '--snapshot', '--verbose', '--append', tag, ...options, '--', ...command], {
 		reject: false,
 		timeout: 180_000,
 		...(input !== undefined ? { input } : { stdin: 'ignore' as const }),
@@ -58,5 +59,22 @@ describe('hybridmem vm --snapshot', () => {
 		const again = await vm(['true']);
 		expect(again.exitCode, again.stderr).toBe(0);
 		expect(again.stderr).toContain(`restored from the snapshot ${snapshotFile}`);
+	});
+
+	test('a writable share is no part of the key: one snapshot serves runs sharing other directories, each writing into its own', async () => {
+		const dirs = [0, 1].map(() => mkdtempSync(path.join(os.tmpdir(), 'hm-snap-rw-')));
+		try {
+			const runs = [];
+			for (const [i, dir] of dirs.entries()) runs.push(await vm(['sh', '-c', `echo run${i} > ${dir}/out`], undefined, ['--rw', dir]));
+			for (const r of runs) expect(r.exitCode, r.stderr).toBe(0);
+			expect(runs[0]!.stderr).toMatch(/saved a snapshot for later runs|restored from the snapshot/);
+			// The second run restores what the first saved (or an earlier run of this configuration did).
+			const restored = /restored from the snapshot (\S+\.migration)/.exec(runs[1]!.stderr);
+			expect(restored, runs[1]!.stderr).not.toBeNull();
+			expect(dirs.map((d) => readFileSync(path.join(d, 'out'), 'utf8').trim())).toEqual(['run0', 'run1']);
+			rmSync(restored![1]!, { force: true });
+		} finally {
+			for (const d of dirs) rmSync(d, { recursive: true, force: true });
+		}
 	});
 });
