@@ -104,8 +104,9 @@ describe('hybridmem stress', () => {
 		expect(report.programs).toBeGreaterThanOrEqual(1);
 		expect(report.operations).toBeGreaterThanOrEqual(360);
 		for (const op of ['open', 'mmap', 'touch', 'munmap', 'mprotect', 'madvise', 'zap', 'remap', 'fork', 'close', 'collide']) expect(report.counts[op]?.ok ?? 0, op).toBeGreaterThan(0);
-		// A move needs two live mappings of the right sizes at that moment: tried in every run, but 3 programs on 6.1 under load moved none.
-		expect(Object.values(report.counts['mremap-move'] ?? {}).reduce((a, b) => a + b, 0), 'mremap-move tried').toBeGreaterThan(0);
+		// A move needs a live mapping in its slot and a free slot at that moment: reached in every run (a
+		// move with nothing to move counts as "skipped"), but 3 programs on 6.1 under load moved none.
+		expect(Object.values(report.counts['mremap-move'] ?? {}).reduce((a, b) => a + b, 0), 'mremap-move reached').toBeGreaterThan(0);
 		// Every correct mode mapped; the refused ones refused (EPERM).
 		for (const mode of ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault']) expect(report.counts['mapped']?.[mode] ?? 0, mode).toBeGreaterThan(0);
 		expect(report.counts['mmap']?.['EPERM'] ?? 0).toBeGreaterThan(0);
