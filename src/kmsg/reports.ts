@@ -338,6 +338,9 @@ export class ReportAssembler {
 		// the module of the function that ends the headline, wrapped onto its own line
 		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
 		if (!open.fresh) return false;
+		// a headline that ends in a whole symbol ("... at lib/refcount.c:28 refcount_warn_saturate+0x110/0x15c")
+		// is complete: only its module can follow (above); an untimed line after it is the report's next message
+		if (/\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return false;
 		// "WARNING: CPU: 1 PID: 8 at block/blk-mq-sched.c:432" names no function yet: the next line is it
 		if (open.report.kind === 'WARNING' && open.report.function === undefined && / at [^\s:]+:\d+$/.test(headline))
 			return findSymbolAtStart(bare);
@@ -710,15 +713,22 @@ export class ReportAssembler {
 		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
 		// The OOM killer's dump_header() stack: the kernel enforcing its memory policy, not a crash report.
 		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process'))) return;
+		// A headline-less trace is named by its top reliable frame; the frames above it ("? " ones) are not below it.
+		let below: StackFrame | undefined;
+		let belowKnown = false;
 		if (report.kind === 'trace' && report.function === undefined) {
-			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
+			let at = report.frames.findIndex((f) => f.reliable);
+			if (at < 0) at = 0;
+			const top = report.frames[at];
 			if (top) {
 				report.function = top.fn;
 				if (open.functionModule === undefined) open.functionModule = top.module;
+				below = report.frames[at + 1];
+				belowKnown = true;
 			}
 		}
 		// arm64 and others print the faulting function as the trace's first frame, x86 does not: the first frame is then its caller.
-		const first = report.frames[0]?.fn === report.function ? report.frames[1] : report.frames[0];
+		const first = belowKnown ? below : report.frames[0]?.fn === report.function ? report.frames[1] : report.frames[0];
 		const module = report.function !== undefined && open.functionModule !== undefined ? open.functionModule : first?.module;
 		if (module !== undefined) report.module = module;
 		this.emit(report);
