@@ -40,6 +40,11 @@ export interface KernelLogParserOptions {
 }
 
 const SPACE = 0x20;
+const LOST_BRACKET_START = /^\d{1,8}\.\d{6}\] /;
+
+function isDigitCode(c: number): boolean {
+	return c >= 0x30 && c <= 0x39;
+}
 
 /** Incremental parser: feed text chunks, lines or records, then end(). */
 export class KernelLogParser {
@@ -125,6 +130,10 @@ export class KernelLogParser {
 				while (open > 0 && open < nl && text.charCodeAt(open - 1) !== SPACE) open = text.indexOf('[', open + 1);
 				if (open > 0 && open < nl) this.feedJoined(text.slice(pos, nl));
 				else this.feed(text, pos, nl, undefined);
+			} else if (length > 30 && isDigitCode(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
+				// A console that lost the "[" of its timestamps can lose a newline too: the next record
+				// then follows on the same line ("...ncpus=4) 105.845757] rcu: INFO: ..."); each part alone.
+				this.feedLostBracket(text.slice(pos, nl));
 			} else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
 		}
@@ -142,6 +151,18 @@ export class KernelLogParser {
 			if (next < 0) break;
 			this.feed(line, start, next - 1, undefined);
 			start = next;
+		}
+		this.feed(line, start, line.length, undefined);
+	}
+
+	/** A line that starts with a timestamp without its "[" ("42.834124] "): split where another one starts. */
+	private feedLostBracket(line: string): void {
+		let start = 0;
+		const next = / \d{1,8}\.\d{6}\] /g;
+		next.lastIndex = 14;
+		for (let m = next.exec(line); m; m = next.exec(line)) {
+			this.feed(line, start, m.index, undefined);
+			start = m.index + 1;
 		}
 		this.feed(line, start, line.length, undefined);
 	}
