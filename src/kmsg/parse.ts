@@ -6,7 +6,7 @@
 import { eventCandidate, parseModuleEventAt, type ModuleEvent, type TimeSlot } from './events.js';
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
-import { ReportAssembler, type CrashReport } from './reports.js';
+import { CallerReportAssembler, type CrashReport } from './reports.js';
 import { embeddedTimestamp, newLineScan, scanLine, stripAnsi } from './text.js';
 
 export interface KernelLog {
@@ -54,12 +54,14 @@ export class KernelLogParser {
 	// The current line's timestamp (NaN: none), for message(): kept in a number
 	// field instead of passed along, so that it is not boxed anew for every line.
 	private readonly time: TimeSlot = { ts: NaN };
-	private readonly assembler: ReportAssembler;
+	private readonly assembler: CallerReportAssembler;
+	// The printk caller id of the line being parsed ("T1234", "C1"), when shown.
+	private caller: string | undefined;
 	private partial = '';
 	// Set after a "6,123,456,-;text" line: " KEY=value" lines that follow are its dictionary.
 	private inKmsgDump = false;
 	// Fragments of a continued line (flag 'c' then '+') from 3.x-4.x kernels.
-	private fragment: { text: string; ts: number } | undefined;
+	private fragment: { text: string; ts: number; caller: string | undefined } | undefined;
 	// The previous timestamped message, to drop the copies a second console prints.
 	private prev: { s: string; start: number; end: number; ts: number } | undefined;
 	// Set once a headline came twice in a row with the same timestamp: two consoles write into this log.
@@ -71,7 +73,7 @@ export class KernelLogParser {
 	readonly input: InputStats = { lines: 0, chars: 0, longestLine: 0, longLines: 0, binary: false };
 
 	constructor(private readonly options: KernelLogParserOptions = {}) {
-		this.assembler = new ReportAssembler((report) => {
+		this.assembler = new CallerReportAssembler((report) => {
 			this.reports.push(report);
 			this.options.onReport?.(report);
 		});
@@ -230,10 +232,11 @@ export class KernelLogParser {
 				return;
 			}
 			this.flushFragment();
-			this.fragment = { text: record.text, ts };
+			this.fragment = { text: record.text, ts, caller: record.caller };
 			return;
 		}
 		this.flushFragment();
+		this.caller = record.caller;
 		this.recordText(record.text, ts);
 	}
 
@@ -254,6 +257,7 @@ export class KernelLogParser {
 		const fragment = this.fragment;
 		if (!fragment) return;
 		this.fragment = undefined;
+		this.caller = fragment.caller;
 		this.recordText(fragment.text, fragment.ts);
 	}
 
@@ -272,8 +276,9 @@ export class KernelLogParser {
 	/** One line of plain text: find the message, then classify it. */
 	private feed(s: string, a: number, b: number, tsOverride: number | undefined): void {
 		const scan = scanLine(s, a, b, this.scan);
+		this.caller = scan.caller;
 		if (!scan.kernel) {
-			this.assembler.noise();
+			this.assembler.noise(this.caller);
 			return;
 		}
 		const start = scan.start;
@@ -339,13 +344,13 @@ export class KernelLogParser {
 				this.events.push(event);
 				this.options.onEvent?.(event);
 				// The module's lines are never part of a kernel report, but they do end one.
-				this.assembler.noise();
+				this.assembler.noise(this.caller);
 				return;
 			}
 		}
 		if (this.assembler.wantsAt(s, start, end)) {
 			const ts = this.time.ts;
-			this.assembler.line(s.slice(start, end), raw, ts === ts ? ts : undefined, s, rawStart, end);
+			this.assembler.line(this.caller, s.slice(start, end), raw, ts === ts ? ts : undefined, s, rawStart, end);
 		}
 	}
 }
