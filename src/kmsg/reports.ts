@@ -1012,12 +1012,14 @@ export class CallerReportAssembler {
 		this.track(a, caller, before);
 	}
 
+	/** The log went quiet (live): reports past their end marker are complete, and are emitted now even if a report begun before them is still open. */
 	idle(): void {
 		for (const a of [...this.active.keys()]) {
 			const before = a.openOrder();
 			a.idle();
 			this.track(a, undefined, before);
 		}
+		this.release(true);
 	}
 
 	finish(): void {
