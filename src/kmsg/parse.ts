@@ -132,6 +132,8 @@ export class KernelLogParser {
 				while (open > 0 && open < nl && text.charCodeAt(open - 1) !== SPACE) open = text.indexOf('[', open + 1);
 				if (open > 0 && open < nl) this.feedJoined(text.slice(pos, nl));
 				else this.feed(text, pos, nl, undefined);
+			} else if (length > 100 && this.feedFlattened(text, pos, nl)) {
+				// done: text whose line breaks were lost (a PDF's or a web page's), records after some prose
 			} else if (length > 30 && isDigitCode(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
 				// A console that lost the "[" of its timestamps can lose a newline too: the next record
 				// then follows on the same line ("...ncpus=4) 105.845757] rcu: INFO: ..."); each part alone.
@@ -155,6 +157,22 @@ export class KernelLogParser {
 			start = next;
 		}
 		this.feed(line, start, line.length, undefined);
+	}
+
+	/**
+	 * A long line that does not start with a timestamp but holds two or more
+	 * ("... (x86_64) [ 266.491864] ------------[ cut here ]------------ [ 266.491904] kernel BUG at ..."):
+	 * what comes before the first, then each record alone. One timestamp is not
+	 * enough: a syslog line carries the kernel's own ("host kernel: [ 12.3] ...").
+	 */
+	private feedFlattened(text: string, pos: number, nl: number): boolean {
+		const first = embeddedTimestamp(text, pos, nl);
+		if (first < 0 || embeddedTimestamp(text, first + 12, nl) < 0) return false;
+		const line = text.slice(pos, nl);
+		this.feed(line, 0, first - pos - 1, undefined);
+		const rest = line.slice(first - pos);
+		this.feedJoined(rest);
+		return true;
 	}
 
 	/** A line that starts with a timestamp without its "[" ("42.834124] "): split where another one starts. */

@@ -294,6 +294,8 @@ export class ReportAssembler {
 		let text = message.length > MAX_TEXT ? message.slice(0, MAX_TEXT) : message;
 		const last = text.charCodeAt(text.length - 1);
 		if (last === 0x20 || last === 0x09) text = text.trimEnd();
+		// a blog's typography turned the "x" of offsets into a multiplication sign: "kobject_add+0×83/0xd7"
+		if (text.includes('0\u00d7')) text = text.replace(/([+/]0)\u00d7(?=[0-9a-f])/g, '$1x');
 		const bare = bareOf(text);
 		const headline = matchHeadline(bare);
 		if (!headline && !this.open && !this.pending && !startsSomething(text, bare)) return;
@@ -369,6 +371,8 @@ export class ReportAssembler {
 		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"), or in a source position
 		// ("UBSAN: ... in drivers/x.c:135:35"): whole
 		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline) || /[^\s:]\.[a-z]+:\d+(?::\d+)?$/.test(headline)) return false;
+		// a fault line ends in the faulting address ("... paging request at virtual address f899b670"): whole
+		if (/ at (?:virtual address )?(?:0x)?[0-9a-f]{8,16}$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
 		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
