@@ -7,7 +7,7 @@ import { eventCandidate, parseModuleEventAt, type ModuleEvent, type TimeSlot } f
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
 import { CallerReportAssembler, type CrashReport } from './reports.js';
-import { embeddedTimestamp, newLineScan, scanLine, stripAnsi } from './text.js';
+import { embeddedTimestamp, inlineCodeLogStart, newLineScan, scanLine, stripAnsi } from './text.js';
 
 export interface KernelLog {
 	events: ModuleEvent[];
@@ -69,6 +69,10 @@ export class KernelLogParser {
 	// Characters of the pending partial line, including those beyond MAX_LINE that were not kept.
 	private partialLength = 0;
 	private sampled = 0;
+	// The next backtick in tickSource at or after tickFrom (see nextTick()).
+	private tickSource = '';
+	private tickFrom = 0;
+	private tickAt = 0;
 	private oddChars = 0;
 	readonly input: InputStats = { lines: 0, chars: 0, longestLine: 0, longLines: 0, binary: false };
 
@@ -132,6 +136,8 @@ export class KernelLogParser {
 				while (open > 0 && open < nl && text.charCodeAt(open - 1) !== SPACE) open = text.indexOf('[', open + 1);
 				if (open > 0 && open < nl) this.feedJoined(text.slice(pos, nl));
 				else this.feed(text, pos, nl, undefined);
+			} else if (this.nextTick(text, pos) < nl && this.feedInlineCode(text, pos, nl)) {
+				// done: a kernel line quoted as inline code inside a sentence
 			} else if (length > 100 && this.feedFlattened(text, pos, nl)) {
 				// done: text whose line breaks were lost (a PDF's or a web page's), records after some prose
 			} else if (length > 30 && isDigitCode(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
@@ -172,6 +178,35 @@ export class KernelLogParser {
 		this.feed(line, 0, first - pos - 1, undefined);
 		const rest = line.slice(first - pos);
 		this.feedJoined(rest);
+		return true;
+	}
+
+	/**
+	 * The next backtick at or after `pos` in `text` (text.length: none), looked up
+	 * once and kept until a line is past it: most logs hold none, and a search per
+	 * line would run to the end of the input each time.
+	 */
+	private nextTick(text: string, pos: number): number {
+		if (text !== this.tickSource || pos < this.tickFrom || this.tickAt < pos) {
+			const k = text.indexOf('`', pos);
+			this.tickSource = text;
+			this.tickFrom = pos;
+			this.tickAt = k < 0 ? text.length : k;
+		}
+		return this.tickAt;
+	}
+
+	/** A line of prose with a kernel line in inline code after its first backtick: the prose, then the kernel line. */
+	private feedInlineCode(text: string, pos: number, nl: number): boolean {
+		const tick = this.nextTick(text, pos);
+		if (tick === pos) return false; // at the line's start: scanLine() knows that shape
+		const start = inlineCodeLogStart(text, tick, nl);
+		if (start < 0) return false;
+		let end = nl;
+		while (end > start && (text.charCodeAt(end - 1) === 0x0d || text.charCodeAt(end - 1) === SPACE)) end--;
+		if (text.charCodeAt(end - 1) === 0x60 /* ` */) end--;
+		this.feed(text, pos, tick, undefined);
+		this.feed(text, start, end, undefined);
 		return true;
 	}
 

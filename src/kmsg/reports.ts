@@ -305,6 +305,12 @@ export class ReportAssembler {
 				this.append(this.open, text, raw, ts);
 				return;
 			}
+			// the same headline again right after itself, with no time that tells them apart (a syslog
+			// line without the kernel's timestamp, an untimed paste): a second console's copy
+			if (this.open?.fresh && ts === this.open.headTs && this.open.report.headline === bare && this.open.report.lines.length <= 2) {
+				this.open.report.lines.push(raw);
+				return;
+			}
 			if (this.open && repeatsTitle(this.open, bare)) {
 				// syzbot prints the title once per inlined frame: the same report
 				this.open.report.lines.push(raw);

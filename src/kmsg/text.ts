@@ -69,6 +69,20 @@ export function embeddedTimestamp(s: string, from: number, to: number): number {
 	return -1;
 }
 
+/**
+ * Where a kernel line quoted as markdown inline code starts inside a sentence
+ * ("Last line looks significant to me: `Feb 21 13:52:21 host kernel: BUG: ...`"):
+ * the index after the backtick at `tick` when a syslog time or a dmesg timestamp
+ * follows it, else -1.
+ */
+export function inlineCodeLogStart(s: string, tick: number, end: number): number {
+	const i = tick + 1;
+	if (end - i < 17) return -1;
+	const c = s.charCodeAt(i);
+	if (c === LBRACKET) return isTimestampAt(s, i) ? i : -1;
+	return (isUpper(c) || isDigit(c)) && afterSyslogTime(s, i, end) > 0 ? i : -1;
+}
+
 /** Whether a dmesg timestamp "[  12.345678]" starts at `i`. */
 export function isTimestampAt(s: string, i: number): boolean {
 	let j = i + 1;
