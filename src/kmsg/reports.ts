@@ -295,7 +295,8 @@ export class ReportAssembler {
 		const last = text.charCodeAt(text.length - 1);
 		if (last === 0x20 || last === 0x09) text = text.trimEnd();
 		// a blog's typography turned the "x" of offsets into a multiplication sign: "kobject_add+0×83/0xd7"
-		if (text.includes('0\u00d7')) text = text.replace(/([+/]0)\u00d7(?=[0-9a-f])/g, '$1x');
+		// (inside a report only: wantsAt() lets through what starts one by its "+0x")
+		if (this.open && text.includes('0\u00d7')) text = text.replace(/([+/]0)\u00d7(?=[0-9a-f])/g, '$1x');
 		const bare = bareOf(text);
 		const headline = matchHeadline(bare);
 		if (!headline && !this.open && !this.pending && !startsSomething(text, bare)) return;
