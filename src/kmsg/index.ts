@@ -4,7 +4,7 @@ export { normaliseLine, stripAnsi, type NormalisedLine } from './text.js';
 export { parseModuleEvent, MODULE_PREFIX, type ModuleEvent, type ModuleEventType } from './events.js';
 export type * from './events.js';
 export { parseFrame, matchHeadline, type ReportKind, type StackFrame, type Headline } from './report-lines.js';
-export { ReportAssembler, type CrashReport } from './reports.js';
+export { CallerReportAssembler, ReportAssembler, type CrashReport } from './reports.js';
 export { parseKernelLog, parseRecords, KernelLogParser, type KernelLog, type KernelLogParserOptions } from './parse.js';
 export { toJson, bigintReplacer } from './json.js';
 export {

@@ -6,8 +6,8 @@
 import { eventCandidate, parseModuleEventAt, type ModuleEvent, type TimeSlot } from './events.js';
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
-import { ReportAssembler, type CrashReport } from './reports.js';
-import { embeddedTimestamp, newLineScan, scanLine, stripAnsi } from './text.js';
+import { CallerReportAssembler, type CrashReport } from './reports.js';
+import { embeddedTimestamp, inlineCodeLogStart, newLineScan, scanLine, stripAnsi } from './text.js';
 
 export interface KernelLog {
 	events: ModuleEvent[];
@@ -40,6 +40,11 @@ export interface KernelLogParserOptions {
 }
 
 const SPACE = 0x20;
+const LOST_BRACKET_START = /^\d{1,8}\.\d{6}\] /;
+
+function isDigitCode(c: number): boolean {
+	return c >= 0x30 && c <= 0x39;
+}
 
 /** Incremental parser: feed text chunks, lines or records, then end(). */
 export class KernelLogParser {
@@ -49,12 +54,14 @@ export class KernelLogParser {
 	// The current line's timestamp (NaN: none), for message(): kept in a number
 	// field instead of passed along, so that it is not boxed anew for every line.
 	private readonly time: TimeSlot = { ts: NaN };
-	private readonly assembler: ReportAssembler;
+	private readonly assembler: CallerReportAssembler;
+	// The printk caller id of the line being parsed ("T1234", "C1"), when shown.
+	private caller: string | undefined;
 	private partial = '';
 	// Set after a "6,123,456,-;text" line: " KEY=value" lines that follow are its dictionary.
 	private inKmsgDump = false;
 	// Fragments of a continued line (flag 'c' then '+') from 3.x-4.x kernels.
-	private fragment: { text: string; ts: number } | undefined;
+	private fragment: { text: string; ts: number; caller: string | undefined } | undefined;
 	// The previous timestamped message, to drop the copies a second console prints.
 	private prev: { s: string; start: number; end: number; ts: number } | undefined;
 	// Set once a headline came twice in a row with the same timestamp: two consoles write into this log.
@@ -62,11 +69,15 @@ export class KernelLogParser {
 	// Characters of the pending partial line, including those beyond MAX_LINE that were not kept.
 	private partialLength = 0;
 	private sampled = 0;
+	// The next backtick in tickSource at or after tickFrom (see nextTick()).
+	private tickSource = '';
+	private tickFrom = 0;
+	private tickAt = 0;
 	private oddChars = 0;
 	readonly input: InputStats = { lines: 0, chars: 0, longestLine: 0, longLines: 0, binary: false };
 
 	constructor(private readonly options: KernelLogParserOptions = {}) {
-		this.assembler = new ReportAssembler((report) => {
+		this.assembler = new CallerReportAssembler((report) => {
 			this.reports.push(report);
 			this.options.onReport?.(report);
 		});
@@ -125,6 +136,14 @@ export class KernelLogParser {
 				while (open > 0 && open < nl && text.charCodeAt(open - 1) !== SPACE) open = text.indexOf('[', open + 1);
 				if (open > 0 && open < nl) this.feedJoined(text.slice(pos, nl));
 				else this.feed(text, pos, nl, undefined);
+			} else if (this.nextTick(text, pos) < nl && this.feedInlineCode(text, pos, nl)) {
+				// done: a kernel line quoted as inline code inside a sentence
+			} else if (length > 100 && this.feedFlattened(text, pos, nl)) {
+				// done: text whose line breaks were lost (a PDF's or a web page's), records after some prose
+			} else if (length > 30 && isDigitCode(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
+				// A console that lost the "[" of its timestamps can lose a newline too: the next record
+				// then follows on the same line ("...ncpus=4) 105.845757] rcu: INFO: ..."); each part alone.
+				this.feedLostBracket(text.slice(pos, nl));
 			} else this.feed(text, pos, nl, undefined);
 			pos = nl + 1;
 		}
@@ -142,6 +161,63 @@ export class KernelLogParser {
 			if (next < 0) break;
 			this.feed(line, start, next - 1, undefined);
 			start = next;
+		}
+		this.feed(line, start, line.length, undefined);
+	}
+
+	/**
+	 * A long line that does not start with a timestamp but holds two or more
+	 * ("... (x86_64) [ 266.491864] ------------[ cut here ]------------ [ 266.491904] kernel BUG at ..."):
+	 * what comes before the first, then each record alone. One timestamp is not
+	 * enough: a syslog line carries the kernel's own ("host kernel: [ 12.3] ...").
+	 */
+	private feedFlattened(text: string, pos: number, nl: number): boolean {
+		const first = embeddedTimestamp(text, pos, nl);
+		if (first < 0 || embeddedTimestamp(text, first + 12, nl) < 0) return false;
+		const line = text.slice(pos, nl);
+		this.feed(line, 0, first - pos - 1, undefined);
+		const rest = line.slice(first - pos);
+		this.feedJoined(rest);
+		return true;
+	}
+
+	/**
+	 * The next backtick at or after `pos` in `text` (text.length: none), looked up
+	 * once and kept until a line is past it: most logs hold none, and a search per
+	 * line would run to the end of the input each time.
+	 */
+	private nextTick(text: string, pos: number): number {
+		if (text !== this.tickSource || pos < this.tickFrom || this.tickAt < pos) {
+			const k = text.indexOf('`', pos);
+			this.tickSource = text;
+			this.tickFrom = pos;
+			this.tickAt = k < 0 ? text.length : k;
+		}
+		return this.tickAt;
+	}
+
+	/** A line of prose with a kernel line in inline code after its first backtick: the prose, then the kernel line. */
+	private feedInlineCode(text: string, pos: number, nl: number): boolean {
+		const tick = this.nextTick(text, pos);
+		if (tick === pos) return false; // at the line's start: scanLine() knows that shape
+		const start = inlineCodeLogStart(text, tick, nl);
+		if (start < 0) return false;
+		let end = nl;
+		while (end > start && (text.charCodeAt(end - 1) === 0x0d || text.charCodeAt(end - 1) === SPACE)) end--;
+		if (text.charCodeAt(end - 1) === 0x60 /* ` */) end--;
+		this.feed(text, pos, tick, undefined);
+		this.feed(text, start, end, undefined);
+		return true;
+	}
+
+	/** A line that starts with a timestamp without its "[" ("42.834124] "): split where another one starts. */
+	private feedLostBracket(line: string): void {
+		let start = 0;
+		const next = / \d{1,8}\.\d{6}\] /g;
+		next.lastIndex = 14;
+		for (let m = next.exec(line); m; m = next.exec(line)) {
+			this.feed(line, start, m.index, undefined);
+			start = m.index + 1;
 		}
 		this.feed(line, start, line.length, undefined);
 	}
@@ -209,10 +285,11 @@ export class KernelLogParser {
 				return;
 			}
 			this.flushFragment();
-			this.fragment = { text: record.text, ts };
+			this.fragment = { text: record.text, ts, caller: record.caller };
 			return;
 		}
 		this.flushFragment();
+		this.caller = record.caller;
 		this.recordText(record.text, ts);
 	}
 
@@ -233,6 +310,7 @@ export class KernelLogParser {
 		const fragment = this.fragment;
 		if (!fragment) return;
 		this.fragment = undefined;
+		this.caller = fragment.caller;
 		this.recordText(fragment.text, fragment.ts);
 	}
 
@@ -251,8 +329,9 @@ export class KernelLogParser {
 	/** One line of plain text: find the message, then classify it. */
 	private feed(s: string, a: number, b: number, tsOverride: number | undefined): void {
 		const scan = scanLine(s, a, b, this.scan);
+		this.caller = scan.caller;
 		if (!scan.kernel) {
-			this.assembler.noise();
+			this.assembler.noise(this.caller);
 			return;
 		}
 		const start = scan.start;
@@ -318,13 +397,13 @@ export class KernelLogParser {
 				this.events.push(event);
 				this.options.onEvent?.(event);
 				// The module's lines are never part of a kernel report, but they do end one.
-				this.assembler.noise();
+				this.assembler.noise(this.caller);
 				return;
 			}
 		}
 		if (this.assembler.wantsAt(s, start, end)) {
 			const ts = this.time.ts;
-			this.assembler.line(s.slice(start, end), raw, ts === ts ? ts : undefined, s, rawStart, end);
+			this.assembler.line(this.caller, s.slice(start, end), raw, ts === ts ? ts : undefined, s, rawStart, end);
 		}
 	}
 }

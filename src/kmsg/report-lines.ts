@@ -83,7 +83,8 @@ const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
 // arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
 const FRAME_ARM_FROM = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? from (?:[A-Za-z_.$][\w.$]*\+0x[0-9a-f]+\/0x[0-9a-f]+(?: \[[\w-]+\])?|0x[0-9a-f]+)\s*$/;
-const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})>?\] ?/;
+// the address may be gone where HTML took "<c01de48c>" for a tag: "[] kobject_register+0x19/0x39"
+const FRAME_ADDRESS = /^\[<?([0-9a-f]{6,16})?>?\] ?/;
 
 function symbolFromMatch(m: RegExpExecArray): KernelSymbol {
 	const sym: KernelSymbol = { fn: m[1] ?? '', offset: parseInt(m[2] ?? '0', 16), size: parseInt(m[3] ?? '0', 16) };

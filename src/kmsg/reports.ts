@@ -92,6 +92,8 @@ const GAP_SECONDS = 10;
 const DELIMITED_MAX_LINES = 2000;
 /** No report keeps more lines than this (input of nothing but indented lines would otherwise grow one without end). */
 const REPORT_MAX_LINES = 20000;
+/** Lines of other callers after which a caller's open report counts as finished (CallerReportAssembler). */
+const STALE_LINES = 2000;
 /** Lines after "cut here" / a rule / a task line that may precede a headline. */
 const PENDING_MAX = 4;
 
@@ -134,6 +136,9 @@ interface OpenReport {
 	untimed: number;
 	/** A hung-task report reached the detector's all-CPU NMI backtraces: their RIPs are other CPUs'. */
 	otherCpus?: boolean;
+	/** The printk caller whose dump (after its "NMI backtrace for cpu 1", "CPU1: stopping") is being kept apart, and its trace. */
+	foreignOwner?: string;
+	foreignTrace?: Trace;
 	/** arm/arm64 "CPU1: stopping" came: the dumps after it are other CPUs' (side traces, even under "Backtrace:"). */
 	stopping?: boolean;
 }
@@ -203,6 +208,10 @@ function bareOf(text: string): string {
 	return first === 0x20 || first === 0x09 ? text.trimStart() : text;
 }
 
+// The order in which reports were started (their headlines appeared), across assemblers.
+const startOrder = new WeakMap<CrashReport, number>();
+let nextStart = 0;
+
 export class ReportAssembler {
 	private open: OpenReport | undefined;
 	private pending: Pending | undefined;
@@ -212,6 +221,16 @@ export class ReportAssembler {
 	private nextMark = 0;
 
 	constructor(private readonly emit: (report: CrashReport) => void) {}
+
+	/** The start order of the open report (see startOrder), or undefined when none is open. */
+	openOrder(): number | undefined {
+		return this.open ? startOrder.get(this.open.report) : undefined;
+	}
+
+	/** Whether a "cut here" or other preamble waits for its headline. */
+	hasPending(): boolean {
+		return this.pending !== undefined;
+	}
 
 	/** Whether `firstChar` or the assembler's state make the line worth handing over. */
 	wants(firstChar: number): boolean {
@@ -275,6 +294,9 @@ export class ReportAssembler {
 		let text = message.length > MAX_TEXT ? message.slice(0, MAX_TEXT) : message;
 		const last = text.charCodeAt(text.length - 1);
 		if (last === 0x20 || last === 0x09) text = text.trimEnd();
+		// a blog's typography turned the "x" of offsets into a multiplication sign: "kobject_add+0×83/0xd7"
+		// (inside a report only: wantsAt() lets through what starts one by its "+0x")
+		if (this.open && text.includes('0\u00d7')) text = text.replace(/([+/]0)\u00d7(?=[0-9a-f])/g, '$1x');
 		const bare = bareOf(text);
 		const headline = matchHeadline(bare);
 		if (!headline && !this.open && !this.pending && !startsSomething(text, bare)) return;
@@ -282,6 +304,12 @@ export class ReportAssembler {
 		if (headline) {
 			if (this.open && this.joinsOpenReport(headline, bare)) {
 				this.append(this.open, text, raw, ts);
+				return;
+			}
+			// the same headline again right after itself, with no time that tells them apart (a syslog
+			// line without the kernel's timestamp, an untimed paste): a second console's copy
+			if (this.open?.fresh && ts === this.open.headTs && this.open.report.headline === bare && this.open.report.lines.length <= 2) {
+				this.open.report.lines.push(raw);
 				return;
 			}
 			if (this.open && repeatsTitle(this.open, bare)) {
@@ -338,6 +366,9 @@ export class ReportAssembler {
 		// the module of the function that ends the headline, wrapped onto its own line
 		if (/^\[[\w-]+\]$/.test(bare) && /\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return true;
 		if (!open.fresh) return false;
+		// a headline that ends in a whole symbol ("... at lib/refcount.c:28 refcount_warn_saturate+0x110/0x15c")
+		// is complete: only its module can follow (above); an untimed line after it is the report's next message
+		if (/\+0x[0-9a-f]+\/0x[0-9a-f]+$/.test(headline)) return false;
 		// "WARNING: CPU: 1 PID: 8 at block/blk-mq-sched.c:432" names no function yet: the next line is it
 		if (open.report.kind === 'WARNING' && open.report.function === undefined && / at [^\s:]+:\d+$/.test(headline))
 			return findSymbolAtStart(bare);
@@ -347,6 +378,8 @@ export class ReportAssembler {
 		// ends a sentence, or in a printk field ("val:-1", "pfn:02e44"), or in a source position
 		// ("UBSAN: ... in drivers/x.c:135:35"): whole
 		if (/[.!:\])]$/.test(headline) || /(?:^| )[a-z_]+:-?(?:0x)?[0-9a-f]+$/.test(headline) || /[^\s:]\.[a-z]+:\d+(?::\d+)?$/.test(headline)) return false;
+		// a fault line ends in the faulting address ("... paging request at virtual address f899b670"): whole
+		if (/ at (?:virtual address )?(?:0x)?[0-9a-f]{8,16}$/.test(headline)) return false;
 		if (open.headTs === undefined && !/^[a-z0-9(/]/.test(bare)) return false;
 		return !isBodyLine(bare) && (dangling || parseFrame(bare, true) === undefined);
 	}
@@ -407,6 +440,7 @@ export class ReportAssembler {
 
 	private start(h: Headline, text: string, raw: string, ts: number | undefined): void {
 		const report: CrashReport = { kind: h.kind, headline: text, frames: [], moreTraces: [], ended: false, lines: [] };
+		startOrder.set(report, nextStart++);
 		if (h.file !== undefined) report.file = h.file;
 		if (h.line !== undefined) report.line = h.line;
 		if (h.fn) report.function = h.fn.fn;
@@ -527,6 +561,47 @@ export class ReportAssembler {
 
 	private miss(open: OpenReport): void {
 		if (++open.misses >= (open.loose ? LOOSE_MISS_LIMIT : MISS_LIMIT)) this.close();
+	}
+
+	/**
+	 * A line of another printk caller than the one that printed the open report's
+	 * headline, that has nothing open itself (CallerReportAssembler). Only another
+	 * CPU's dump that a header of that caller introduced ("NMI backtrace for cpu 1",
+	 * "CPU1: stopping", "Task dump for CPU 1:") is taken, and kept apart from the
+	 * report's own trace (in moreTraces); of its lines only the taint is the
+	 * report's too, being the kernel's, not a task's. Anything else of that caller
+	 * is not the report's and does not end it. Returns whether the line was taken.
+	 */
+	foreignLine(caller: string, message: string, rawLine: string | undefined, ts: number | undefined, rawSource = '', rawStart = 0, rawEnd = 0): boolean {
+		const open = this.open;
+		if (!open || open.mode !== 'body') return false;
+		const text = (message.length > MAX_TEXT ? message.slice(0, MAX_TEXT) : message).trimEnd();
+		const bare = bareOf(text);
+		const report = open.report;
+		if (isSideHeader(bare) || /^CPU\d+: stopping$/.test(bare) || bare.startsWith('NMI backtrace for')) {
+			open.foreignOwner = caller;
+			open.foreignTrace = undefined;
+		} else if (open.foreignOwner !== caller) return false;
+		else {
+			const frame = parseFrame(text, true);
+			if (frame) {
+				if (!open.foreignTrace) {
+					open.foreignTrace = { frames: [], header: 'side' };
+					open.traces.push(open.foreignTrace);
+				}
+				open.foreignTrace.frames.push(frame);
+			} else if (isMainHeader(bare)) open.foreignTrace = undefined;
+			else if (!open.taintSeen) {
+				const task = parseTaskLine(bare);
+				if (task && (task.tainted !== undefined || task.untainted)) {
+					open.taintSeen = true;
+					if (task.tainted !== undefined) report.tainted = task.tainted;
+				}
+			}
+		}
+		report.lines.push(rawLine ?? rawSource.slice(rawStart, rawEnd));
+		if (ts !== undefined) open.lastTs = ts;
+		return true;
 	}
 
 	/** Lines while no report is open: preambles and headline-less call traces. */
@@ -710,15 +785,22 @@ export class ReportAssembler {
 		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
 		// The OOM killer's dump_header() stack: the kernel enforcing its memory policy, not a crash report.
 		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process'))) return;
+		// A headline-less trace is named by its top reliable frame; the frames above it ("? " ones) are not below it.
+		let below: StackFrame | undefined;
+		let belowKnown = false;
 		if (report.kind === 'trace' && report.function === undefined) {
-			const top = report.frames.find((f) => f.reliable) ?? report.frames[0];
+			let at = report.frames.findIndex((f) => f.reliable);
+			if (at < 0) at = 0;
+			const top = report.frames[at];
 			if (top) {
 				report.function = top.fn;
 				if (open.functionModule === undefined) open.functionModule = top.module;
+				below = report.frames[at + 1];
+				belowKnown = true;
 			}
 		}
 		// arm64 and others print the faulting function as the trace's first frame, x86 does not: the first frame is then its caller.
-		const first = report.frames[0]?.fn === report.function ? report.frames[1] : report.frames[0];
+		const first = belowKnown ? below : report.frames[0]?.fn === report.function ? report.frames[1] : report.frames[0];
 		const module = report.function !== undefined && open.functionModule !== undefined ? open.functionModule : first?.module;
 		if (module !== undefined) report.module = module;
 		this.emit(report);
@@ -791,4 +873,170 @@ function isPreamble(text: string): boolean {
 	return (
 		text.startsWith('CPU: ') || text.startsWith('Hardware name: ') || text.startsWith('Call Trace:') || text.startsWith('Call trace:')
 	);
+}
+
+/**
+ * Reports assembled per printk caller ("[ T1234]" task, "[ C1]" cpu): when
+ * lines carry caller ids, two tasks' reports (or a report and another CPU's
+ * unrelated lines) can interleave line by line. A report belongs to the caller
+ * that printed its headline: that caller's lines go to it, a headline from
+ * another caller starts a report of its own without ending it, and lines of a
+ * caller that has nothing open (another CPU's NMI backtrace for a hung task or
+ * an RCU stall, a line without caller id) go where they would go without
+ * caller ids, to the report last written to. Without caller ids this is one
+ * ReportAssembler. Reports are emitted in the order their headlines appeared.
+ */
+export class CallerReportAssembler {
+	// The assembler of each caller that has something open or pending (idle ones are dropped:
+	// a log can show thousands of task ids), and of the first caller seen.
+	private readonly byCaller = new Map<string, ReportAssembler>();
+	// Assemblers with a report open or a preamble pending, and the line count when each last got a line.
+	private readonly active = new Map<ReportAssembler, number>();
+	// Reports opened, in start order ({assembler, order}); an entry is stale once its report closed.
+	private readonly opened: { a: ReportAssembler; order: number }[] = [];
+	private openedHead = 0;
+	private readonly plain: ReportAssembler;
+	private last: ReportAssembler;
+	private sawCaller = false;
+	private lines = 0;
+	private readonly done: CrashReport[] = [];
+
+	constructor(private readonly emit: (report: CrashReport) => void) {
+		this.plain = this.make();
+		this.last = this.plain;
+	}
+
+	private make(): ReportAssembler {
+		return new ReportAssembler((report) => {
+			this.done.push(report);
+		});
+	}
+
+	/** Emit the completed reports that no open one started before. */
+	private release(final = false): void {
+		if (this.done.length === 0) return;
+		let min = Infinity;
+		if (!final) {
+			const opened = this.opened;
+			while (this.openedHead < opened.length) {
+				const e = opened[this.openedHead] as { a: ReportAssembler; order: number };
+				if (e.a.openOrder() === e.order) {
+					min = e.order;
+					break;
+				}
+				this.openedHead++;
+			}
+			if (this.openedHead > 1024 && this.openedHead * 2 > opened.length) {
+				opened.splice(0, this.openedHead);
+				this.openedHead = 0;
+			}
+		}
+		if (this.done.length > 1) this.done.sort((a, b) => (startOrder.get(a) ?? 0) - (startOrder.get(b) ?? 0));
+		while (this.done.length > 0 && (startOrder.get(this.done[0] as CrashReport) ?? 0) < min) this.emit(this.done.shift() as CrashReport);
+	}
+
+	/** After a line went to `a` (of `caller`, opening a report or not): keep it among the active ones or let it go. */
+	private track(a: ReportAssembler, caller: string | undefined, before: number | undefined): void {
+		const order = a.openOrder();
+		if (order !== undefined && order !== before) this.opened.push({ a, order });
+		if (order !== undefined || a.hasPending()) this.active.set(a, this.lines);
+		else {
+			this.active.delete(a);
+			if (caller !== undefined && a !== this.plain) this.byCaller.delete(caller);
+		}
+		// A caller that printed nothing for a long while has finished its report (or never will).
+		if ((this.lines & 255) === 0 && this.active.size > 0) {
+			for (const [b, seen] of this.active)
+				if (this.lines - seen > STALE_LINES) {
+					b.finish();
+					this.active.delete(b);
+				}
+		}
+		this.release();
+	}
+
+	wantsAt(s: string, i: number, end: number): boolean {
+		return this.active.size > 0 || this.last.wantsAt(s, i, end);
+	}
+
+	/** Feed one message with the printk caller id of its line (undefined: none shown). */
+	line(caller: string | undefined, message: string, rawLine: string | undefined, ts: number | undefined, rawSource = '', rawStart = 0, rawEnd = 0): void {
+		this.lines++;
+		if (caller === undefined) {
+			const a = this.last;
+			const before = a.openOrder();
+			a.line(message, rawLine, ts, rawSource, rawStart, rawEnd);
+			this.track(a, undefined, before);
+			return;
+		}
+		let own = this.byCaller.get(caller);
+		if (own === undefined) {
+			// the first caller id seen takes over what was assembled without one
+			own = this.sawCaller ? this.make() : this.plain;
+			this.sawCaller = true;
+			this.byCaller.set(caller, own);
+		}
+		const before = own.openOrder();
+		const other = before === undefined && !own.hasPending() ? this.openElsewhere(own) : undefined;
+		if (other) {
+			const text = message.length > MAX_TEXT ? message.slice(0, MAX_TEXT) : message;
+			const bare = bareOf(text.trimEnd());
+			// a line of this caller that starts nothing while another caller's report is open:
+			// another CPU's dump that report asked for, or nobody's (and it does not end that report)
+			if (!matchHeadline(bare) && !isCutHere(bare) && !isRule(bare)) {
+				if (other.foreignLine(caller, message, rawLine, ts, rawSource, rawStart, rawEnd)) {
+					this.active.set(other, this.lines);
+					return;
+				}
+				// a task line or "Hardware name:" may begin this caller's own dump_stack() or report
+				if (!isPreamble(bare) && parseFrame(text) === undefined) {
+					if (own !== this.plain) this.byCaller.delete(caller);
+					return;
+				}
+			}
+		}
+		this.last = own;
+		own.line(message, rawLine, ts, rawSource, rawStart, rawEnd);
+		this.track(own, caller, before);
+	}
+
+	/** The assembler other than `own` that holds the most recently started open report. */
+	private openElsewhere(own: ReportAssembler): ReportAssembler | undefined {
+		const opened = this.opened;
+		for (let k = opened.length - 1, seen = 0; k >= this.openedHead && seen < 64; k--, seen++) {
+			const e = opened[k] as { a: ReportAssembler; order: number };
+			if (e.a.openOrder() !== e.order) {
+				if (k === opened.length - 1) opened.pop();
+				continue;
+			}
+			if (e.a !== own) return e.a;
+		}
+		return undefined;
+	}
+
+	/** A line that is not kernel output, of `caller` when it showed one. */
+	noise(caller?: string): void {
+		const a = caller === undefined ? this.last : this.byCaller.get(caller);
+		if (!a) return;
+		const before = a.openOrder();
+		a.noise();
+		this.track(a, caller, before);
+	}
+
+	/** The log went quiet (live): reports past their end marker are complete, and are emitted now even if a report begun before them is still open. */
+	idle(): void {
+		for (const a of [...this.active.keys()]) {
+			const before = a.openOrder();
+			a.idle();
+			this.track(a, undefined, before);
+		}
+		this.release(true);
+	}
+
+	finish(): void {
+		this.plain.finish();
+		for (const a of this.active.keys()) a.finish();
+		this.active.clear();
+		this.release(true);
+	}
 }

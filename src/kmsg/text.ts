@@ -69,6 +69,20 @@ export function embeddedTimestamp(s: string, from: number, to: number): number {
 	return -1;
 }
 
+/**
+ * Where a kernel line quoted as markdown inline code starts inside a sentence
+ * ("Last line looks significant to me: `Feb 21 13:52:21 host kernel: BUG: ...`"):
+ * the index after the backtick at `tick` when a syslog time or a dmesg timestamp
+ * follows it, else -1.
+ */
+export function inlineCodeLogStart(s: string, tick: number, end: number): number {
+	const i = tick + 1;
+	if (end - i < 17) return -1;
+	const c = s.charCodeAt(i);
+	if (c === LBRACKET) return isTimestampAt(s, i) ? i : -1;
+	return (isUpper(c) || isDigit(c)) && afterSyslogTime(s, i, end) > 0 ? i : -1;
+}
+
 /** Whether a dmesg timestamp "[  12.345678]" starts at `i`. */
 export function isTimestampAt(s: string, i: number): boolean {
 	let j = i + 1;
@@ -153,10 +167,16 @@ function afterSyslogTime(s: string, i: number, end: number): number {
 			while (j < end && s.charCodeAt(j) !== SPACE) j++;
 			return j + 1;
 		}
-		const d = s.charCodeAt(i + 4);
-		if (!(isDigit(d) || d === SPACE) || !isDigit(s.charCodeAt(i + 5)) || s.charCodeAt(i + 6) !== SPACE) return -1;
-		if (!isDigit(s.charCodeAt(i + 7)) || s.charCodeAt(i + 9) !== 0x3a /* : */) return -1;
-		let j = i + 10;
+		// the day: "24", " 4", or "4" where a renderer collapsed the double blank ("Jul 3 10:52:37")
+		let k = i + 4;
+		if (s.charCodeAt(k) === SPACE) k++;
+		if (!isDigit(s.charCodeAt(k))) return -1;
+		k++;
+		if (isDigit(s.charCodeAt(k)) && k === i + 5) k++;
+		if (s.charCodeAt(k) !== SPACE) return -1;
+		k++;
+		if (!isDigit(s.charCodeAt(k)) || s.charCodeAt(k + 2) !== 0x3a /* : */) return -1;
+		let j = k + 3;
 		while (j < end && s.charCodeAt(j) !== SPACE) j++;
 		return j + 1;
 	}
@@ -268,10 +288,14 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 
 	let i = start;
 	let c = s.charCodeAt(i);
-	// a mail client's rendering of italics or bold around a pasted block: "/Jan 22 00:45:35 kernel: ..."
-	if ((c === 0x2f /* / */ || c === 0x2a /* * */) && end - i > 17 && (isUpper(s.charCodeAt(i + 1)) || s.charCodeAt(i + 1) === LBRACKET)) {
+	// a mail client's rendering of italics or bold around a pasted block: "/Jan 22 00:45:35 kernel: ...",
+	// or markdown's inline code around a pasted line: "`Jul 3 10:52:37 host kernel: ...`"
+	if ((c === 0x2f /* / */ || c === 0x2a /* * */ || c === 0x60) /* ` */ && end - i > 17 && (isUpper(s.charCodeAt(i + 1)) || s.charCodeAt(i + 1) === LBRACKET)) {
 		const n = s.charCodeAt(i + 1);
-		if (n === LBRACKET ? isTimestampAt(s, i + 1) : afterSyslogTime(s, i + 1, end) > 0) c = s.charCodeAt(++i);
+		if (n === LBRACKET ? isTimestampAt(s, i + 1) : afterSyslogTime(s, i + 1, end) > 0) {
+			if (c === 0x60 && s.charCodeAt(end - 1) === 0x60) end--;
+			c = s.charCodeAt(++i);
+		}
 	}
 	// a mail reply's quoting: "> ", ">> ", "> > "
 	if (c === 0x3e /* > */) {
