@@ -151,7 +151,7 @@ describe('hybridmem check on in-tree drivers (shipped recipes)', () => {
 				const last = i === reports.length - 1;
 				if (!last) {
 					const proof = r.guest.proofAfter!;
-					expect(proof.checks.map((c) => c.name)).toEqual(['module unloaded', 'no kernel-log report', 'taint unchanged', 'free pages back', 'no use-after-free or kernel-log finding']);
+					expect(proof.checks.map((c) => c.name)).toEqual(['module unloaded', 'no kernel-log report', 'taint unchanged', 'free pages back', 'no use-after-free, leak or kernel-log finding']);
 					expect(proof.checks.find((c) => c.name === 'free pages back')!.detail).toMatch(/^-?\d+ pages short of the .*slack \d+\)$/);
 					expect(reports[i + 1]!.guest.vm).toBe(proof.clean ? r.guest.vm : r.guest.vm + 1);
 				}
@@ -285,10 +285,12 @@ describe('hybridmem check on hybridmem_test', () => {
 		const perCycle = Number(/^([\d.]+) pages per map\/unmap\/close cycle/.exec(leak.summary)?.[1]);
 		expect(perCycle).toBeGreaterThan(6);
 		expect(perCycle).toBeLessThan(10);
-		// The leaked pages never come back: the proof fails on free pages, and free_after_map gets a fresh VM.
+		// The leaked pages never come back: the leak finding makes the guest dirty (the free-page count, about 1600
+		// pages short, usually fails too; under load it once came out under the slack), and free_after_map gets a fresh VM.
 		const proof = report.guest.proofAfter!;
 		expect(proof.clean).toBe(false);
-		expect(proof.checks.find((c) => c.name === 'free pages back')).toMatchObject({ ok: false, detail: expect.stringMatching(/^\d+ pages short of the /) });
+		expect(proof.checks.find((c) => c.name === 'no use-after-free, leak or kernel-log finding')).toMatchObject({ ok: false, detail: expect.stringMatching(/^leak-map-unmap-close: /) });
+		expect(proof.checks.find((c) => c.name === 'free pages back')?.detail).toMatch(/^-?\d+ pages short of the /);
 		expect(reports[MODES.length + 1]!.guest.vm).toBe(report.guest.vm + 1);
 	});
 
@@ -330,7 +332,7 @@ describe('hybridmem check on out-of-tree fixture drivers', () => {
 		const { report, next } = await fixtureReport('broken_noopen');
 		const proof = report.guest.proofAfter!;
 		expect(proof.clean, JSON.stringify(proof.checks)).toBe(false);
-		expect(proof.checks.find((c) => c.name === 'no use-after-free or kernel-log finding')).toMatchObject({ ok: false, detail: expect.stringMatching(/^use-after-free-/) });
+		expect(proof.checks.find((c) => c.name === 'no use-after-free, leak or kernel-log finding')).toMatchObject({ ok: false, detail: expect.stringMatching(/^use-after-free-/) });
 		expect(next!.guest.vm).toBe(report.guest.vm + 1);
 	});
 });
