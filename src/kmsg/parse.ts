@@ -7,7 +7,7 @@ import { eventCandidate, parseModuleEventAt, type ModuleEvent, type TimeSlot } f
 import { kmsgHeaderEnd, unescapeKmsg, type KmsgRecord } from './record.js';
 import { matchHeadline } from './report-lines.js';
 import { CallerReportAssembler, type CrashReport } from './reports.js';
-import { embeddedTimestamp, inlineCodeLogStart, newLineScan, scanLine, stripAnsi } from './text.js';
+import { embeddedTimestamp, inlineCodeLogStart, isDigit, newLineScan, scanLine, stripAnsi } from './text.js';
 
 export interface KernelLog {
 	events: ModuleEvent[];
@@ -41,10 +41,6 @@ export interface KernelLogParserOptions {
 
 const SPACE = 0x20;
 const LOST_BRACKET_START = /^\d{1,8}\.\d{6}\] /;
-
-function isDigitCode(c: number): boolean {
-	return c >= 0x30 && c <= 0x39;
-}
 
 /** Incremental parser: feed text chunks, lines or records, then end(). */
 export class KernelLogParser {
@@ -140,7 +136,7 @@ export class KernelLogParser {
 				// done: a kernel line quoted as inline code inside a sentence
 			} else if (length > 100 && this.feedFlattened(text, pos, nl)) {
 				// done: text whose line breaks were lost (a PDF's or a web page's), records after some prose
-			} else if (length > 30 && isDigitCode(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
+			} else if (length > 30 && isDigit(text.charCodeAt(pos)) && LOST_BRACKET_START.test(text.slice(pos, pos + 20))) {
 				// A console that lost the "[" of its timestamps can lose a newline too: the next record
 				// then follows on the same line ("...ncpus=4) 105.845757] rcu: INFO: ..."); each part alone.
 				this.feedLostBracket(text.slice(pos, nl));

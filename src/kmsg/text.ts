@@ -33,7 +33,7 @@ const CR = 0x0d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
 
-function isDigit(c: number): boolean {
+export function isDigit(c: number): boolean {
 	return c >= 0x30 && c <= 0x39;
 }
 function isUpper(c: number): boolean {

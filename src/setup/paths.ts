@@ -2,25 +2,13 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cachePath, hashKey } from '../vm/cache.js';
+import { cachePath, hashKey, newestMtime } from '../vm/cache.js';
 
 /** The package root: two levels above this file in both src/ and dist/. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Where tsc writes; scripts/bundle.mjs puts the guest's one-file programs in its guest/. */
 const DIST = path.join(PACKAGE_ROOT, 'dist');
-
-/** The newest modification time of the .js files under `dir`, `skip` left out. */
-function newestJs(dir: string, skip: string): number {
-	let newest = 0;
-	for (const e of readdirSync(dir, { withFileTypes: true })) {
-		const p = path.join(dir, e.name);
-		if (e.isDirectory()) {
-			if (p !== skip) newest = Math.max(newest, newestJs(p, skip));
-		} else if (e.name.endsWith('.js')) newest = Math.max(newest, statSync(p).mtimeMs);
-	}
-	return newest;
-}
 
 /**
  * The file a guest runs for the CLI or the warm agent: the one-file bundle
@@ -31,12 +19,7 @@ function newestJs(dir: string, skip: string): number {
 export function guestProgram(name: 'cli' | 'warm-agent', dist = DIST): string {
 	const unbundled = path.join(dist, ...(name === 'cli' ? ['cli', 'main.js'] : ['scenarios', 'warm-agent.js']));
 	const bundle = path.join(dist, 'guest', `${name}.js`);
-	try {
-		if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestJs(dist, path.join(dist, 'guest'))) return bundle;
-	} catch {
-		/* no dist/ to compare with: the unbundled path, whose absence the caller reports */
-	}
-	return unbundled;
+	return existsSync(bundle) && statSync(bundle).mtimeMs >= newestMtime(dist, path.join(dist, 'guest')) ? bundle : unbundled;
 }
 
 export const KMOD_SOURCE_DIR = path.join(PACKAGE_ROOT, 'kmod');

@@ -74,3 +74,26 @@ export function pruneUnused(dir = cacheDir(), days = UNUSED_DAYS, now = Date.now
 	}
 	return removed;
 }
+
+/**
+ * The newest modification time of the files under `dir`, the directory
+ * `skip` left out; 0 when `dir` is missing.  A rebuild of the CLI changes it
+ * (the warm guest's key, the guest bundles' freshness).
+ */
+export function newestMtime(dir: string, skip?: string): number {
+	let newest = 0;
+	const walk = (d: string) => {
+		for (const e of readdirSync(d, { withFileTypes: true })) {
+			const p = path.join(d, e.name);
+			if (e.isDirectory()) {
+				if (p !== skip) walk(p);
+			} else newest = Math.max(newest, statSync(p).mtimeMs);
+		}
+	};
+	try {
+		walk(dir);
+	} catch {
+		/* missing: 0 */
+	}
+	return newest;
+}

@@ -5,7 +5,7 @@
 // was booted from, QEMU's pid, the socket, the console log and a writable
 // exchange directory.  A guest whose key no longer matches (another kernel
 // image, initramfs, build of the CLI or addon) is discarded, never reused.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -80,24 +80,6 @@ export function discardWarmVm(kernel: string): boolean {
 	}
 	rmSync(dir, { recursive: true, force: true });
 	return killed;
-}
-
-/** The newest modification time under `dir`: a rebuild of the CLI changes it. */
-export function newestMtime(dir: string): number {
-	let newest = 0;
-	const walk = (d: string) => {
-		for (const e of readdirSync(d, { withFileTypes: true })) {
-			const p = path.join(d, e.name);
-			if (e.isDirectory()) walk(p);
-			else newest = Math.max(newest, statSync(p).mtimeMs);
-		}
-	};
-	try {
-		walk(dir);
-	} catch {
-		/* missing: the key says 0 */
-	}
-	return newest;
 }
 
 /**
