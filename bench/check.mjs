@@ -26,11 +26,11 @@ if (programs.bundle.endsWith(path.join('cli', 'main.js'))) console.error('bench/
 
 const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const byProgram = Object.fromEntries(Object.keys(programs).map((k) => [k, []]));
-for (let i = 0; i < Number(values.runs); i++) for (const [program, file] of Object.entries(i % 2 ? Object.entries(programs).reverse() : Object.entries(programs))) {
+for (let i = 0; i < Number(values.runs); i++) for (const [program, file] of i % 2 ? Object.entries(programs).reverse() : Object.entries(programs)) {
 	const runs = byProgram[program];
 	const started = performance.now();
 	const vm = await runInVm({
-		command: ['node', file, 'check', '--native', '--results', '/tmp/hm-bench-check.json', ...target],
+		command: ['node', file, 'check', '--native', ...target],
 		cwd: root,
 		...(values.kernel ? { kernel: values.kernel } : {}),
 		...CHECK_BOOT,

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseKernelLog, parseRecords } from '../kmsg/parse.js';
 import { startCapture } from '../kmsg/reader.js';
 import { findPoisonReports } from '../evidence/page-poison.js';
-import { PACKAGE_ROOT } from '../setup/paths.js';
+import { guestProgram, PACKAGE_ROOT } from '../setup/paths.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { cachePath, hashKey } from '../vm/cache.js';
 import { runInVm } from '../vm/runner.js';
@@ -246,7 +246,7 @@ async function oneVm(targets: TargetSpec[], kernel: string, opts: VmCheckOptions
 		opts.onProgress?.(`booting ${kernel}`);
 		const vm = await runInVm({
 			kernel,
-			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'check', '--native', '--targets-file', targetsFile, ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
+			command: ['node', guestProgram('cli'), 'check', '--native', '--targets-file', targetsFile, ...(opts.only?.length ? ['--only', opts.only.join(',')] : [])],
 			cwd: process.cwd(),
 			rw: [dir],
 			...CHECK_BOOT,

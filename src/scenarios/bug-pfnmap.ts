@@ -4,13 +4,12 @@
 // so the process never finishes exiting: the scenario runs in a VM of its
 // own, waits for the end of the oops on the console, and throws the VM away.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { openDevice } from '../device/index.js';
 import { parseKernelLog } from '../kmsg/parse.js';
 import { parseFunctionLine, type StackFrame } from '../kmsg/report-lines.js';
 import type { CrashReport } from '../kmsg/reports.js';
 import { normaliseLine } from '../kmsg/text.js';
-import { PACKAGE_ROOT } from '../setup/paths.js';
+import { guestProgram, PACKAGE_ROOT } from '../setup/paths.js';
 import { setup } from '../setup/setup.js';
 import { runInVm, type VmOptions } from '../vm/runner.js';
 import { Evidence } from './evidence.js';
@@ -89,7 +88,7 @@ export function judgeCrash(consoleText: string, consoleLog?: string): ScenarioOu
 export async function runBugPfnmapInVm(opts: Pick<VmOptions, 'kernel' | 'signal' | 'onNotice' | 'consoleLog'> = {}): Promise<ScenarioOutcome & { kernel: string }> {
 	const result = await runInVm({
 		...opts,
-		command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'run', 'bug-pfnmap', '--native', '--allow-crash'],
+		command: ['node', guestProgram('cli'), 'run', 'bug-pfnmap', '--native', '--allow-crash'],
 		cwd: PACKAGE_ROOT,
 		stopWhen: END_OF_OOPS,
 		timeoutMs: 300_000,

@@ -8,7 +8,7 @@ import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
 import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
-import { DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
+import { guestProgram, DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { archOfRelease, type DebianArch } from '../vm/debian.js';
@@ -153,7 +153,7 @@ async function runSafeInVm(scenarios: Scenario[], opts: RunOptions, kernel: stri
 	try {
 		const vm = await runInVm({
 			kernel,
-			command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'run', '--native', ...damage, '--results', file, ...scenarios.map((s) => s.name)],
+			command: ['node', guestProgram('cli'), 'run', '--native', ...damage, '--results', file, ...scenarios.map((s) => s.name)],
 			...EVIDENCE_BOOT,
 			cwd: PACKAGE_ROOT,
 			rw: [dir],

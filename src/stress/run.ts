@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseKernelLog } from '../kmsg/parse.js';
 import { startCapture, type KernelLogCapture } from '../kmsg/reader.js';
 import { buildModule } from '../setup/build.js';
-import { CHRDEV_NAME, DEFAULT_NODE, MODULE_NAME, PACKAGE_ROOT, SYSFS_COUNTERS } from '../setup/paths.js';
+import { guestProgram, CHRDEV_NAME, DEFAULT_NODE, MODULE_NAME, SYSFS_COUNTERS } from '../setup/paths.js';
 import { chrdevMajor, type TargetSpec } from '../check/target.js';
 import { buildKmodDir, specArgs } from '../check/run.js';
 import { loadBinding } from '../device/index.js';
@@ -440,7 +440,7 @@ export async function runStressInVm(o: Omit<StressOptions, 'outDir'> & { kernel?
 		try {
 			const vm = await runInVm({
 				kernel,
-				command: ['node', path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), 'stress', '--native', '--results', dir, ...innerArgs(inner, module, target)],
+				command: ['node', guestProgram('cli'), 'stress', '--native', '--results', dir, ...innerArgs(inner, module, target)],
 				cwd: process.cwd(),
 				rw: [dir],
 				cpus: 2,
