@@ -11,6 +11,7 @@ import path from 'node:path';
 import { parseKernelLog, parseRecords } from '../kmsg/parse.js';
 import { startCapture } from '../kmsg/reader.js';
 import { findPoisonReports } from '../evidence/page-poison.js';
+import { withReusedTraces } from '../evidence/pfn-trace.js';
 import { guestProgram, PACKAGE_ROOT } from '../setup/paths.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { cachePath, hashKey } from '../vm/cache.js';
@@ -102,22 +103,25 @@ export async function runChecksHere(spec: TargetSpec, opts: CheckOptions = {}): 
 	const helper = existsSync(helperFile) ? helperFile : undefined;
 	try {
 		const ordered = [...CHECKS.filter((c) => !c.last), ...CHECKS.filter((c) => c.last)];
-		for (const check of ordered) {
-			if (!selected(opts.only, check.category)) continue;
-			opts.onProgress?.(`running ${check.name}`);
-			// The name on the console tells the host which check a crash interrupted.
-			process.stdout.write(`hybridmem check: running ${check.name} (${since()})\n`);
-			try {
-				const dataTrusted = report.checks.find((c) => c.name === 'data-round-trip')?.status === 'pass';
-				const out = await check.run(target, { ...(helper ? { helper } : {}), emit: add, dataTrusted });
-				for (const r of Array.isArray(out) ? out : [out]) if (selected(opts.only, r.category)) add(r);
-			} catch (err) {
-				// A refused mmap is data-round-trip's failure to report; the other checks had nothing to look at.
-				const e = err as NodeJS.ErrnoException;
-				if (e.syscall === 'mmap') add({ name: check.name, category: check.category, status: 'skip', summary: `not run: the target's mmap failed (${e.code ?? e.message})`, evidence: [e.message] });
-				else add({ name: check.name, category: check.category, status: 'fail', summary: `the check could not complete: ${e.message}`, evidence: [String(e.stack ?? err).split('\n').slice(0, 3).join(' | ')] });
+		// One PFN trace for the target's checks, emptied between uses; freed before the guest's free-page proof.
+		await withReusedTraces(async () => {
+			for (const check of ordered) {
+				if (!selected(opts.only, check.category)) continue;
+				opts.onProgress?.(`running ${check.name}`);
+				// The name on the console tells the host which check a crash interrupted.
+				process.stdout.write(`hybridmem check: running ${check.name} (${since()})\n`);
+				try {
+					const dataTrusted = report.checks.find((c) => c.name === 'data-round-trip')?.status === 'pass';
+					const out = await check.run(target, { ...(helper ? { helper } : {}), emit: add, dataTrusted });
+					for (const r of Array.isArray(out) ? out : [out]) if (selected(opts.only, r.category)) add(r);
+				} catch (err) {
+					// A refused mmap is data-round-trip's failure to report; the other checks had nothing to look at.
+					const e = err as NodeJS.ErrnoException;
+					if (e.syscall === 'mmap') add({ name: check.name, category: check.category, status: 'skip', summary: `not run: the target's mmap failed (${e.code ?? e.message})`, evidence: [e.message] });
+					else add({ name: check.name, category: check.category, status: 'fail', summary: `the check could not complete: ${e.message}`, evidence: [String(e.stack ?? err).split('\n').slice(0, 3).join(' | ')] });
+				}
 			}
-		}
+		});
 	} finally {
 		await target.cleanup();
 	}

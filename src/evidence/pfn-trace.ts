@@ -168,6 +168,39 @@ function dedupeInsertPfn(events: TraceEvent[]): TraceEvent[] {
 
 let sequence = 0;
 
+/** A stopped trace's instance and probes, kept for the next start inside withReusedTraces(). */
+interface IdleTrace {
+	instance: TraceInstance;
+	kprobes: KprobeGroup | undefined;
+	bufferKb: number;
+}
+let reuseDepth = 0;
+const idle: IdleTrace[] = [];
+
+/**
+ * Runs `fn` with PFN traces reused: a trace stopped inside it keeps its
+ * instance and probes (off) for the next start, which empties the buffer
+ * (and its overrun counts) before it turns tracing on again; when the
+ * outermost call returns they are all removed.  Making a trace defines the
+ * kprobes and allocates the ring buffer, which under TCG costs more than
+ * most of the steps it traces; a run of scenarios, or one target's checks,
+ * makes one trace this way instead of one per mapping.  Callers keep the
+ * scope off windows that count free pages: the buffer stays allocated until
+ * the scope ends.
+ */
+export async function withReusedTraces<T>(fn: () => Promise<T>): Promise<T> {
+	reuseDepth++;
+	try {
+		return await fn();
+	} finally {
+		if (--reuseDepth === 0)
+			for (const t of idle.splice(0)) {
+				t.instance.close();
+				t.kprobes?.remove();
+			}
+	}
+}
+
 /**
  * A running PFN trace.  Root only; needs tracefs (and kprobe events for the
  * PFNs of VM_PFNMAP mappings, which pagemap cannot see).  Under QEMU's TCG,
@@ -182,6 +215,7 @@ export class PfnTrace {
 		readonly kprobes: KprobeGroup | undefined,
 		readonly pageSize: number,
 		readonly keepText: boolean,
+		readonly bufferKb: number,
 	) {}
 
 	static async start(opts: PfnTraceOptions = {}): Promise<PfnTrace> {
@@ -190,10 +224,25 @@ export class PfnTrace {
 		const useKprobes = opts.kprobes ?? KprobeGroup.available(root);
 		if (useKprobes && !KprobeGroup.available(root))
 			throw codedError('ERR_KPROBES_UNAVAILABLE', `this kernel has no kprobe events (${root}/kprobe_events is missing: CONFIG_KPROBE_EVENTS is off)`);
+		const bufferKb = opts.bufferKb ?? 16384;
+		const pageSize = opts.pageSize ?? kernelPageSize();
+		const reused = reuseDepth ? idle.findIndex((t) => t.bufferKb === bufferKb && !!t.kprobes === useKprobes && t.instance.exists()) : -1;
+		if (reused >= 0) {
+			const t = idle.splice(reused, 1)[0]!;
+			try {
+				t.instance.clear();
+				t.instance.on();
+			} catch (err) {
+				t.instance.close();
+				t.kprobes?.remove();
+				throw err;
+			}
+			return new PfnTrace(t.instance, t.kprobes, pageSize, !!opts.keepText, bufferKb);
+		}
 		const kprobes = useKprobes ? KprobeGroup.define(root, tag, MAPPING_PROBES) : undefined;
 		let instance: TraceInstance | undefined;
 		try {
-			instance = await TraceInstance.create(tag, { bufferKb: opts.bufferKb ?? 16384 });
+			instance = await TraceInstance.create(tag, { bufferKb });
 			if (!instance.hasEvent('kmem', 'mm_page_free'))
 				throw codedError('ERR_TRACEPOINT_UNAVAILABLE', 'this kernel has no kmem:mm_page_free tracepoint');
 			instance.enable('kmem', 'mm_page_free');
@@ -204,7 +253,7 @@ export class PfnTrace {
 			kprobes?.remove();
 			throw err;
 		}
-		return new PfnTrace(instance, kprobes, opts.pageSize ?? kernelPageSize(), !!opts.keepText);
+		return new PfnTrace(instance, kprobes, pageSize, !!opts.keepText, bufferKb);
 	}
 
 	/** The instance's trace_marker: another process may write "hybridmem: <label>" markers to it. */
@@ -233,8 +282,11 @@ export class PfnTrace {
 				...(this.keepText ? { text } : {}),
 			};
 		} finally {
-			this.instance.close();
-			this.kprobes?.remove();
+			if (reuseDepth && this.instance.exists()) idle.push({ instance: this.instance, kprobes: this.kprobes, bufferKb: this.bufferKb });
+			else {
+				this.instance.close();
+				this.kprobes?.remove();
+			}
 		}
 	}
 }

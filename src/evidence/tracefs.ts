@@ -109,6 +109,15 @@ export class TraceInstance {
 		writeSync(this.#marker, text);
 	}
 
+	/** Empties the buffer: opening `trace` with O_TRUNC resets every CPU's ring, its overrun count too. */
+	clear(): void {
+		this.write('trace', '');
+	}
+
+	exists(): boolean {
+		return existsSync(this.dir);
+	}
+
 	/** The rendered trace (non-consuming read). */
 	read(): string {
 		return readFileSync(path.join(this.dir, 'trace'), 'utf8');

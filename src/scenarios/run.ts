@@ -6,9 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../cli/errors.js';
 import { findAddon } from '../device/binding.js';
+import { withReusedTraces } from '../evidence/pfn-trace.js';
 import { buildAddon, buildModule } from '../setup/build.js';
 import { kernelLoadsModules } from '../setup/kernel-state.js';
-import { guestProgram, DEFAULT_NODE, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
+import { DEFAULT_NODE, guestProgram, moduleFile, PACKAGE_ROOT } from '../setup/paths.js';
 import { requireModuleSupport, setup } from '../setup/setup.js';
 import { chooseKernel } from '../vm/kernels.js';
 import { archOfRelease, type DebianArch } from '../vm/debian.js';
@@ -116,12 +117,15 @@ export async function runNatively(scenarios: Scenario[], opts: RunOptions = {}):
 		else await setup({ reload: true, node: devicePath, ...(opts.moduleFile ? { module: opts.moduleFile } : {}) });
 	}
 	try {
-		for (const s of safe) {
-			opts.onProgress?.(`running ${s.name}`);
-			const r = await runOne(s, ctx, 'native');
-			results.push(r);
-			opts.onResult?.(r);
-		}
+		// One PFN trace for the run, emptied between scenarios (withReusedTraces).
+		await withReusedTraces(async () => {
+			for (const s of safe) {
+				opts.onProgress?.(`running ${s.name}`);
+				const r = await runOne(s, ctx, 'native');
+				results.push(r);
+				opts.onResult?.(r);
+			}
+		});
 	} finally {
 		ctx.close();
 	}
