@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, read, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { errorMessage } from '../cli/errors.js';
-import { PfnTrace } from '../evidence/pfn-trace.js';
+import { PfnTrace, withReusedTraces } from '../evidence/pfn-trace.js';
 import { counters, isLoaded } from '../setup/kernel-state.js';
 import { DEFAULT_NODE } from '../setup/paths.js';
 import { unloadQuick } from './quick-load.js';
@@ -116,16 +116,21 @@ async function handle(req: WarmRequest, base: CleanBaseline, send: (r: WarmReply
 
 // Tracing allocates once, on first use, and keeps it (the global ring buffer,
 // BTF for the probes' arguments): tens of MiB a baseline taken before would
-// count against the first run.  One empty trace first, as every scenario's.
-try {
-	(await PfnTrace.start()).stop();
-} catch {
-	/* a kernel without tracing: the scenarios will say so */
-}
-const base = await takeBaseline();
-const fd = openSync(findPort(CONTROL_PORT), 'r+');
-try {
-	await serve(fd, base);
-} finally {
-	closeSync(fd);
-}
+// count against the first run.  So one trace is made before the baseline and
+// kept, idle and off, for the agent's life (withReusedTraces): every run's
+// scenarios reuse it, and each proof counts free pages as the baseline did,
+// with its ring buffer allocated.
+await withReusedTraces(async () => {
+	try {
+		(await PfnTrace.start()).stop();
+	} catch {
+		/* a kernel without tracing: the scenarios will say so */
+	}
+	const base = await takeBaseline();
+	const fd = openSync(findPort(CONTROL_PORT), 'r+');
+	try {
+		await serve(fd, base);
+	} finally {
+		closeSync(fd);
+	}
+});
