@@ -7,6 +7,11 @@ import { defineConfig } from 'vitest/config';
 //          machine that set HYBRIDMEM_NATIVE=1); scripts/test.mjs arranges that.
 // forks, not threads: a native addon that maps device memory belongs in its
 // own process (vitest's own advice for native code).
+// HYBRIDMEM_DEVICE_BUNDLE: the device suite as scripts/device-bundle.mjs
+// wrote it (scripts/device-suite.mjs --bundled, in TCG guests): vitest
+// transforms its test files only and leaves their shared chunks to Node.
+const deviceBundle = process.env.HYBRIDMEM_DEVICE_BUNDLE;
+
 export default defineConfig({
 	test: {
 		pool: 'forks',
@@ -22,7 +27,15 @@ export default defineConfig({
 				extends: true,
 				// One worker for all files, no re-import per file: under TCG every
 				// module import costs, and the files share one loaded module anyway.
-				test: { name: 'device', include: ['test/device/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false, isolate: false },
+				test: {
+					name: 'device',
+					include: deviceBundle ? [`${deviceBundle}/*.test.js`] : ['test/device/**/*.test.ts'],
+					...(deviceBundle ? { server: { deps: { external: [/\/chunk-[A-Z0-9]+\.js$/] } } } : {}),
+					testTimeout: 120_000,
+					hookTimeout: 120_000,
+					fileParallelism: false,
+					isolate: false,
+				},
 			},
 		],
 	},

@@ -10,21 +10,13 @@
 import { build } from 'esbuild';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_BUNDLE } from './esbuild-options.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const t = Date.now();
 await build({
 	entryPoints: { cli: path.join(root, 'dist', 'cli', 'main.js'), 'warm-agent': path.join(root, 'dist', 'scenarios', 'warm-agent.js') },
 	outdir: path.join(root, 'dist', 'guest'),
-	bundle: true,
-	platform: 'node',
-	format: 'esm',
-	target: 'node20',
-	// Dependencies written as CommonJS (execa's cross-spawn) call require(), which an ES module lacks.
-	banner: { js: "import { createRequire as __hmCreateRequire } from 'node:module'; const require = __hmCreateRequire(import.meta.url);" },
-	// Error and class names stay as written: reports and tests name them.
-	keepNames: true,
-	legalComments: 'none',
-	logLevel: 'warning',
+	...NODE_BUNDLE,
 });
 console.log(`hybridmem: bundled the guest's CLI and warm agent into dist/guest/ (${Date.now() - t} ms)`);

@@ -24,6 +24,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleDeviceTests } from './device-bundle.mjs';
 import { buildClients } from './fixtures.mjs';
 import { ensureGuestModules } from './guest-modules.mjs';
 import { matrixMarkdown, matrixTable, matrixText } from './matrix-table.mjs';
@@ -174,6 +175,8 @@ if (opt.prepareOnly) {
 // Not while preparing: scripts/test.mjs builds the clients then, meanwhile.
 const clients = opt.device ? buildClients(root, [...new Set(kernels.map(nodeArch))]) : [];
 for (const c of clients) if (!c.ok) log(`${c.name} FAILED: the device suites will miss it`);
+// The device suite as guests run it (scripts/device-suite.mjs --bundled).
+if (opt.device) await bundleDeviceTests(root);
 // vitest's native bindings for a guest of another architecture (npm installed this machine's only).
 if (opt.device)
 	for (const arch of new Set(kernels.map(nodeArch).filter((a) => a !== process.arch))) {
@@ -201,7 +204,7 @@ async function runKernel(k) {
 		const file = path.join(reports, `device-${k.version}.json`);
 		// As scripts/test.mjs: one vCPU and page poisoning, like the scenario VMs; arm64 under TCG is slower.
 		const timeout = archOf(k) === debianArch ? '900' : '2400';
-		const d = await runAsync('node', [cli, 'vm', '--kernel', k.version, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', timeout, '--', 'node', 'scripts/device-suite.mjs', '--report', file], logFile);
+		const d = await runAsync('node', [cli, 'vm', '--kernel', k.version, '--cpus', '1', '--append', 'page_poison=1', '--rw', reports, '--timeout', timeout, '--', 'node', 'scripts/device-suite.mjs', '--report', file, '--bundled'], logFile);
 		timings[`device ${k.version}`] = Date.now() - t;
 		if (existsSync(file)) {
 			const r = JSON.parse(readFileSync(file, 'utf8'));

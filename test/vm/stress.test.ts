@@ -107,9 +107,10 @@ describe('hybridmem stress', () => {
 		// A move needs a live mapping in its slot and a free slot at that moment: reached in every run (a
 		// move with nothing to move counts as "skipped"), but 3 programs on 6.1 under load moved none.
 		expect(Object.values(report.counts['mremap-move'] ?? {}).reduce((a, b) => a + b, 0), 'mremap-move reached').toBeGreaterThan(0);
-		// Every correct mode mapped; the refused ones refused (EPERM).
+		// Every correct mode mapped.  The refused modes' EPERM is no claim here: an mmap meets one only when
+		// another thread's SET_MODE left one on that fd just before, which 3 programs on 6.1 under CI load never
+		// did; the bad-input scenario asserts each refusal, in every run, on every kernel.
 		for (const mode of ['remap_pfn', 'insert_page', 'insert_pages', 'remap_contig', 'fault']) expect(report.counts['mapped']?.[mode] ?? 0, mode).toBeGreaterThan(0);
-		expect(report.counts['mmap']?.['EPERM'] ?? 0).toBeGreaterThan(0);
 		// VM_DONTEXPAND: grows of the device's vma were tried, and every one refused.
 		expect(Object.values(report.counts['mremap-grow'] ?? {}).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
 		expect(report.counts['mremap-grow']?.['ok'] ?? 0).toBe(0);
