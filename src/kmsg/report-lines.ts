@@ -270,6 +270,8 @@ export interface TaskLine {
 }
 
 const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?)(?: Kdump: loaded)? (Not tainted|Tainted: )(.*)$/;
+// arm before 3.7 (__show_regs): "CPU: 0    Tainted: G        W     (3.4.0-g9a3c983 #3)", no pid or comm
+const CPU_TAINT_LINE = /^CPU: (\d+) +(Not tainted|Tainted: )(.*)$/;
 // hung-task reports print the taint alone, indented: "      Tainted: G      D    O       6.1.0 #1"
 const TAINT_ONLY_LINE = /^\s*(Not tainted|Tainted: )(?!\[)(.*)$/;
 const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
@@ -307,6 +309,11 @@ export function parseTaskLine(text: string): TaskLine | undefined {
 		const out: TaskLine = { cpu: Number(m[1]), pid: Number(m[3]), comm: m[4] ?? '' };
 		if (m[2] !== undefined) out.uid = Number(m[2]);
 		taintAndRelease(m[5], m[6], out);
+		return out;
+	}
+	if (c === 0x43 /* C */ && (m = CPU_TAINT_LINE.exec(text))) {
+		const out: TaskLine = { cpu: Number(m[1]) };
+		taintAndRelease(m[2], m[3], out);
 		return out;
 	}
 	if (c === 0x50 /* P */) {
