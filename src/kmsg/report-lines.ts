@@ -79,6 +79,8 @@ const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
 const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(?:>|\u2026)?\s*$/;
 // A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
+// A decoded frame cut inside its source position (the end of a truncated paste): "fn (arch/x86/incl".
+const FRAME_DECODED_CUT = /^([A-Za-z_.$][\w.$]*) \((?:\.\/)?[\w.-]+\/[\w./-]*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
 // arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
@@ -165,7 +167,7 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const old = parseOldX86Frames(text);
 		if (old) return old[0];
 	}
-	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ')))) return undefined;
+	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ') || text.includes(' (')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
 	if (t.charCodeAt(0) === 0x28 /* ( */ && t.charCodeAt(1) === 0x5b /* [ */ && t.endsWith(')')) t = t.slice(1, -1);
@@ -211,6 +213,8 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const source = m[3] ?? m[4];
 		if (source) frame.source = source;
 		if (m[5] || t.includes('(inlined by)')) frame.inline = true;
+	} else if (decoded && (m = FRAME_DECODED_CUT.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
 	} else return undefined;
 	if (address !== undefined) frame.address = BigInt('0x' + address);
 	return frame;
