@@ -524,6 +524,16 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			}
 		}
 	}
+	// markdown bold a reporter put around a message: "kernel: **UBSAN: ... in f.c:1717:69**"
+	// (as markdown reads it: no blank inside either pair of stars; banners of stars stay)
+	if (s.charCodeAt(i) === 0x2a /* * */ && s.charCodeAt(i + 1) === 0x2a && end - i > 6 && s.charCodeAt(end - 1) === 0x2a && s.charCodeAt(end - 2) === 0x2a) {
+		const a = s.charCodeAt(i + 2);
+		const b = s.charCodeAt(end - 3);
+		if (a !== 0x2a && a !== SPACE && b !== 0x2a && b !== SPACE) {
+			i += 2;
+			end -= 2;
+		}
+	}
 	out.start = i;
 	out.end = end;
 	return out;

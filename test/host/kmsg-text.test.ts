@@ -42,6 +42,16 @@ describe('normaliseLine', () => {
 		expect(normaliseLine('1276.705430: something').text).toBe('1276.705430: something');
 	});
 
+	it('removes markdown bold around a message, not a banner of stars', () => {
+		expect(normaliseLine('Dec 27 19:05:38 rpi kernel: **UBSAN: shift-out-of-bounds in a/b.c:1717:69**').text).toBe(
+			'UBSAN: shift-out-of-bounds in a/b.c:1717:69',
+		);
+		expect(normaliseLine('[    0.5] **   NOTICE NOTICE NOTICE   **').text).toBe('**   NOTICE NOTICE NOTICE   **');
+		expect(normaliseLine('[    0.5] **********************************************************').text).toBe(
+			'**********************************************************',
+		);
+	});
+
 	it('strips syslog and journalctl prefixes, and marks other programs lines', () => {
 		expect(normaliseLine('Nov 24 12:00:00 host kernel: hybridmem_test: unloaded')).toEqual({
 			text: 'hybridmem_test: unloaded',
