@@ -79,8 +79,9 @@ const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
 const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(?:>|\u2026)?\s*$/;
 // A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
-// A decoded frame cut inside its source position (the end of a truncated paste): "fn (arch/x86/incl".
-const FRAME_DECODED_CUT = /^([A-Za-z_.$][\w.$]*) \((?:\.\/)?[\w.-]+\/[\w./-]*$/;
+// A decoded frame cut inside its source positions (the end of a truncated paste): "fn (arch/x86/incl",
+// "fn (./include/linux/log2.h:57 fs/bcachefs/recovery.c:46".
+const FRAME_DECODED_CUT = /^([A-Za-z_.$][\w.$]*) \((?=[^\s()]*\/)[\w./~+-]+(?::\d*)?(?: [\w./~+-]+(?::\d*)?)*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
 // arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
