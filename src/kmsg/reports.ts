@@ -29,7 +29,7 @@ export type { ReportKind, StackFrame } from './report-lines.js';
 export interface CrashReport {
 	/**
 	 * What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()).
-	 * An OOM kill is no report: its dump_header() stack is not a 'trace' either.
+	 * An OOM kill is no report: its dump_header() stack (2.6's out_of_memory() one) is not a 'trace' either.
 	 */
 	kind: ReportKind;
 	/** The line naming the problem, log prefixes removed; a wrapped one joined with a blank. */
