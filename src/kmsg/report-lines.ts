@@ -79,6 +79,9 @@ const FRAME_TAIL = new RegExp('^' + SYMBOL_SRC + SITE_SRC + '\\s*$');
 const FRAME_CUT = /^([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+) \[[\w-]*(?:>|\u2026)?\s*$/;
 // A decoded frame without offset: "fn (lib/dump_stack.c:107)", "fn lib/dump_stack.c:79 [inline]".
 const FRAME_DECODED = /^([A-Za-z_.$][\w.$]*)(?: \[([\w-]+)\])? +(?:\((\S+?:\d+)[^\n]*\)|([^\s()]+:\d+)(?::\d+)?(?: (\[inline\]))?)\s*$/;
+// A decoded frame cut inside its source positions (the end of a truncated paste): "fn (arch/x86/incl",
+// "fn (./include/linux/log2.h:57 fs/bcachefs/recovery.c:46".
+const FRAME_DECODED_CUT = /^([A-Za-z_.$][\w.$]*) \((?=[^\s()]*\/)[\w./~+-]+(?::\d*)?(?: [\w./~+-]+(?::\d*)?)*$/;
 // arm32: "(fn+0x1/0x2 [mod]) from [<c0...>] (caller+0x3/0x4)" or "(fn) from ..."
 const FRAME_ARM = /^\(([A-Za-z_.$][\w.$]*)(?:\+0x([0-9a-f]+)\/0x([0-9a-f]+))?(?: \[([\w-]+)\])?\) from /;
 // arm32 since 5.16: " fn from caller+0x3/0x4" (the callee without offset), the last one "fn from 0x40101580"
@@ -165,7 +168,7 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const old = parseOldX86Frames(text);
 		if (old) return old[0];
 	}
-	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ')))) return undefined;
+	if (!hasOffset && !(decoded && (text.includes(':') || text.includes(' from ') || text.includes(' (')))) return undefined;
 	let t = text.trimStart();
 	// s390 prints the first frame in parentheses; 3.x x86 puts "<IRQ>" before it
 	if (t.charCodeAt(0) === 0x28 /* ( */ && t.charCodeAt(1) === 0x5b /* [ */ && t.endsWith(')')) t = t.slice(1, -1);
@@ -211,6 +214,8 @@ export function parseFrame(text: string, decoded = false): StackFrame | undefine
 		const source = m[3] ?? m[4];
 		if (source) frame.source = source;
 		if (m[5] || t.includes('(inlined by)')) frame.inline = true;
+	} else if (decoded && (m = FRAME_DECODED_CUT.exec(t))) {
+		frame = { fn: m[1] ?? '', offset: 0, size: 0, reliable };
 	} else return undefined;
 	if (address !== undefined) frame.address = BigInt('0x' + address);
 	return frame;
@@ -270,6 +275,8 @@ export interface TaskLine {
 }
 
 const CPU_LINE = /^CPU: (\d+) (?:UID: (\d+) )?PID: (\d+) Comm: (.*?)(?: Kdump: loaded)? (Not tainted|Tainted: )(.*)$/;
+// arm before 3.7 (__show_regs): "CPU: 0    Tainted: G        W     (3.4.0-g9a3c983 #3)", no pid or comm
+const CPU_TAINT_LINE = /^CPU: (\d+) +(Not tainted|Tainted: )(.*)$/;
 // hung-task reports print the taint alone, indented: "      Tainted: G      D    O       6.1.0 #1"
 const TAINT_ONLY_LINE = /^\s*(Not tainted|Tainted: )(?!\[)(.*)$/;
 const PID_LINE = /^Pid: (\d+), comm: (.*?) (Not tainted|Tainted: )(.*)$/;
@@ -307,6 +314,11 @@ export function parseTaskLine(text: string): TaskLine | undefined {
 		const out: TaskLine = { cpu: Number(m[1]), pid: Number(m[3]), comm: m[4] ?? '' };
 		if (m[2] !== undefined) out.uid = Number(m[2]);
 		taintAndRelease(m[5], m[6], out);
+		return out;
+	}
+	if (c === 0x43 /* C */ && (m = CPU_TAINT_LINE.exec(text))) {
+		const out: TaskLine = { cpu: Number(m[1]) };
+		taintAndRelease(m[2], m[3], out);
 		return out;
 	}
 	if (c === 0x50 /* P */) {

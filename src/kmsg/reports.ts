@@ -29,7 +29,7 @@ export type { ReportKind, StackFrame } from './report-lines.js';
 export interface CrashReport {
 	/**
 	 * What went wrong; 'trace' is a call trace without a headline (a pasted fragment, a dump_stack()).
-	 * An OOM kill is no report: its dump_header() stack is not a 'trace' either.
+	 * An OOM kill is no report: its dump_header() stack (2.6's out_of_memory() one) is not a 'trace' either.
 	 */
 	kind: ReportKind;
 	/** The line naming the problem, log prefixes removed; a wrapped one joined with a blank. */
@@ -783,8 +783,10 @@ export class ReportAssembler {
 		const main = open.traces.find((t) => t.header === 'main') ?? open.traces.find((t) => t.header === 'none');
 		report.frames = main?.frames ?? [];
 		report.moreTraces = open.traces.filter((t) => t !== main).map((t) => t.frames);
-		// The OOM killer's dump_header() stack: the kernel enforcing its memory policy, not a crash report.
-		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process'))) return;
+		// The OOM killer's dump_header() stack (2.6's printed from out_of_memory() itself): the kernel
+		// enforcing its memory policy, not a crash report.
+		if (report.kind === 'trace' && report.frames.some((f) => f.fn === 'dump_header' || f.fn.startsWith('oom_kill_process') || f.fn === 'out_of_memory'))
+			return;
 		// A headline-less trace is named by its top reliable frame; the frames above it ("? " ones) are not below it.
 		let below: StackFrame | undefined;
 		let belowKnown = false;

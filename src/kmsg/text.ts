@@ -215,6 +215,17 @@ function timestampValue(s: string, from: number, to: number, digits: number, fra
 	return Number(s.slice(from, to));
 }
 
+/** Index of the "]" after a wall clock "11-23 23:47:23.872" at `i`, else -1. */
+function wallClockEnd(s: string, i: number, end: number): number {
+	if (end - i < 15 || s.charCodeAt(i + 2) !== 0x2d /* - */ || s.charCodeAt(i + 5) !== SPACE || s.charCodeAt(i + 8) !== 0x3a /* : */ || s.charCodeAt(i + 11) !== 0x3a) return -1;
+	let j = i + 14;
+	if (s.charCodeAt(j) === 0x2e /* . */) {
+		j++;
+		while (j < i + 24 && isDigit(s.charCodeAt(j))) j++;
+	}
+	return s.charCodeAt(j) === RBRACKET ? j : -1;
+}
+
 /** Index after a terminal program's "[HH:MM:SS:mmm] " / "[HH:MM:SS.mmm]" at `i`, else -1. */
 function terminalClockEnd(s: string, i: number, end: number): number {
 	if (end - i < 12 || s.charCodeAt(i + 6) !== 0x3a /* : */ || !isDigit(s.charCodeAt(i + 2)) || !isDigit(s.charCodeAt(i + 8))) return -1;
@@ -268,6 +279,42 @@ function pastePrefixEnd(s: string, i: number, end: number, out: LineScan): numbe
 		}
 	}
 	return i;
+}
+
+/**
+ * Index after an uptime written "1276.705430:" and blanks at `i`, when a "<1>" level
+ * or a "(01-28 07:22:33.304698634)" wall clock follows (both are skipped, the level
+ * and the time go into `out`), else -1: Android kernels' log dumps (last_kmsg tools).
+ */
+function uptimeColonEnd(s: string, i: number, end: number, out: LineScan): number {
+	let j = i;
+	while (j < i + 9 && isDigit(s.charCodeAt(j))) j++;
+	if (j === i || s.charCodeAt(j) !== 0x2e /* . */) return -1;
+	const point = j++;
+	while (j < point + 10 && isDigit(s.charCodeAt(j))) j++;
+	if (j < point + 4 || s.charCodeAt(j) !== 0x3a /* : */ || s.charCodeAt(j + 1) !== SPACE) return -1;
+	const ts = Number(s.slice(i, j));
+	j++;
+	while (s.charCodeAt(j) === SPACE && j < end) j++;
+	let level: number | undefined;
+	if (s.charCodeAt(j) === 0x3c /* < */ && isDigit(s.charCodeAt(j + 1)) && s.charCodeAt(j + 2) === 0x3e /* > */) {
+		level = (s.charCodeAt(j + 1) - 0x30) & 7;
+		j += 3;
+		while (s.charCodeAt(j) === SPACE && j < end) j++;
+	}
+	let clock = false;
+	if (s.charCodeAt(j) === 0x28 /* ( */ && isDigit(s.charCodeAt(j + 1)) && isDigit(s.charCodeAt(j + 2)) && s.charCodeAt(j + 3) === 0x2d /* - */) {
+		const close = s.indexOf(')', j);
+		if (close > 0 && close < j + 40 && /^\(\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\)$/.test(s.slice(j, close + 1))) {
+			clock = true;
+			j = close + 1;
+			if (s.charCodeAt(j) === SPACE) j++;
+		}
+	}
+	if (level === undefined && !clock) return -1;
+	out.ts = ts;
+	if (level !== undefined) out.level = level;
+	return j;
 }
 
 /**
@@ -327,7 +374,12 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 			}
 		}
 		const d = s.charCodeAt(j);
-		if (j === i) {
+		// an Android log tool's "  1276.705430:   <1> (01-28 07:22:33.304698634) ": uptime with a colon
+		const u = isDigit(d) ? uptimeColonEnd(s, j, end, out) : -1;
+		if (u > 0) {
+			i = u;
+			c = s.charCodeAt(i);
+		} else if (j === i) {
 			// nothing to skip
 		} else if (
 			(d === LBRACKET && isTimestampAt(s, j)) ||
@@ -420,6 +472,13 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 				if (s.charCodeAt(j) === RBRACKET) {
 					close = j;
 					if (!relative) out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+				} else if (s.charCodeAt(j) === SPACE && s.charCodeAt(j + 1) === 0x2f /* / */ && s.charCodeAt(j + 2) === SPACE) {
+					// Android kernels' uptime and wall clock: "[  197.301431 / 11-23 23:47:23.872]"
+					const k = wallClockEnd(s, j + 3, end);
+					if (k > 0) {
+						close = k;
+						out.ts = timestampValue(s, numStart, j, digits, j - fracStart);
+					}
 				}
 			} else if (isUpper(s.charCodeAt(i + 1))) {
 				const m = HUMAN_TIME.exec(s.slice(i, Math.min(end, i + 32)));
@@ -463,6 +522,16 @@ export function scanLine(s: string, start: number, end: number, out: LineScan): 
 				const k = afterHostKernel(s, i, end, true);
 				if (k > 0) i = k;
 			}
+		}
+	}
+	// markdown bold a reporter put around a message: "kernel: **UBSAN: ... in f.c:1717:69**"
+	// (as markdown reads it: no blank inside either pair of stars; banners of stars stay)
+	if (s.charCodeAt(i) === 0x2a /* * */ && s.charCodeAt(i + 1) === 0x2a && end - i > 6 && s.charCodeAt(end - 1) === 0x2a && s.charCodeAt(end - 2) === 0x2a) {
+		const a = s.charCodeAt(i + 2);
+		const b = s.charCodeAt(end - 3);
+		if (a !== 0x2a && a !== SPACE && b !== 0x2a && b !== SPACE) {
+			i += 2;
+			end -= 2;
 		}
 	}
 	out.start = i;

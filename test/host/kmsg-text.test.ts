@@ -26,6 +26,32 @@ describe('normaliseLine', () => {
 		expect(normaliseLine('[    0.000000][    C1] x')).toMatchObject({ text: 'x', caller: 'C1' });
 	});
 
+	it("strips Android kernels' uptime and wall-clock prefixes", () => {
+		expect(normaliseLine('[  197.301508 / 11-23 23:47:23.872] PC is at __mutex_lock_slowpath+0x7c/0x394')).toEqual({
+			text: 'PC is at __mutex_lock_slowpath+0x7c/0x394',
+			ts: 197.301508,
+			kernel: true,
+		});
+		expect(normaliseLine('  1276.747940:   <6> (01-28 07:22:33.347208893) PC is at exfat_d_hashi+0x6c/0xc0')).toEqual({
+			text: 'PC is at exfat_d_hashi+0x6c/0xc0',
+			ts: 1276.74794,
+			level: 6,
+			kernel: true,
+		});
+		// without a level or a clock after it, a number and a colon are the message's own
+		expect(normaliseLine('1276.705430: something').text).toBe('1276.705430: something');
+	});
+
+	it('removes markdown bold around a message, not a banner of stars', () => {
+		expect(normaliseLine('Dec 27 19:05:38 rpi kernel: **UBSAN: shift-out-of-bounds in a/b.c:1717:69**').text).toBe(
+			'UBSAN: shift-out-of-bounds in a/b.c:1717:69',
+		);
+		expect(normaliseLine('[    0.5] **   NOTICE NOTICE NOTICE   **').text).toBe('**   NOTICE NOTICE NOTICE   **');
+		expect(normaliseLine('[    0.5] **********************************************************').text).toBe(
+			'**********************************************************',
+		);
+	});
+
 	it('strips syslog and journalctl prefixes, and marks other programs lines', () => {
 		expect(normaliseLine('Nov 24 12:00:00 host kernel: hybridmem_test: unloaded')).toEqual({
 			text: 'hybridmem_test: unloaded',
