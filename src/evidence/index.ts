@@ -1,7 +1,7 @@
 // Kernel evidence for any mapping: the PFN lifecycle from tracefs, page state
 // from pagemap and kpageflags, page-poison reports, and free-page accounting;
 // and the test module's own trace events.
-export { PfnTrace, MAPPING_PROBES, parseTrace, markerTime, type PfnTraceLog, type PfnTraceOptions, type TraceEvent, type MappingApi } from './pfn-trace.js';
+export { PfnTrace, withReusedTraces, MAPPING_PROBES, parseTrace, markerTime, type PfnTraceLog, type PfnTraceOptions, type TraceEvent, type MappingApi } from './pfn-trace.js';
 export { analyzeLifecycle, describeLifecycle, pagesFromPagemap, pagesFromTrace, type Lifecycle, type MappingWindow, type UserPage, type FreedWhileMapped } from './lifecycle.js';
 export { readPagemap, pageStates, KPF, type PagemapEntry, type KpageState, type KpageFlag } from './pagemap.js';
 export { findPoisonReports, decodeAddressTag, pagePoisoningEnabled, sweepFreedPages, PAGE_POISON_BYTE, type PoisonReport, type TagRun } from './page-poison.js';
