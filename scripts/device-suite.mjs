@@ -20,8 +20,8 @@ const args = process.argv.slice(2);
 const reportAt = args.indexOf('--report');
 const report = reportAt >= 0 ? args.splice(reportAt, 2)[1] : path.join(root, 'reports', `device-${os.release()}.json`);
 // --bundled: the suite as the host bundled it just before (scripts/device-bundle.mjs).
-const bundledAt = args.indexOf('--bundled');
-const bundled = bundledAt >= 0 && args.splice(bundledAt, 1).length > 0;
+const bundled = args.includes('--bundled');
+if (bundled) args.splice(args.indexOf('--bundled'), 1);
 
 // In a guest of another architecture than the host that ran npm (arm64
 // under the x86 checkout), vitest's native bindings come from

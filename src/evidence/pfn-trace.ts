@@ -177,6 +177,11 @@ interface IdleTrace {
 let reuseDepth = 0;
 const idle: IdleTrace[] = [];
 
+function removeTrace(t: Pick<IdleTrace, 'instance' | 'kprobes'>): void {
+	t.instance.close();
+	t.kprobes?.remove();
+}
+
 /**
  * Runs `fn` with PFN traces reused: a trace stopped inside it keeps its
  * instance and probes (off) for the next start, which empties the buffer
@@ -193,11 +198,7 @@ export async function withReusedTraces<T>(fn: () => Promise<T>): Promise<T> {
 	try {
 		return await fn();
 	} finally {
-		if (--reuseDepth === 0)
-			for (const t of idle.splice(0)) {
-				t.instance.close();
-				t.kprobes?.remove();
-			}
+		if (--reuseDepth === 0) for (const t of idle.splice(0)) removeTrace(t);
 	}
 }
 
@@ -233,8 +234,7 @@ export class PfnTrace {
 				t.instance.clear();
 				t.instance.on();
 			} catch (err) {
-				t.instance.close();
-				t.kprobes?.remove();
+				removeTrace(t);
 				throw err;
 			}
 			return new PfnTrace(t.instance, t.kprobes, pageSize, !!opts.keepText, bufferKb);
@@ -283,10 +283,7 @@ export class PfnTrace {
 			};
 		} finally {
 			if (reuseDepth && this.instance.exists()) idle.push({ instance: this.instance, kprobes: this.kprobes, bufferKb: this.bufferKb });
-			else {
-				this.instance.close();
-				this.kprobes?.remove();
-			}
+			else removeTrace(this);
 		}
 	}
 }
