@@ -71,14 +71,21 @@ export const notesTest2Uaf: Scenario = {
 		let marks: ReturnType<typeof marksFromProbe> = [];
 		let logged;
 		let log;
-		// Where poisoning never checks: a pipe takes the freed page at once (see pinFreedPage()).
+		// Where poisoning never checks: a pipe takes the freed page at once (see openPin()).
 		const pin = poisonSupport.checks ? undefined : openPin(dev.pageSize);
+		// Where it checks: one write of the whole mapping, then a pipe of UAF_PAGES buffers takes
+		// the freed pages, and its allocations are what poisoning checks (see openPin()).
+		const guard = poisonSupport.checks ? openPin(dev.pageSize, UAF_PAGES) : undefined;
 		let pinned: TagRun | undefined;
 		try {
 			logged = await ctx.kernelLog(() => {
 				trace.mark('map');
 				const m = dev.map(UAF_PAGES * dev.pageSize);
 				pin?.take();
+				if (guard) {
+					m.fillSync({ pattern: 'address-tag', seed: SEED });
+					guard.take();
+				}
 				address = m.address;
 				writeRead = notesWriteRead(m);
 				const v = m.verifySync({ pattern: 'address-tag', seed: SEED });
@@ -94,6 +101,7 @@ export const notesTest2Uaf: Scenario = {
 		} finally {
 			log = trace.stop();
 			pin?.close();
+			guard?.close();
 		}
 		const window = { address, length: UAF_PAGES * dev.pageSize, tgid: process.pid, from: 'map', until: 'unmap', end: 'end' };
 		const lc = analyzeLifecycle(log, window, pagesFromTrace(log, window));
@@ -149,15 +157,19 @@ export const notesTest2Uaf: Scenario = {
 };
 
 /**
- * On a 1-vCPU guest the page the driver freed last heads the per-CPU free
- * list, and the next order-0 allocation takes it; when that is one of node's
- * page tables, user space writing through the mapping corrupts it (5.10:
- * "bad pmd", node killed).  Poisoning does not check there, so nothing is
- * lost by letting a pipe buffer take that page before user space writes:
- * the writes land in the pipe, which reading it back shows.
+ * On a 1-vCPU guest the pages the driver freed head the per-CPU free list,
+ * and the next order-0 allocations take them; when one is node's page table
+ * or heap, user space writing through the mapping corrupts it (5.10: "bad
+ * pmd", node killed; 7.2: "Oops: Bad pagetable" in node, or node's SIGSEGV,
+ * and the guest hung).  A pipe whose `pages` buffers take them instead holds
+ * every later write harmlessly.  Where poisoning does not check, nothing is
+ * lost by taking the last freed page before user space writes: the writes
+ * land in the pipe, which reading it back shows.  Where it checks, the
+ * mapping is written once first, and the pipe's allocations meet the user's
+ * bytes in the freed pages: that is the poison report.
  */
-function openPin(pageSize: number): { take(): void; read(seed: bigint, maxOffset: bigint): TagRun | undefined; close(): void; why?: string } {
-	const fill = Buffer.alloc(pageSize, 0x5a);
+function openPin(pageSize: number, pages = 1): { take(): void; read(seed: bigint, maxOffset: bigint): TagRun | undefined; close(): void; why?: string } {
+	const fill = Buffer.alloc(pageSize * pages, 0x5a);
 	const back = Buffer.alloc(pageSize);
 	const fifo = path.join(os.tmpdir(), `hybridmem-uaf-pin-${process.pid}`);
 	let fd: number | undefined;
